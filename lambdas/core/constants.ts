@@ -1,0 +1,102 @@
+/**
+ * Every key name, prefix and limit of the single table, defined once. The CDK construct, the
+ * handlers, the sequencer and the tests import these; nobody retypes `"STREAM#"`.
+ */
+
+/** Partition and sort key attribute names. */
+export const KEYS = { partition: "PK", sort: "SK" } as const;
+
+/** Key prefixes and fixed sort keys that keep item kinds apart. */
+export const PREFIX = {
+  stream: "STREAM#",
+  version: "VERSION#",
+  snapshot: "SNAPSHOT#",
+  all: "ALL#",
+  projection: "PROJECTION#",
+} as const;
+
+export const SORT_KEY = {
+  /** The per-stream head item: current version, times, recent event ids. */
+  head: "HEAD",
+  /** Optional stream metadata. */
+  meta: "META",
+} as const;
+
+/** Attribute names of event and head items. */
+export const ATTR = {
+  eventId: "eventId",
+  type: "type",
+  version: "version",
+  schemaVersion: "schemaVersion",
+  data: "data",
+  metadata: "metadata",
+  createdAt: "createdAt",
+  updatedAt: "updatedAt",
+  /** Item kind marker, so stream consumers can tell items apart without parsing keys. */
+  kind: "kind",
+  /** Head only: the number of events in the append that last wrote it. */
+  lastAppendCount: "lastCount",
+  /** Head only: prefix of the ring of recent event ids, slot = version mod IDEMPOTENCY_WINDOW. */
+  recentIdSlot: "r",
+} as const;
+
+export const ITEM_KIND = {
+  event: "event",
+  head: "head",
+  snapshot: "snapshot",
+  all: "all",
+  projection: "projection",
+} as const;
+
+/** Environment variable names shared by the CDK construct and the handlers. */
+export const ENV = {
+  tableName: "CAIRN_TABLE_NAME",
+} as const;
+
+/** Digits of zero-padded versions and positions, so string sort keys sort as numbers. */
+export const VERSION_DIGITS = 10;
+export const POSITION_DIGITS = 15;
+
+export const LIMITS = {
+  /** Stream ids: 1 to 200 characters, see STREAM_ID_PATTERN. */
+  streamIdMaxLength: 200,
+  /** Event types: 1 to 128 characters, see EVENT_TYPE_PATTERN. */
+  eventTypeMaxLength: 128,
+  /** Event ids: 1 to 64 characters, see EVENT_ID_PATTERN. */
+  eventIdMaxLength: 64,
+  /** Serialized `data` plus `metadata` of one event, in UTF-8 bytes (DynamoDB items stop at 400 KB). */
+  eventBytes: 256 * 1024,
+  /** Serialized `data` plus `metadata` of one append, in UTF-8 bytes (a transaction stops at 4 MB). */
+  appendBytes: 3.5 * 1024 * 1024,
+  /** Events in one append: TransactWriteItems takes 100 items, one of which is the stream head. */
+  eventsPerAppend: 99,
+  /** Highest schema version. */
+  maxSchemaVersion: 10_000,
+} as const;
+
+/**
+ * How many of a stream's most recent event ids the head remembers, so an append retried with
+ * `any` or `stream_exists` is recognised. Exact-version appends are recognised at any age.
+ */
+export const IDEMPOTENCY_WINDOW = 20;
+
+/** Letters, digits and `_ . : @ ~ = + -`; must start with a letter or digit (`$` is reserved). */
+export const STREAM_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@~=+-]*$/;
+/** Starts with a letter; then letters, digits and `_ . : -`. */
+export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
+/** Letters, digits and `_ . : -` (UUIDs fit). */
+export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+
+export const streamKey = (streamId: string): string => `${PREFIX.stream}${streamId}`;
+export const versionKey = (version: number): string =>
+  `${PREFIX.version}${String(version).padStart(VERSION_DIGITS, "0")}`;
+export const versionFromKey = (sortKey: string): number => Number(sortKey.slice(PREFIX.version.length));
+export const streamIdFromKey = (partitionKey: string): string => partitionKey.slice(PREFIX.stream.length);
+export const recentIdAttr = (version: number): string =>
+  `${ATTR.recentIdSlot}${version % IDEMPOTENCY_WINDOW}`;
+
+/** A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). */
+export const categoryOf = (streamId: string): string => {
+  const dash = streamId.indexOf("-");
+  return dash === -1 ? streamId : streamId.slice(0, dash);
+};

@@ -1,0 +1,111 @@
+import type { ExpectedVersion } from "./types.ts";
+
+/** Stable error codes, shared by the library, the HTTP API and the client. */
+export type ErrorCode =
+  | "ValidationError"
+  | "WrongExpectedVersion"
+  | "StreamNotFound"
+  | "PayloadTooLarge"
+  | "NotFound"
+  | "InternalError";
+
+/** The base of every error Cairn throws on purpose. `toJSON()` is the HTTP error body's `error`. */
+export abstract class CairnError extends Error {
+  abstract readonly code: ErrorCode;
+
+  toJSON(): { code: ErrorCode; message: string } & Record<string, unknown> {
+    return { code: this.code, message: this.message };
+  }
+}
+
+/** Input that breaks the contract; `field` names what was wrong (`events[2].type`). Nothing was written. */
+export class ValidationError extends CairnError {
+  readonly code = "ValidationError";
+  override readonly name = "ValidationError";
+
+  constructor(
+    readonly field: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: ${message}`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), field: this.field };
+  }
+}
+
+/** A size limit was passed. Nothing was written. */
+export class PayloadTooLargeError extends CairnError {
+  readonly code = "PayloadTooLarge";
+  override readonly name = "PayloadTooLargeError";
+
+  constructor(
+    readonly field: string,
+    readonly limit: number,
+    readonly actual: number,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: ${actual} bytes is over the limit of ${limit} bytes`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), field: this.field, limit: this.limit, actual: this.actual };
+  }
+}
+
+/** The stream's version was not what the append expected. Nothing was written. */
+export class WrongExpectedVersionError extends CairnError {
+  readonly code = "WrongExpectedVersion";
+  override readonly name = "WrongExpectedVersionError";
+
+  constructor(
+    readonly streamId: string,
+    readonly expectedVersion: ExpectedVersion,
+    /** The stream's version when the conflict was seen; 0 when it does not exist. */
+    readonly currentVersion: number,
+    options?: ErrorOptions,
+  ) {
+    super(`stream ${streamId} is at version ${currentVersion}, expected ${String(expectedVersion)}`, options);
+  }
+
+  override toJSON() {
+    return {
+      ...super.toJSON(),
+      streamId: this.streamId,
+      expectedVersion: this.expectedVersion,
+      currentVersion: this.currentVersion,
+    };
+  }
+}
+
+export class StreamNotFoundError extends CairnError {
+  readonly code = "StreamNotFound";
+  override readonly name = "StreamNotFoundError";
+
+  constructor(
+    readonly streamId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`stream ${streamId} does not exist`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), streamId: this.streamId };
+  }
+}
+
+/** Something other than a stream is missing: a projection, a snapshot, a route. */
+export class NotFoundError extends CairnError {
+  readonly code = "NotFound";
+  override readonly name = "NotFoundError";
+}
+
+export const isCairnError = (error: unknown): error is CairnError => error instanceof CairnError;
+export const isValidationError = (error: unknown): error is ValidationError =>
+  error instanceof ValidationError;
+export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVersionError =>
+  error instanceof WrongExpectedVersionError;
+export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
+  error instanceof StreamNotFoundError;

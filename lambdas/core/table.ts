@@ -1,0 +1,57 @@
+import {
+  CreateTableCommand,
+  type CreateTableCommandInput,
+  DescribeTableCommand,
+  type DynamoDBClient,
+  ResourceInUseException,
+  ResourceNotFoundException,
+} from "@aws-sdk/client-dynamodb";
+import { KEYS } from "./constants.ts";
+
+/**
+ * The table's shape, defined once: the CDK construct builds the same keys and stream view from
+ * these constants, and `ensureTable` creates it on DynamoDB Local.
+ */
+export const TABLE_SCHEMA = {
+  partitionKey: KEYS.partition,
+  sortKey: KEYS.sort,
+  /** The sequencer reads the stream heads' old and new versions. */
+  streamViewType: "NEW_AND_OLD_IMAGES",
+} as const;
+
+export function createTableInput(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [
+      { AttributeName: TABLE_SCHEMA.partitionKey, AttributeType: "S" },
+      { AttributeName: TABLE_SCHEMA.sortKey, AttributeType: "S" },
+    ],
+    KeySchema: [
+      { AttributeName: TABLE_SCHEMA.partitionKey, KeyType: "HASH" },
+      { AttributeName: TABLE_SCHEMA.sortKey, KeyType: "RANGE" },
+    ],
+    StreamSpecification: { StreamEnabled: true, StreamViewType: TABLE_SCHEMA.streamViewType },
+  };
+}
+
+/** Creates the table when it is missing and waits until it is active. Returns true if it created it. */
+export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<boolean> {
+  let created = false;
+  try {
+    await client.send(new CreateTableCommand(createTableInput(tableName)));
+    created = true;
+  } catch (error) {
+    if (!(error instanceof ResourceInUseException)) throw error;
+  }
+  for (let attempt = 0; attempt < 100; attempt++) {
+    try {
+      const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+      if (Table?.TableStatus === "ACTIVE") return created;
+    } catch (error) {
+      if (!(error instanceof ResourceNotFoundException)) throw error;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`table ${tableName} did not become active`);
+}

@@ -1,0 +1,83 @@
+/** Any JSON value: what an event's data may be. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+/**
+ * What an append expects of the stream: `"any"` (no check), `"no_stream"` (must not exist),
+ * `"stream_exists"` (must exist) or its exact current version (0 = must not exist).
+ */
+export type ExpectedVersion = "any" | "no_stream" | "stream_exists" | number;
+
+/** Correlation and causation ids by convention; any other JSON fields are kept as they are. */
+export interface EventMetadata {
+  readonly correlationId?: string;
+  readonly causationId?: string;
+  readonly [key: string]: JsonValue | undefined;
+}
+
+/** An event to append. `eventId` makes retries idempotent; one is generated when absent. */
+export interface NewEvent<Type extends string = string, Data = unknown> {
+  readonly eventId?: string;
+  readonly type: Type;
+  readonly data: Data;
+  readonly metadata?: EventMetadata;
+  /** The version of this event type's data shape. @default 1 */
+  readonly schemaVersion?: number;
+}
+
+/** The envelope every reader gets. */
+export interface RecordedEvent<Type extends string = string, Data = unknown> {
+  readonly eventId: string;
+  readonly streamId: string;
+  readonly type: Type;
+  /** 1-based position in the stream. */
+  readonly version: number;
+  readonly schemaVersion: number;
+  readonly data: Data;
+  readonly metadata: EventMetadata;
+  /** ISO 8601 time of the append. */
+  readonly createdAt: string;
+  /** Position in `$all`; present on events read from `$all`. */
+  readonly globalPosition?: number;
+}
+
+export interface AppendOptions {
+  /** @default "any" */
+  readonly expectedVersion?: ExpectedVersion;
+}
+
+export interface AppendResult {
+  readonly streamId: string;
+  /** Version of the first appended event. */
+  readonly fromVersion: number;
+  /** Version of the last appended event: the stream's version after the append. */
+  readonly toVersion: number;
+  readonly eventIds: readonly string[];
+  /** True when every event was already in the stream: a retry, nothing was written. */
+  readonly duplicate: boolean;
+}
+
+export type ReadDirection = "forward" | "backward";
+
+export interface ReadStreamOptions {
+  /** First version to return (inclusive). @default 1 forward, the last version backward */
+  readonly fromVersion?: number;
+  /** @default "forward" */
+  readonly direction?: ReadDirection;
+  /** Most events to return. @default all of them */
+  readonly limit?: number;
+}
+
+export interface ReadStreamResult<Event extends RecordedEvent = RecordedEvent> {
+  readonly streamId: string;
+  readonly events: Event[];
+  /** Pass as `fromVersion` to read on; absent when the read reached the end in its direction. */
+  readonly nextVersion?: number;
+}
+
+export interface StreamInfo {
+  readonly streamId: string;
+  readonly category: string;
+  readonly version: number;
+  readonly createdAt: string;
+  readonly updatedAt: string;
+}

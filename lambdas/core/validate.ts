@@ -1,0 +1,141 @@
+import { randomUUID } from "node:crypto";
+import { EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, LIMITS, STREAM_ID_PATTERN } from "./constants.ts";
+import { PayloadTooLargeError, ValidationError } from "./errors.ts";
+import type { ExpectedVersion, NewEvent } from "./types.ts";
+
+/** An event checked, given an id and serialized: ready to be written. */
+export interface PreparedEvent {
+  readonly eventId: string;
+  readonly type: string;
+  readonly schemaVersion: number;
+  readonly dataJson: string;
+  readonly metadataJson: string;
+}
+
+const EVENT_FIELDS = new Set(["eventId", "type", "data", "metadata", "schemaVersion"]);
+const MAX_VERSION = 9_999_999_999;
+
+export function assertStreamId(streamId: unknown, field = "streamId"): asserts streamId is string {
+  if (typeof streamId !== "string" || streamId.length === 0) {
+    throw new ValidationError(field, "must be a non-empty string");
+  }
+  if (streamId.length > LIMITS.streamIdMaxLength) {
+    throw new ValidationError(field, `must be at most ${LIMITS.streamIdMaxLength} characters`);
+  }
+  if (!STREAM_ID_PATTERN.test(streamId)) {
+    throw new ValidationError(
+      field,
+      "may hold only letters, digits and _ . : @ ~ = + -, and must start with a letter or digit",
+    );
+  }
+}
+
+export function parseExpectedVersion(value: unknown): ExpectedVersion {
+  if (value === undefined) return "any";
+  if (value === "any" || value === "no_stream" || value === "stream_exists") return value;
+  if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_VERSION) {
+    return value;
+  }
+  throw new ValidationError(
+    "expectedVersion",
+    'must be "any", "no_stream", "stream_exists" or an integer from 0',
+  );
+}
+
+export function assertPositiveInteger(value: unknown, field: string, max = MAX_VERSION): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 1 || value > max) {
+    throw new ValidationError(field, `must be an integer from 1 to ${max}`);
+  }
+  return value;
+}
+
+export function assertNonNegativeInteger(value: unknown, field: string): number {
+  if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_VERSION) {
+    throw new ValidationError(field, `must be an integer from 0 to ${MAX_VERSION}`);
+  }
+  return value;
+}
+
+const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
+
+function serialize(value: unknown, field: string): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (cause) {
+    throw new ValidationError(field, "is not serializable as JSON", { cause });
+  }
+  if (json === undefined) throw new ValidationError(field, "is not a JSON value");
+  return json;
+}
+
+/** Checks a batch against the append contract's limits, gives each event an id and serializes it. */
+export function prepareEvents(events: unknown): PreparedEvent[] {
+  if (!Array.isArray(events) || events.length === 0) {
+    throw new ValidationError("events", "must be a non-empty array");
+  }
+  if (events.length > LIMITS.eventsPerAppend) {
+    throw new ValidationError(
+      "events",
+      `holds ${events.length} events; at most ${LIMITS.eventsPerAppend} per append`,
+    );
+  }
+  const ids = new Set<string>();
+  let totalBytes = 0;
+  const prepared = events.map((event: unknown, index): PreparedEvent => {
+    const at = `events[${index}]`;
+    if (!isPlainObject(event)) throw new ValidationError(at, "must be an object");
+    for (const key of Object.keys(event)) {
+      if (!EVENT_FIELDS.has(key)) throw new ValidationError(`${at}.${key}`, "is not a known field");
+    }
+    const { eventId, type, data, metadata, schemaVersion } = event as Partial<NewEvent>;
+    if (typeof type !== "string" || type.length === 0) {
+      throw new ValidationError(`${at}.type`, "must be a non-empty string");
+    }
+    if (type.length > LIMITS.eventTypeMaxLength || !EVENT_TYPE_PATTERN.test(type)) {
+      throw new ValidationError(
+        `${at}.type`,
+        `must start with a letter, hold only letters, digits and _ . : -, and be at most ${LIMITS.eventTypeMaxLength} characters`,
+      );
+    }
+    const id = eventId === undefined ? randomUUID() : eventId;
+    if (
+      typeof id !== "string" ||
+      id.length === 0 ||
+      id.length > LIMITS.eventIdMaxLength ||
+      !EVENT_ID_PATTERN.test(id)
+    ) {
+      throw new ValidationError(
+        `${at}.eventId`,
+        `must be 1 to ${LIMITS.eventIdMaxLength} letters, digits and _ . : -`,
+      );
+    }
+    if (ids.has(id)) throw new ValidationError(`${at}.eventId`, `repeats ${id} within the append`);
+    ids.add(id);
+    if (data === undefined) throw new ValidationError(`${at}.data`, "is required (null is allowed)");
+    if (metadata !== undefined) {
+      if (!isPlainObject(metadata)) throw new ValidationError(`${at}.metadata`, "must be an object");
+      for (const key of ["correlationId", "causationId"] as const) {
+        const value = metadata[key];
+        if (value !== undefined && typeof value !== "string") {
+          throw new ValidationError(`${at}.metadata.${key}`, "must be a string");
+        }
+      }
+    }
+    const version =
+      schemaVersion === undefined
+        ? 1
+        : assertPositiveInteger(schemaVersion, `${at}.schemaVersion`, LIMITS.maxSchemaVersion);
+    const dataJson = serialize(data, `${at}.data`);
+    const metadataJson = metadata === undefined ? "{}" : serialize(metadata, `${at}.metadata`);
+    const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
+    if (bytes > LIMITS.eventBytes) throw new PayloadTooLargeError(at, LIMITS.eventBytes, bytes);
+    totalBytes += bytes;
+    return { eventId: id, type, schemaVersion: version, dataJson, metadataJson };
+  });
+  if (totalBytes > LIMITS.appendBytes) {
+    throw new PayloadTooLargeError("events", LIMITS.appendBytes, totalBytes);
+  }
+  return prepared;
+}

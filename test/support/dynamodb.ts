@@ -1,0 +1,32 @@
+import { randomUUID } from "node:crypto";
+import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { inject } from "vitest";
+import { ensureTable } from "../../lambdas/core/table.ts";
+
+/** A client for the run's DynamoDB Local (the credentials are placeholders DynamoDB Local accepts). */
+export function localClient(endpoint = inject("dynamodbEndpoint")): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+}
+
+/** A fresh, uniquely named table for one test file. */
+export async function createTestTable(prefix = "cairn-test"): Promise<{
+  client: DynamoDBClient;
+  tableName: string;
+  drop: () => Promise<void>;
+}> {
+  const client = localClient();
+  const tableName = `${prefix}-${randomUUID()}`;
+  await ensureTable(client, tableName);
+  return {
+    client,
+    tableName,
+    drop: async () => {
+      await client.send(new DeleteTableCommand({ TableName: tableName }));
+      client.destroy();
+    },
+  };
+}
