@@ -51,6 +51,8 @@ export const ITEM_KIND = {
 /** Environment variable names shared by the CDK construct and the handlers. */
 export const ENV = {
   tableName: "CAIRN_TABLE_NAME",
+  /** SNS topic the sequencer publishes a wake-up to after it extends `$all`; absent = no fan-out. */
+  wakeTopicArn: "CAIRN_WAKE_TOPIC_ARN",
 } as const;
 
 /** Digits of zero-padded versions and positions, so string sort keys sort as numbers. */
