@@ -1,0 +1,101 @@
+import { randomUUID } from "node:crypto";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ensureTable } from "../lambdas/core/table.ts";
+
+/** What every benchmark section gets: one DynamoDB Local for the whole run. */
+export interface BenchContext {
+  readonly endpoint: string;
+  readonly client: DynamoDBClient;
+  /** A fresh table on the run's DynamoDB Local; returns its name. */
+  newTable(prefix?: string): Promise<string>;
+}
+
+/** One benchmark section: `npm run bench` runs each in turn and prints what it returns. */
+export interface BenchSection {
+  readonly title: string;
+  run(context: BenchContext): Promise<BenchRow[]>;
+}
+
+/** A printed line: ours beside the raw baseline measured in the same run. */
+export interface BenchRow {
+  readonly name: string;
+  readonly unit: string;
+  readonly ours: number;
+  /** The baseline in the same unit; when present the ratio ours/baseline is printed. */
+  readonly baseline?: number;
+  readonly baselineName?: string;
+  /** The ratio the design asks for; the row says whether it was met. */
+  readonly target?: number;
+  /** For units where lower is better (latency, lag), the ratio is baseline/ours. */
+  readonly lowerIsBetter?: boolean;
+  readonly note?: string;
+}
+
+export function localClient(endpoint: string): DynamoDBClient {
+  return new DynamoDBClient({
+    endpoint,
+    region: "us-east-1",
+    credentials: { accessKeyId: "local", secretAccessKey: "local" },
+  });
+}
+
+export async function newTable(client: DynamoDBClient, prefix = "bench"): Promise<string> {
+  const name = `${prefix}-${randomUUID()}`;
+  await ensureTable(client, name);
+  return name;
+}
+
+/** Runs `operation` `count` times with `concurrency` at once; returns operations per second. */
+export async function throughput(
+  count: number,
+  concurrency: number,
+  operation: (index: number) => Promise<unknown>,
+): Promise<number> {
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < count) await operation(next++);
+    }),
+  );
+  return count / ((performance.now() - started) / 1000);
+}
+
+/**
+ * Measures two contenders in alternating rounds (A B A B …) so drift on a shared, noisy machine
+ * falls on both alike; returns each one's median rate.
+ */
+export async function compare(
+  rounds: number,
+  ours: () => Promise<number>,
+  baseline: () => Promise<number>,
+): Promise<{ ours: number; baseline: number }> {
+  const a: number[] = [];
+  const b: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    b.push(await baseline());
+    a.push(await ours());
+  }
+  return { ours: median(a), baseline: median(b) };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2
+    ? (sorted[middle] as number)
+    : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
+export function formatRow(row: BenchRow): string {
+  const value = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
+  let line = `  ${row.name.padEnd(58)} ${value(row.ours).padStart(10)} ${row.unit}`;
+  if (row.baseline !== undefined) {
+    const ratio = row.lowerIsBetter ? row.baseline / row.ours : row.ours / row.baseline;
+    line += `   vs ${row.baselineName ?? "raw"} ${value(row.baseline)}   ratio ${ratio.toFixed(2)}×`;
+    if (row.target !== undefined)
+      line += ratio >= row.target ? `  (target ≥ ${row.target}: met)` : `  (target ≥ ${row.target}: MISSED)`;
+  }
+  if (row.note) line += `   ${row.note}`;
+  return line;
+}

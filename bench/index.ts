@@ -1,0 +1,32 @@
+/**
+ * `npm run bench`: every section on one DynamoDB Local, each figure beside a raw AWS SDK baseline
+ * measured in the same run. Absolute numbers on a shared machine are noise; the ratios are the result.
+ */
+import { existsSync } from "node:fs";
+import { startDynamoDbLocal } from "../bin/local/dynamodb-local.ts";
+import { type BenchContext, type BenchSection, formatRow, localClient, newTable } from "./harness.ts";
+
+const SECTIONS = ["core", "http", "global-order", "aggregate"];
+const only = process.argv.slice(2);
+
+const local = await startDynamoDbLocal();
+const client = localClient(local.endpoint);
+const context: BenchContext = {
+  endpoint: local.endpoint,
+  client,
+  newTable: (prefix) => newTable(client, prefix),
+};
+console.log(`Cairn bench on DynamoDB Local (${local.source}, ${local.endpoint}), Node ${process.version}`);
+try {
+  for (const name of SECTIONS) {
+    if (only.length > 0 && !only.includes(name)) continue;
+    const file = new URL(`./${name}.ts`, import.meta.url);
+    if (!existsSync(file)) continue;
+    const section = (await import(file.href)).default as BenchSection;
+    console.log(`\n${section.title}`);
+    for (const row of await section.run(context)) console.log(formatRow(row));
+  }
+} finally {
+  client.destroy();
+  await local.stop();
+}
