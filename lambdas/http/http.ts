@@ -1,5 +1,6 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
 import { type CairnError, isCairnError, PayloadTooLargeError, ValidationError } from "../core/errors.ts";
+import { logger } from "../observability.ts";
 import type { RouteKey } from "./routes.ts";
 
 export type HttpRequest = APIGatewayProxyEventV2;
@@ -29,7 +30,7 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 /** The one place errors become HTTP: a stable `code`, a status per code, and a 500 that says nothing internal. */
 export function errorResponse(error: unknown): HttpResponse {
   if (isCairnError(error)) return json(STATUS[error.code], { error: error.toJSON() });
-  console.error(JSON.stringify({ level: "ERROR", message: "unhandled error", error: String(error) }));
+  logger.error("unhandled error", error as Error);
   return json(500, { error: { code: "InternalError", message: "internal error" } });
 }
 
