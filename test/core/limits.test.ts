@@ -1,0 +1,208 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  EventStore,
+  LIMITS,
+  type NewEvent,
+  PayloadTooLargeError,
+  StreamNotFoundError,
+  ValidationError,
+} from "../../lambdas/core/index.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+
+let store: EventStore;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const table = await createTestTable();
+  store = new EventStore({ client: table.client, tableName: table.tableName });
+  drop = table.drop;
+});
+afterAll(() => drop());
+
+const newStream = () => `Limit-${randomUUID()}`;
+const ok = (): NewEvent => ({ type: "Ok", data: {} });
+
+/** Data whose JSON plus the default metadata `{}` is exactly `bytes` bytes. */
+const dataOfBytes = (bytes: number) => "x".repeat(bytes - 2 - 2);
+
+async function expectNothingWritten(streamId: string) {
+  await expect(store.readStream(streamId)).rejects.toBeInstanceOf(StreamNotFoundError);
+}
+
+async function expectRefused(
+  streamId: string,
+  events: unknown,
+  error: typeof ValidationError | typeof PayloadTooLargeError,
+  field: string,
+  options?: unknown,
+) {
+  const attempt = store.appendToStream(streamId, events as NewEvent[], options as never);
+  await expect(attempt).rejects.toBeInstanceOf(error);
+  await expect(attempt).rejects.toMatchObject({ field });
+}
+
+describe("stream id", () => {
+  it(`takes ${LIMITS.streamIdMaxLength} characters and refuses one more`, async () => {
+    const atLimit = `S${"a".repeat(LIMITS.streamIdMaxLength - 1)}`;
+    const past = `${atLimit}a`;
+
+    await store.appendToStream(atLimit, [ok()]);
+    await expectRefused(past, [ok()], ValidationError, "streamId");
+
+    expect((await store.getStreamInfo(atLimit)).version).toBe(1);
+  });
+
+  it.each(["", "a/b", "a b", "$all", "-lead", "a#b", "naïve", "a?b", "a%2Fb", "tab\t"])(
+    "refuses %j",
+    async (streamId) => {
+      await expectRefused(streamId, [ok()], ValidationError, "streamId");
+    },
+  );
+
+  it.each(["Order-42", "a.b:c@d~e=f+g_h", "0", "Z"])("accepts %j", async (prefix) => {
+    const streamId = `${prefix}-${randomUUID()}`;
+    await expect(store.appendToStream(streamId, [ok()])).resolves.toMatchObject({ toVersion: 1 });
+  });
+});
+
+describe("event fields", () => {
+  it(`takes a type of ${LIMITS.eventTypeMaxLength} characters and refuses one more`, async () => {
+    const streamId = newStream();
+    const type = `T${"t".repeat(LIMITS.eventTypeMaxLength - 1)}`;
+
+    await store.appendToStream(streamId, [{ type, data: 1 }]);
+    await expectRefused(streamId, [{ type: `${type}t`, data: 1 }], ValidationError, "events[0].type");
+
+    expect((await store.getStreamInfo(streamId)).version).toBe(1);
+  });
+
+  it(`takes an event id of ${LIMITS.eventIdMaxLength} characters and refuses one more`, async () => {
+    const streamId = newStream();
+    const eventId = "e".repeat(LIMITS.eventIdMaxLength);
+
+    await store.appendToStream(streamId, [{ eventId, type: "Ok", data: 1 }]);
+    await expectRefused(
+      streamId,
+      [{ eventId: `${eventId}e`, type: "Ok", data: 1 }],
+      ValidationError,
+      "events[0].eventId",
+    );
+  });
+
+  const bad: [string, unknown, string][] = [
+    ["no events", [], "events"],
+    ["events not an array", { type: "Ok" }, "events"],
+    ["an event that is not an object", [ok(), "Ok"], "events[1]"],
+    ["no type", [{ data: 1 }], "events[0].type"],
+    ["an empty type", [{ type: "", data: 1 }], "events[0].type"],
+    ["a type starting with a digit", [{ type: "1Ok", data: 1 }], "events[0].type"],
+    ["a type with a space", [{ type: "Order Placed", data: 1 }], "events[0].type"],
+    ["no data", [{ type: "Ok" }], "events[0].data"],
+    ["metadata that is an array", [{ type: "Ok", data: 1, metadata: [] }], "events[0].metadata"],
+    ["metadata that is null", [{ type: "Ok", data: 1, metadata: null }], "events[0].metadata"],
+    [
+      "a correlation id that is not a string",
+      [{ type: "Ok", data: 1, metadata: { correlationId: 7 } }],
+      "events[0].metadata.correlationId",
+    ],
+    [
+      "a causation id that is not a string",
+      [{ type: "Ok", data: 1, metadata: { causationId: {} } }],
+      "events[0].metadata.causationId",
+    ],
+    ["an unknown field", [{ type: "Ok", data: 1, version: 3 }], "events[0].version"],
+    ["schema version 0", [{ type: "Ok", data: 1, schemaVersion: 0 }], "events[0].schemaVersion"],
+    ["a fractional schema version", [{ type: "Ok", data: 1, schemaVersion: 1.5 }], "events[0].schemaVersion"],
+    ["an empty event id", [{ eventId: "", type: "Ok", data: 1 }], "events[0].eventId"],
+    ["an event id with a slash", [{ eventId: "a/b", type: "Ok", data: 1 }], "events[0].eventId"],
+    [
+      "an event id repeated in the batch",
+      [
+        { eventId: "same", type: "Ok", data: 1 },
+        { eventId: "same", type: "Ok", data: 2 },
+      ],
+      "events[1].eventId",
+    ],
+  ];
+
+  it.each(bad)("refuses %s, naming the field, and writes nothing", async (_name, events, field) => {
+    const streamId = newStream();
+    await expectRefused(streamId, events, ValidationError, field);
+    await expectNothingWritten(streamId);
+  });
+
+  it.each([[-1], [1.5], ["latest"], [null], [Number.NaN]])(
+    "refuses expectedVersion %j and writes nothing",
+    async (expectedVersion) => {
+      const streamId = newStream();
+      await expectRefused(streamId, [ok()], ValidationError, "expectedVersion", { expectedVersion });
+      await expectNothingWritten(streamId);
+    },
+  );
+});
+
+describe("sizes", () => {
+  it(`takes ${LIMITS.eventsPerAppend} events in one append and refuses one more`, async () => {
+    const streamId = newStream();
+    const many = (count: number) => Array.from({ length: count }, (_, n) => ({ type: "Many", data: n }));
+
+    await expectRefused(streamId, many(LIMITS.eventsPerAppend + 1), ValidationError, "events");
+    await expectNothingWritten(streamId);
+    const result = await store.appendToStream(streamId, many(LIMITS.eventsPerAppend));
+
+    expect(result.toVersion).toBe(LIMITS.eventsPerAppend);
+    expect((await store.readStream(streamId)).events).toHaveLength(LIMITS.eventsPerAppend);
+  });
+
+  it(`takes an event of ${LIMITS.eventBytes} bytes and refuses one byte more`, async () => {
+    const streamId = newStream();
+
+    await expectRefused(
+      streamId,
+      [{ type: "Big", data: dataOfBytes(LIMITS.eventBytes + 1) }],
+      PayloadTooLargeError,
+      "events[0]",
+    );
+    await expectNothingWritten(streamId);
+    await store.appendToStream(streamId, [{ type: "Big", data: dataOfBytes(LIMITS.eventBytes) }]);
+
+    const [event] = (await store.readStream(streamId)).events;
+    expect(event?.data).toBe(dataOfBytes(LIMITS.eventBytes));
+  });
+
+  it("counts metadata and multi-byte characters in an event's size", async () => {
+    const streamId = newStream();
+    // "é" is two bytes in UTF-8: half as many characters reach the same byte count.
+    const half = "é".repeat((LIMITS.eventBytes - 2 - 2) / 2);
+
+    await expectRefused(
+      streamId,
+      [{ type: "Big", data: half, metadata: { correlationId: "c" } }],
+      PayloadTooLargeError,
+      "events[0]",
+    );
+    await store.appendToStream(streamId, [{ type: "Big", data: half }]);
+
+    expect((await store.readStream(streamId)).events[0]?.data).toBe(half);
+  });
+
+  it(`takes an append of ${LIMITS.appendBytes} bytes and refuses one byte more`, async () => {
+    const streamId = newStream();
+    const count = LIMITS.appendBytes / LIMITS.eventBytes;
+    const full = Array.from({ length: count }, () => ({ type: "Big", data: dataOfBytes(LIMITS.eventBytes) }));
+    // The same bytes, but the last event 3 bytes smaller and one of 4 bytes ("12" and "{}") added.
+    const over = [
+      ...full.slice(1),
+      { type: "Big", data: dataOfBytes(LIMITS.eventBytes - 3) },
+      { type: "Small", data: 12 },
+    ];
+    expect(Number.isInteger(count)).toBe(true);
+
+    await expectRefused(streamId, over, PayloadTooLargeError, "events");
+    await expectNothingWritten(streamId);
+    const result = await store.appendToStream(streamId, full);
+
+    expect(result.toVersion).toBe(count);
+  });
+});
