@@ -102,3 +102,20 @@ export const categoryOf = (streamId: string): string => {
   const dash = streamId.indexOf("-");
   return dash === -1 ? streamId : streamId.slice(0, dash);
 };
+
+/** HTTP API: page sizes of stream reads and the header names the handlers read and write. */
+export const HTTP = {
+  defaultReadLimit: 100,
+  maxReadLimit: 1000,
+  /** Request header whose value is logged as `correlationId` (else the events' metadata's). */
+  correlationIdHeader: "x-correlation-id",
+  /** Response header set to `true` when an append was a retry of one already written. */
+  replayedHeader: "idempotent-replayed",
+} as const;
+
+/** Environment variables of `npm start` (bin/start.ts). */
+export const LOCAL_ENV = {
+  port: "PORT",
+  dynamodbEndpoint: "DYNAMODB_ENDPOINT",
+  dataDir: "CAIRN_DATA_DIR",
+} as const;
