@@ -119,3 +119,17 @@ export const LOCAL_ENV = {
   dynamodbEndpoint: "DYNAMODB_ENDPOINT",
   dataDir: "CAIRN_DATA_DIR",
 } as const;
+
+/** Snapshots: `SNAPSHOT#<version>` items in the stream's own partition, `kind` = "snapshot". */
+export const SNAPSHOT = {
+  /** Attribute holding the snapshot's state, as JSON text. */
+  stateAttr: "state",
+  /** Snapshots kept per stream when a save prunes older ones. */
+  defaultKeep: 3,
+  /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
+  maxStateBytes: 350 * 1024,
+} as const;
+export const snapshotKey = (version: number): string =>
+  `${PREFIX.snapshot}${String(version).padStart(VERSION_DIGITS, "0")}`;
+export const snapshotVersionFromKey = (sortKey: string): number =>
+  Number(sortKey.slice(PREFIX.snapshot.length));
