@@ -1,4 +1,8 @@
 import { createApiHandler } from "../http/http.ts";
+import { getStreamInfo, readStreamEvents } from "../http/streams.ts";
 
-/** Lambda entry for the "read" routes of lambdas/http/routes.ts (work in progress: routes are added as they are built). */
-export const handler = createApiHandler({});
+/** Lambda entry for the "read" routes of lambdas/http/routes.ts. */
+export const handler = createApiHandler({
+  "GET /streams/{streamId}/events": readStreamEvents,
+  "GET /streams/{streamId}": getStreamInfo,
+});

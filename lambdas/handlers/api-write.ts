@@ -1,4 +1,7 @@
 import { createApiHandler } from "../http/http.ts";
+import { appendEvents } from "../http/streams.ts";
 
-/** Lambda entry for the "write" routes of lambdas/http/routes.ts (work in progress: routes are added as they are built). */
-export const handler = createApiHandler({});
+/** Lambda entry for the "write" routes of lambdas/http/routes.ts. */
+export const handler = createApiHandler({
+  "POST /streams/{streamId}/events": appendEvents,
+});

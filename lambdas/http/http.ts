@@ -1,4 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import { HTTP } from "../core/constants.ts";
 import { type CairnError, isCairnError, PayloadTooLargeError, ValidationError } from "../core/errors.ts";
 import { logger } from "../observability.ts";
 import type { RouteKey } from "./routes.ts";
@@ -29,18 +30,42 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 
 /** The one place errors become HTTP: a stable `code`, a status per code, and a 500 that says nothing internal. */
 export function errorResponse(error: unknown): HttpResponse {
-  if (isCairnError(error)) return json(STATUS[error.code], { error: error.toJSON() });
+  if (isCairnError(error)) {
+    const status = STATUS[error.code];
+    if (status >= 500) logger.error("request failed", error);
+    else logger.info("request refused", { code: error.code, reason: error.message });
+    return json(status, { error: error.toJSON() });
+  }
   logger.error("unhandled error", error as Error);
   return json(500, { error: { code: "InternalError", message: "internal error" } });
+}
+
+/** No route has this method and path (what API Gateway answers itself in AWS). */
+export function routeNotFound(routeKey: string): HttpResponse {
+  return json(404, { error: { code: "NotFound", message: `no route ${routeKey}` } });
+}
+
+/** The path exists, but not with this method. */
+export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): HttpResponse {
+  return json(
+    405,
+    { error: { code: "MethodNotAllowed", message: `${method} is not allowed on ${path}`, allowed } },
+    { allow: allowed.join(", ") },
+  );
 }
 
 /** A Lambda handler that serves the given routes by API Gateway's `routeKey`. */
 export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>) {
   return async (request: HttpRequest): Promise<HttpResponse> => {
+    logger.resetKeys();
+    const correlationId = headerOf(request, HTTP.correlationIdHeader);
+    logger.appendKeys({
+      route: request.routeKey,
+      requestId: request.requestContext?.requestId,
+      ...(correlationId ? { correlationId } : {}),
+    });
     const route = routes[request.routeKey as RouteKey];
-    if (!route) {
-      return json(404, { error: { code: "NotFound", message: `no route ${request.routeKey}` } });
-    }
+    if (!route) return routeNotFound(request.routeKey);
     try {
       return await route(request);
     } catch (error) {
@@ -55,15 +80,65 @@ export function parseJsonBody(request: HttpRequest, maxBytes = MAX_BODY_BYTES): 
   if (!contentType || !/^application\/json\s*(;|$)/i.test(contentType)) {
     throw new ValidationError("content-type", "must be application/json");
   }
-  if (!request.body) throw new ValidationError("body", "is empty; a JSON object is required");
-  const text = request.isBase64Encoded ? Buffer.from(request.body, "base64").toString("utf8") : request.body;
+  const text =
+    request.body && request.isBase64Encoded
+      ? Buffer.from(request.body, "base64").toString("utf8")
+      : (request.body ?? "");
   const bytes = Buffer.byteLength(text);
   if (bytes > maxBytes) throw new PayloadTooLargeError("body", maxBytes, bytes);
+  if (text.trim() === "") throw new ValidationError("body", "is empty; a JSON object is required");
   try {
     return JSON.parse(text);
   } catch (cause) {
     throw new ValidationError("body", "is not valid JSON", { cause });
   }
+}
+
+/** A JSON object body whose top-level fields are all in `fields`. */
+export function parseJsonObject(
+  request: HttpRequest,
+  fields: readonly string[],
+  maxBytes = MAX_BODY_BYTES,
+): Record<string, unknown> {
+  const body = parseJsonBody(request, maxBytes);
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new ValidationError("body", `must be a JSON object with ${fields.join(", ")}`);
+  }
+  for (const key of Object.keys(body)) {
+    if (!fields.includes(key)) throw new ValidationError(key, "is not a known field");
+  }
+  return body as Record<string, unknown>;
+}
+
+/** The query string parameters, refusing any not in `allowed` (a typo is an error, not a default). */
+export function queryOf(
+  request: HttpRequest,
+  allowed: readonly string[],
+): Record<string, string | undefined> {
+  const query = request.queryStringParameters ?? {};
+  for (const key of Object.keys(query)) {
+    if (!allowed.includes(key)) {
+      throw new ValidationError(key, `is not a known query parameter (known: ${allowed.join(", ")})`);
+    }
+  }
+  return query;
+}
+
+/** A decimal integer query parameter from `min` to `max`, or undefined when absent. */
+export function integerParam(value: string | undefined, field: string, min: number, max: number) {
+  if (value === undefined) return undefined;
+  const parsed = /^\d{1,16}$/.test(value) ? Number(value) : Number.NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    throw new ValidationError(field, `must be an integer from ${min} to ${max}`);
+  }
+  return parsed;
+}
+
+/** A path parameter, already percent-decoded by API Gateway. */
+export function pathParam(request: HttpRequest, name: string): string {
+  const value = request.pathParameters?.[name];
+  if (value === undefined || value === "") throw new ValidationError(name, "is required in the path");
+  return value;
 }
 
 export function headerOf(request: HttpRequest, name: string): string | undefined {

@@ -1,0 +1,93 @@
+import { HTTP, VERSION_DIGITS } from "../core/constants.ts";
+import { ValidationError } from "../core/errors.ts";
+import type { ExpectedVersion, NewEvent, ReadDirection } from "../core/types.ts";
+import { assertStreamId } from "../core/validate.ts";
+import { logger } from "../observability.ts";
+import { storeFromEnv } from "./config.ts";
+import {
+  type HttpRequest,
+  headerOf,
+  integerParam,
+  json,
+  parseJsonObject,
+  pathParam,
+  queryOf,
+  type RouteHandler,
+} from "./http.ts";
+
+/** The stream route handlers: thin over the core EventStore, errors mapped in http.ts. */
+
+const store = storeFromEnv();
+const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
+
+const streamIdOf = (request: HttpRequest): string => {
+  const streamId = pathParam(request, "streamId");
+  assertStreamId(streamId);
+  return streamId;
+};
+
+const eventsPath = (streamId: string) => `/streams/${encodeURIComponent(streamId)}/events`;
+
+/** `POST /streams/{streamId}/events`: 201 when written, 200 with `idempotent-replayed: true` for a retry. */
+export const appendEvents: RouteHandler = async (request) => {
+  const streamId = streamIdOf(request);
+  const body = parseJsonObject(request, ["expectedVersion", "events"]);
+  if (!headerOf(request, HTTP.correlationIdHeader)) {
+    const correlationId = correlationOf(body.events);
+    if (correlationId) logger.appendKeys({ correlationId });
+  }
+  const result = await store.appendToStream(streamId, body.events as NewEvent[], {
+    expectedVersion: body.expectedVersion as ExpectedVersion | undefined,
+  });
+  const { duplicate, ...answer } = result;
+  logger.info(duplicate ? "append replayed" : "appended", {
+    streamId,
+    fromVersion: result.fromVersion,
+    toVersion: result.toVersion,
+  });
+  return duplicate
+    ? json(200, answer, { [HTTP.replayedHeader]: "true" })
+    : json(201, answer, { location: `${eventsPath(streamId)}?fromVersion=${result.fromVersion}` });
+};
+
+/** `GET /streams/{streamId}/events?fromVersion=&limit=&direction=`: a page of events and a `next` link. */
+export const readStreamEvents: RouteHandler = async (request) => {
+  const streamId = streamIdOf(request);
+  const query = queryOf(request, ["fromVersion", "limit", "direction"]);
+  const direction = (query.direction ?? "forward") as ReadDirection;
+  if (direction !== "forward" && direction !== "backward") {
+    throw new ValidationError("direction", 'must be "forward" or "backward"');
+  }
+  const limit = integerParam(query.limit, "limit", 1, HTTP.maxReadLimit) ?? HTTP.defaultReadLimit;
+  const fromVersion = integerParam(
+    query.fromVersion,
+    "fromVersion",
+    direction === "backward" ? 1 : 0,
+    MAX_VERSION,
+  );
+  const result = await store.readStream(streamId, {
+    direction,
+    limit,
+    ...(fromVersion === undefined ? {} : { fromVersion }),
+  });
+  const page: Record<string, unknown> = { streamId, direction, events: result.events };
+  if (result.nextVersion !== undefined) {
+    page.nextVersion = result.nextVersion;
+    page.next = `${eventsPath(streamId)}?fromVersion=${result.nextVersion}&limit=${limit}&direction=${direction}`;
+  }
+  return json(200, page);
+};
+
+/** `GET /streams/{streamId}`: version, category, created and updated times. */
+export const getStreamInfo: RouteHandler = async (request) => {
+  const streamId = streamIdOf(request);
+  queryOf(request, []);
+  return json(200, await store.getStreamInfo(streamId));
+};
+
+function correlationOf(events: unknown): string | undefined {
+  if (!Array.isArray(events)) return undefined;
+  const metadata = (events[0] as { metadata?: { correlationId?: unknown } } | undefined)?.metadata;
+  const id = metadata?.correlationId;
+  return typeof id === "string" ? id : undefined;
+}
