@@ -133,3 +133,58 @@ export const snapshotKey = (version: number): string =>
   `${PREFIX.snapshot}${String(version).padStart(VERSION_DIGITS, "0")}`;
 export const snapshotVersionFromKey = (sortKey: string): number =>
   Number(sortKey.slice(PREFIX.snapshot.length));
+
+/**
+ * The global log `$all`, written only by the sequencer (lambdas/sequencer). Every key starts with
+ * `ALL#`: the counter `ALL#HEAD`/`HEAD`, one cursor per stream `ALL#STREAM#<streamId>`/`CURSOR`
+ * (the last version of that stream given a position), and the entries `ALL#LOG#<bucket>`/
+ * `POSITION#<15 digits>`, each a copy of the event item plus `streamId`, `category`, `position`.
+ */
+export const GLOBAL_LOG = {
+  counterKey: "ALL#HEAD",
+  counterSortKey: "HEAD",
+  cursorPrefix: "ALL#STREAM#",
+  cursorSortKey: "CURSOR",
+  logPrefix: "ALL#LOG#",
+  positionPrefix: "POSITION#",
+  /** Positions per log partition: the active partition moves on every this many events. */
+  bucketSize: 1000,
+  /** Attributes of the counter, cursors and entries. */
+  positionAttr: "position",
+  streamIdAttr: "streamId",
+  categoryAttr: "category",
+  defaultReadLimit: 100,
+  maxReadLimit: 1000,
+} as const;
+export const allLogKey = (position: number): string =>
+  `${GLOBAL_LOG.logPrefix}${String(Math.floor(position / GLOBAL_LOG.bucketSize)).padStart(VERSION_DIGITS, "0")}`;
+export const positionKey = (position: number): string =>
+  `${GLOBAL_LOG.positionPrefix}${String(position).padStart(POSITION_DIGITS, "0")}`;
+export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPrefix}${streamId}`;
+
+/**
+ * Projection items: every key of projection `<name>` starts with `PROJECTION#<name>#` (IAM
+ * `dynamodb:LeadingKeys` can hold a projection to exactly these). The checkpoint is
+ * `PROJECTION#<name>#CHECKPOINT`/`CHECKPOINT`; read-model documents `PROJECTION#<name>#G<gen>#DOC#<id>`/
+ * `DOC` and parked events `PROJECTION#<name>#G<gen>#PARKED`/`POSITION#<15 digits>`, where `<gen>` is
+ * the generation a reset increments (so a reset hides the old read model at once).
+ */
+export const PROJECTION = {
+  checkpointSortKey: "CHECKPOINT",
+  docSortKey: "DOC",
+  /** Checkpoint attributes. */
+  positionAttr: "position",
+  generationAttr: "generation",
+  ownerAttr: "owner",
+  leaseUntilAttr: "leaseUntil",
+  parkedCountAttr: "parkedCount",
+  lastErrorAttr: "lastError",
+  /** Document attribute holding the read model's JSON text. */
+  docAttr: "doc",
+} as const;
+export const projectionPrefix = (name: string): string => `${PREFIX.projection}${name}#`;
+export const projectionCheckpointKey = (name: string): string => `${projectionPrefix(name)}CHECKPOINT`;
+export const projectionDocKey = (name: string, generation: number, id: string): string =>
+  `${projectionPrefix(name)}G${generation}#DOC#${id}`;
+export const projectionParkedKey = (name: string, generation: number): string =>
+  `${projectionPrefix(name)}G${generation}#PARKED`;
