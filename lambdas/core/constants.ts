@@ -53,6 +53,22 @@ export const ENV = {
   tableName: "CAIRN_TABLE_NAME",
   /** SNS topic the sequencer publishes a wake-up to after it extends `$all`; absent = no fan-out. */
   wakeTopicArn: "CAIRN_WAKE_TOPIC_ARN",
+  /** CloudWatch namespace of the custom metrics (METRICS); Powertools Metrics reads this name too. */
+  metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
+} as const;
+
+/**
+ * Custom CloudWatch metrics the projection runtime emits (Embedded Metric Format) and the CDK
+ * alarms watch. Namespace: the value of ENV.metricsNamespace (default `defaultNamespace`); exactly
+ * one dimension, `Projection` = the projection's name (no `service` dimension, or alarms see nothing).
+ * `ProjectionLag`: $all head position minus the checkpoint, after each run (unit Count).
+ * `ParkedEvents`: parked events the projection currently holds, after each run (unit Count).
+ */
+export const METRICS = {
+  defaultNamespace: "Cairn",
+  projectionDimension: "Projection",
+  projectionLag: "ProjectionLag",
+  parkedEvents: "ParkedEvents",
 } as const;
 
 /** Digits of zero-padded versions and positions, so string sort keys sort as numbers. */
