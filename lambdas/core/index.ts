@@ -1,3 +1,4 @@
+export * from "./all.ts";
 export * from "./constants.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
