@@ -8,6 +8,7 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
+import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import {
   ATTR,
   categoryOf,
@@ -22,6 +23,7 @@ import {
   versionKey,
 } from "./constants.ts";
 import { StreamNotFoundError, ValidationError, WrongExpectedVersionError } from "./errors.ts";
+import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import type {
   AppendOptions,
   AppendResult,
@@ -50,6 +52,11 @@ export interface EventStoreConfig {
   readonly upcasters?: Upcasters;
   /** Conflicts an `any` or `stream_exists` append retries before it gives up. @default 10 */
   readonly maxAppendAttempts?: number;
+  /**
+   * Data schemas (zod, valibot: any Standard Schema) by event type, checked at append time; a
+   * failure is a ValidationError naming the field. @default none
+   */
+  readonly schemas?: EventSchemas;
 }
 
 /** A stream's head item, read back. */
@@ -76,12 +83,14 @@ export class EventStore {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   readonly upcasters: Upcasters | undefined;
+  readonly schemas: EventSchemas | undefined;
   private readonly maxAppendAttempts: number;
 
   constructor(config: EventStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
     this.upcasters = config.upcasters;
+    this.schemas = config.schemas;
     this.maxAppendAttempts = config.maxAppendAttempts ?? 10;
   }
 
@@ -97,7 +106,10 @@ export class EventStore {
   ): Promise<AppendResult> {
     assertStreamId(streamId);
     const expected = parseExpectedVersion(options.expectedVersion);
-    const prepared = prepareEvents(events);
+    let prepared = prepareEvents(events);
+    if (this.schemas || this.upcasters) {
+      prepared = await checkNewEvents(events, prepared, this.schemas, this.upcasters);
+    }
     if (typeof expected === "number" || expected === "no_stream") {
       return this.appendAtVersion(streamId, prepared, expected === "no_stream" ? 0 : expected, expected);
     }
@@ -336,6 +348,14 @@ export class EventStore {
       createdAt: head.createdAt,
       updatedAt: head.updatedAt,
     };
+  }
+
+  /**
+   * Reads the global log `$all` after a position (exclusive), in global order; each event carries
+   * `globalPosition`. `headPosition` is how far `$all` reaches; see lambdas/core/all.ts.
+   */
+  readAll(options: ReadAllOptions = {}): Promise<ReadAllResult> {
+    return readAll(this, options);
   }
 
   /** Turns a stored event item into the envelope readers get, upcast to the current schema. */

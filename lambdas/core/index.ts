@@ -1,7 +1,10 @@
+export * from "./aggregate.ts";
 export * from "./all.ts";
 export * from "./constants.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
+export * from "./schemas.ts";
+export * from "./snapshots.ts";
 export * from "./table.ts";
 export type * from "./types.ts";
 export * from "./upcasting.ts";

@@ -19,3 +19,36 @@ export function upcast<Event extends RecordedEvent>(event: Event, upcasters: Upc
   }
   return current as Event;
 }
+
+/**
+ * The schema version events of `type` are written at today: one past the highest upcaster step
+ * registered for it (1 when it has none). New events that do not name a `schemaVersion` get it,
+ * so a reader never runs an upcaster over data that is already current.
+ */
+export function currentSchemaVersion(upcasters: Upcasters | undefined, type: string): number {
+  const steps = upcasters?.[type];
+  if (!steps) return 1;
+  let highest = 0;
+  for (const key of Object.keys(steps)) highest = Math.max(highest, Number(key));
+  return highest + 1;
+}
+
+/**
+ * Checks that each type's steps form one chain from version 1 (1, 2, … n with no gap): a gap
+ * would leave old events half upcast. Returns the upcasters, so it wraps a definition.
+ */
+export function defineUpcasters<const U extends Upcasters>(upcasters: U): U {
+  for (const [type, steps] of Object.entries(upcasters)) {
+    const versions = Object.keys(steps)
+      .map(Number)
+      .sort((a, b) => a - b);
+    versions.forEach((version, index) => {
+      if (version !== index + 1 || typeof steps[version] !== "function") {
+        throw new Error(
+          `upcasters of ${type} must be functions keyed 1, 2, … with no gap; found ${versions}`,
+        );
+      }
+    });
+  }
+  return upcasters;
+}

@@ -1,0 +1,250 @@
+import { logger } from "../observability.ts";
+import { isStreamNotFound, isWrongExpectedVersion } from "./errors.ts";
+import type { EventStore } from "./event-store.ts";
+import type { DomainEvent } from "./schemas.ts";
+import { type Snapshot, SnapshotStore } from "./snapshots.ts";
+import type { AppendResult, EventMetadata, NewEvent, RecordedEvent } from "./types.ts";
+
+/** The recorded form of each member of an event union, still discriminated on `type`. */
+export type Recorded<Event extends DomainEvent> = Event extends DomainEvent
+  ? RecordedEvent<Event["type"], Event["data"]>
+  : never;
+
+/** An event `decide` returns: a member of the union, optionally with its id and metadata. */
+export type Decided<Event extends DomainEvent> = Event & {
+  readonly eventId?: string;
+  readonly metadata?: EventMetadata;
+};
+
+/** How an aggregate's state is built from its events (Emmett's `evolve` + `initialState`). */
+export interface Aggregate<State, Event extends DomainEvent> {
+  initialState(): State;
+  /** Applies one event; gets the recorded event, which is also a member of the union. */
+  evolve(state: State, event: Event): State;
+  /**
+   * The version of the state's shape. Bump it when the state type changes: snapshots of another
+   * version are ignored (the state is rebuilt from the events and snapshotted afresh). @default 1
+   */
+  readonly snapshotSchemaVersion?: number;
+  /** State → snapshot JSON, for state that is not plain JSON (a Map, a Date). @default the state itself */
+  toSnapshot?(state: State): unknown;
+  /** Snapshot JSON → state. @default the JSON itself */
+  fromSnapshot?(snapshot: unknown): State;
+}
+
+/** When the repository saves snapshots by itself. Both may be set; either triggers one. */
+export interface SnapshotPolicy {
+  /** After an append that crosses a multiple of this version (every N events). */
+  readonly everyEvents?: number;
+  /** After a load (or a handled command) that replayed more than this many events since the last snapshot. */
+  readonly whenReplayedMoreThan?: number;
+}
+
+export interface AggregateRepositoryOptions {
+  /** Where snapshots live; `false` loads from events only. @default a SnapshotStore on the store's table */
+  readonly snapshots?: SnapshotStore | false;
+  /** Automatic snapshots. @default none: snapshots only when `saveSnapshot` is called */
+  readonly snapshotPolicy?: SnapshotPolicy;
+  /** Conflicts `handle` retries (reload, decide again, append) unless a call says otherwise. @default 0 */
+  readonly maxRetries?: number;
+  /** Called when a background snapshot write fails; the failure is never thrown. @default a logged warning */
+  readonly onSnapshotError?: (error: unknown, streamId: string, version: number) => void;
+}
+
+export interface LoadedAggregate<State> {
+  readonly streamId: string;
+  readonly state: State;
+  /** The stream version the state includes; 0 when the stream does not exist. */
+  readonly version: number;
+  /** The version of the snapshot the load started from; absent when it replayed from the start. */
+  readonly snapshotVersion?: number;
+  /** Events applied on top of the snapshot (or from the start). */
+  readonly replayed: number;
+}
+
+export interface HandleOptions {
+  /** Conflicts to retry: each reloads the state and runs `decide` again. @default the repository's */
+  readonly maxRetries?: number;
+  /** Merged into every new event's metadata (`correlationId`, `causationId`, …). */
+  readonly metadata?: EventMetadata;
+}
+
+export interface HandleResult<State, Event extends DomainEvent> {
+  readonly streamId: string;
+  /** The state after the new events. */
+  readonly state: State;
+  /** The stream's version after the append (the loaded version when `decide` returned nothing). */
+  readonly version: number;
+  /** What `decide` returned, as appended. */
+  readonly events: readonly Decided<Event>[];
+  /** The append's result; absent when `decide` returned no events. */
+  readonly appended?: AppendResult;
+  /** 1 + the conflicts retried. */
+  readonly attempts: number;
+}
+
+/** The command handler's decision: no event, one, or several. May be async. */
+export type Decide<State, Event extends DomainEvent> = (
+  state: State,
+  context: { readonly streamId: string; readonly version: number },
+) => Decided<Event> | readonly Decided<Event>[] | Promise<Decided<Event> | readonly Decided<Event>[]>;
+
+/**
+ * The command side of CQRS over an EventStore: `load` rebuilds an aggregate from its latest
+ * snapshot plus the events after it; `handle` loads, decides, and appends with the loaded version
+ * as `expectedVersion`, so a concurrent writer turns into a WrongExpectedVersionError (retried
+ * when allowed). Snapshots are written after the append has returned, never in its path.
+ */
+export class AggregateRepository<State, Event extends DomainEvent> {
+  readonly snapshots: SnapshotStore | undefined;
+  private readonly pending = new Set<Promise<void>>();
+  private readonly schemaVersion: number;
+
+  constructor(
+    readonly store: EventStore,
+    readonly aggregate: Aggregate<State, Event>,
+    private readonly options: AggregateRepositoryOptions = {},
+  ) {
+    this.snapshots =
+      options.snapshots === false
+        ? undefined
+        : (options.snapshots ?? new SnapshotStore({ client: store.client, tableName: store.tableName }));
+    this.schemaVersion = aggregate.snapshotSchemaVersion ?? 1;
+  }
+
+  /** Rebuilds the state: the latest usable snapshot, then every event after it. A missing stream is version 0. */
+  async load(streamId: string): Promise<LoadedAggregate<State>> {
+    const loaded = await this.rebuild(streamId);
+    if (this.replayedTooMany(loaded.replayed)) this.snapshotLater(streamId, loaded.version, loaded.state);
+    return loaded;
+  }
+
+  /**
+   * Runs a command: load, `decide` new events from the state, append them expecting the loaded
+   * version. On a conflict it reloads and decides again, up to `maxRetries` times, then throws
+   * the WrongExpectedVersionError. Errors `decide` throws pass through untouched.
+   */
+  async handle(
+    streamId: string,
+    decide: Decide<State, Event>,
+    options: HandleOptions = {},
+  ): Promise<HandleResult<State, Event>> {
+    const maxRetries = options.maxRetries ?? this.options.maxRetries ?? 0;
+    for (let attempt = 1; ; attempt++) {
+      const loaded = await this.rebuild(streamId);
+      const decided = await decide(loaded.state, { streamId, version: loaded.version });
+      const events: readonly Decided<Event>[] = isEventList(decided) ? decided : [decided];
+      if (events.length === 0) {
+        if (this.replayedTooMany(loaded.replayed)) this.snapshotLater(streamId, loaded.version, loaded.state);
+        return { streamId, state: loaded.state, version: loaded.version, events, attempts: attempt };
+      }
+      let appended: AppendResult;
+      try {
+        appended = await this.store.appendToStream(streamId, events.map(toNewEvent(options.metadata)), {
+          expectedVersion: loaded.version,
+        });
+      } catch (error) {
+        if (isWrongExpectedVersion(error) && attempt <= maxRetries) continue;
+        throw error;
+      }
+      const state = events.reduce((current, event) => this.aggregate.evolve(current, event), loaded.state);
+      const crossed = this.crossedCadence(loaded.version, appended.toVersion);
+      if (crossed || this.replayedTooMany(loaded.replayed + events.length)) {
+        this.snapshotLater(streamId, appended.toVersion, state);
+      }
+      return { streamId, state, version: appended.toVersion, events, appended, attempts: attempt };
+    }
+  }
+
+  /** Saves a snapshot of `state` at `version` now (awaited), at the aggregate's snapshot schema version. */
+  async saveSnapshot(streamId: string, version: number, state: State): Promise<Snapshot> {
+    if (!this.snapshots) throw new Error("this repository has no snapshot store");
+    const snapshotState = this.aggregate.toSnapshot ? this.aggregate.toSnapshot(state) : state;
+    return this.snapshots.save(streamId, {
+      version,
+      state: snapshotState,
+      schemaVersion: this.schemaVersion,
+    });
+  }
+
+  /**
+   * Waits for the background snapshot writes started so far. A Lambda calls it before returning
+   * (after its response is ready) so a frozen sandbox does not hold a write; tests call it to look.
+   */
+  async flush(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  private async rebuild(streamId: string): Promise<LoadedAggregate<State>> {
+    const snapshot = this.snapshots ? await this.snapshots.load(streamId) : undefined;
+    const usable = snapshot && snapshot.schemaVersion === this.schemaVersion ? snapshot : undefined;
+    let state = usable
+      ? this.aggregate.fromSnapshot
+        ? this.aggregate.fromSnapshot(usable.state)
+        : (usable.state as State)
+      : this.aggregate.initialState();
+    let version = usable?.version ?? 0;
+    let replayed = 0;
+    let fromVersion: number | undefined = version + 1;
+    try {
+      while (fromVersion !== undefined) {
+        const page = await this.store.readStream(streamId, { fromVersion });
+        for (const event of page.events) {
+          state = this.aggregate.evolve(state, event as unknown as Event);
+          version = event.version;
+          replayed++;
+        }
+        fromVersion = page.nextVersion;
+      }
+    } catch (error) {
+      if (!isStreamNotFound(error)) throw error;
+    }
+    return usable
+      ? { streamId, state, version, snapshotVersion: usable.version, replayed }
+      : { streamId, state, version, replayed };
+  }
+
+  private crossedCadence(from: number, to: number): boolean {
+    const every = this.options.snapshotPolicy?.everyEvents;
+    return every !== undefined && every > 0 && Math.floor(to / every) > Math.floor(from / every);
+  }
+
+  private replayedTooMany(replayed: number): boolean {
+    const most = this.options.snapshotPolicy?.whenReplayedMoreThan;
+    return this.snapshots !== undefined && most !== undefined && replayed > most;
+  }
+
+  /** Starts a snapshot write and returns at once; a failure is reported, never thrown. */
+  private snapshotLater(streamId: string, version: number, state: State): void {
+    if (!this.snapshots || version === 0) return;
+    const write = this.saveSnapshot(streamId, version, state)
+      .then(() => undefined)
+      .catch((error: unknown) => {
+        const report =
+          this.options.onSnapshotError ??
+          ((failure: unknown) =>
+            logger.warn("background snapshot failed", { streamId, version, error: failure as Error }));
+        report(error, streamId, version);
+      })
+      .finally(() => this.pending.delete(write));
+    this.pending.add(write);
+  }
+}
+
+function isEventList<Event extends DomainEvent>(
+  decided: Decided<Event> | readonly Decided<Event>[],
+): decided is readonly Decided<Event>[] {
+  return Array.isArray(decided);
+}
+
+function toNewEvent(metadata: EventMetadata | undefined) {
+  return (event: Decided<DomainEvent>): NewEvent => {
+    const merged = metadata || event.metadata ? { ...metadata, ...event.metadata } : undefined;
+    return {
+      type: event.type,
+      data: event.data,
+      ...(event.eventId === undefined ? {} : { eventId: event.eventId }),
+      ...(merged === undefined ? {} : { metadata: merged }),
+    };
+  };
+}

@@ -1,0 +1,219 @@
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  type DynamoDBClient,
+  QueryCommand,
+  TransactionCanceledException,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
+import {
+  ATTR,
+  ITEM_KIND,
+  KEYS,
+  LIMITS,
+  PREFIX,
+  SNAPSHOT,
+  SORT_KEY,
+  snapshotKey,
+  snapshotVersionFromKey,
+  streamKey,
+} from "./constants.ts";
+import { PayloadTooLargeError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId } from "./validate.ts";
+
+/** A stream's state at a version, as saved. */
+export interface Snapshot<State = unknown> {
+  readonly streamId: string;
+  /** The stream version the state includes: events 1 to `version` were applied. */
+  readonly version: number;
+  readonly state: State;
+  /** The version of the state's shape; readers ignore a snapshot of a shape they do not know. */
+  readonly schemaVersion: number;
+  /** ISO 8601 time of the save. */
+  readonly createdAt: string;
+}
+
+export interface SaveSnapshotInput<State = unknown> {
+  readonly version: number;
+  /** Any JSON value; it round-trips exactly. */
+  readonly state: State;
+  /** @default 1 */
+  readonly schemaVersion?: number;
+}
+
+export interface SnapshotStoreConfig {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /** Snapshots kept per stream; a save deletes older ones beyond this. @default 3 */
+  readonly keep?: number;
+}
+
+const S = (value: string): AttributeValue => ({ S: value });
+const N = (value: number): AttributeValue => ({ N: String(value) });
+
+/**
+ * Snapshots of stream state, in the stream's own partition at `SNAPSHOT#<version>` with `kind` =
+ * "snapshot": event reads (`VERSION#…`) never see them and the sequencer ignores them.
+ */
+export class SnapshotStore {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  readonly keep: number;
+
+  constructor(config: SnapshotStoreConfig) {
+    this.client = config.client;
+    this.tableName = config.tableName;
+    this.keep = assertPositiveInteger(config.keep ?? SNAPSHOT.defaultKeep, "keep", 1000);
+  }
+
+  /**
+   * Saves a snapshot at `version`, in one transaction with a check that the stream has reached
+   * that version (a snapshot of events that do not exist is refused: ValidationError on
+   * `version`; a missing stream is StreamNotFoundError). Saving the same version again replaces
+   * it. Then prunes the stream's snapshots down to the latest `keep`.
+   */
+  async save<State>(streamId: string, input: SaveSnapshotInput<State>): Promise<Snapshot<State>> {
+    assertStreamId(streamId);
+    const version = assertPositiveInteger(input.version, "version");
+    const schemaVersion =
+      input.schemaVersion === undefined
+        ? 1
+        : assertPositiveInteger(input.schemaVersion, "schemaVersion", LIMITS.maxSchemaVersion);
+    if (input.state === undefined) throw new ValidationError("state", "is required (null is allowed)");
+    let stateJson: string;
+    try {
+      stateJson = JSON.stringify(input.state);
+    } catch (cause) {
+      throw new ValidationError("state", "is not serializable as JSON", { cause });
+    }
+    const bytes = Buffer.byteLength(stateJson);
+    if (bytes > SNAPSHOT.maxStateBytes)
+      throw new PayloadTooLargeError("state", SNAPSHOT.maxStateBytes, bytes);
+    const pk = S(streamKey(streamId));
+    const createdAt = new Date().toISOString();
+    try {
+      await this.client.send(
+        new TransactWriteItemsCommand({
+          TransactItems: [
+            {
+              ConditionCheck: {
+                TableName: this.tableName,
+                Key: { [KEYS.partition]: pk, [KEYS.sort]: S(SORT_KEY.head) },
+                ConditionExpression: "#v >= :v",
+                ExpressionAttributeNames: { "#v": ATTR.version },
+                ExpressionAttributeValues: { ":v": N(version) },
+                ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+              },
+            },
+            {
+              Put: {
+                TableName: this.tableName,
+                Item: {
+                  [KEYS.partition]: pk,
+                  [KEYS.sort]: S(snapshotKey(version)),
+                  [ATTR.kind]: S(ITEM_KIND.snapshot),
+                  [ATTR.version]: N(version),
+                  [ATTR.schemaVersion]: N(schemaVersion),
+                  [SNAPSHOT.stateAttr]: S(stateJson),
+                  [ATTR.createdAt]: S(createdAt),
+                },
+              },
+            },
+          ],
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof TransactionCanceledException)) throw error;
+      const reason = error.CancellationReasons?.[0];
+      if (reason?.Code !== "ConditionalCheckFailed") throw error;
+      if (!reason.Item) throw new StreamNotFoundError(streamId, { cause: error });
+      const current = Number(reason.Item[ATTR.version]?.N ?? 0);
+      throw new ValidationError("version", `${version} is above the stream's version ${current}`, {
+        cause: error,
+      });
+    }
+    await this.prune(streamId);
+    return { streamId, version, state: input.state, schemaVersion, createdAt };
+  }
+
+  /**
+   * The latest snapshot at or below `maxVersion` (default: the latest of all), or undefined when
+   * there is none.
+   */
+  async load<State = unknown>(
+    streamId: string,
+    options: { readonly maxVersion?: number } = {},
+  ): Promise<Snapshot<State> | undefined> {
+    assertStreamId(streamId);
+    const high =
+      options.maxVersion === undefined
+        ? `${PREFIX.snapshot}:`
+        : snapshotKey(assertNonNegativeInteger(options.maxVersion, "maxVersion"));
+    const { Items } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        ConsistentRead: true,
+        ScanIndexForward: false,
+        Limit: 1,
+        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+        ExpressionAttributeValues: {
+          ":pk": S(streamKey(streamId)),
+          ":low": S(snapshotKey(0)),
+          ":high": S(high),
+        },
+      }),
+    );
+    const item = Items?.[0];
+    if (!item) return undefined;
+    return {
+      streamId,
+      version: Number(item[ATTR.version]?.N),
+      state: JSON.parse(item[SNAPSHOT.stateAttr]?.S as string) as State,
+      schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
+      createdAt: item[ATTR.createdAt]?.S as string,
+    };
+  }
+
+  /** The versions of a stream's snapshots, oldest first. */
+  async versions(streamId: string): Promise<number[]> {
+    assertStreamId(streamId);
+    const versions: number[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await this.client.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          ConsistentRead: true,
+          KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
+          ExpressionAttributeValues: { ":pk": S(streamKey(streamId)), ":prefix": S(PREFIX.snapshot) },
+          ProjectionExpression: KEYS.sort,
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      for (const item of page.Items ?? [])
+        versions.push(snapshotVersionFromKey(item[KEYS.sort]?.S as string));
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    return versions;
+  }
+
+  /** Deletes all but the latest `keep` snapshots of a stream. */
+  async prune(streamId: string, keep = this.keep): Promise<number> {
+    const versions = await this.versions(streamId);
+    const doomed = versions.slice(0, Math.max(0, versions.length - keep));
+    for (let start = 0; start < doomed.length; start += 25) {
+      let requests = doomed.slice(start, start + 25).map((version) => ({
+        DeleteRequest: {
+          Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(snapshotKey(version)) },
+        },
+      }));
+      for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {
+        const { UnprocessedItems } = await this.client.send(
+          new BatchWriteItemCommand({ RequestItems: { [this.tableName]: requests } }),
+        );
+        requests = (UnprocessedItems?.[this.tableName] ?? []) as typeof requests;
+      }
+    }
+    return doomed.length;
+  }
+}
