@@ -1,6 +1,33 @@
-import type { DynamoDBBatchResponse, DynamoDBStreamEvent } from "aws-lambda";
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { ENV } from "../core/constants.ts";
+import { storeFromEnv } from "../http/config.ts";
+import { logger } from "../observability.ts";
+import { createSequencerHandler, type SequencerConfig } from "../sequencer/sequencer.ts";
 
-/** Lambda entry for the sequencer (work in progress: the global-order issue builds it). */
-export const handler = async (_event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
-  throw new Error("the sequencer is not built yet");
-};
+const wakeTopicArn = process.env[ENV.wakeTopicArn];
+const sns = wakeTopicArn ? new SNSClient({}) : undefined;
+
+let config: SequencerConfig | undefined;
+
+/**
+ * Lambda entry for the sequencer: the table's DynamoDB stream event source (reserved concurrency 1,
+ * bisect on error, partial batch responses). Environment: CAIRN_TABLE_NAME; CAIRN_WAKE_TOPIC_ARN,
+ * when set, gets one `{ headPosition }` message after each invocation that extended `$all`.
+ */
+export const handler = createSequencerHandler(() => {
+  config ??= {
+    client: storeFromEnv().client,
+    tableName: storeFromEnv().tableName,
+    log: (message, detail) => logger.warn(message, { detail: String(detail) }),
+    ...(sns && wakeTopicArn
+      ? {
+          wake: async (headPosition: number) => {
+            await sns.send(
+              new PublishCommand({ TopicArn: wakeTopicArn, Message: JSON.stringify({ headPosition }) }),
+            );
+          },
+        }
+      : {}),
+  };
+  return config;
+});
