@@ -52,7 +52,7 @@ try {
   );
   console.log(
     `Try: curl -s -X POST ${server.url}/streams/Order-1/events -H 'content-type: application/json' ` +
-      `-d '{"events":[{"type":"OrderPlaced","data":{"total":12}}]}'`,
+      `-d '{"events":[{"type":"OrderPlaced","data":{"customerId":"c-7","currency":"EUR"}}]}'`,
   );
 } catch (error) {
   console.error("npm start failed:", error);

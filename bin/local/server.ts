@@ -119,8 +119,9 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     }
     const body = await readBody(req);
     if (body === undefined) {
-      const message = `body is over API Gateway's limit of ${GATEWAY_MAX_BODY_BYTES} bytes`;
-      return send(res, json(413, { error: { code: "PayloadTooLarge", message } }));
+      const message = `body: over API Gateway's limit of ${GATEWAY_MAX_BODY_BYTES} bytes`;
+      const error = { code: "PayloadTooLarge", message, field: "body", limit: GATEWAY_MAX_BODY_BYTES };
+      return send(res, json(413, { error }));
     }
     const event = toEvent(req, {
       method,

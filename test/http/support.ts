@@ -1,0 +1,136 @@
+import { readFileSync } from "node:fs";
+import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import { Ajv2020 } from "ajv/dist/2020.js";
+import formats from "ajv-formats";
+import { inject } from "vitest";
+import { parse } from "yaml";
+import { startLocalServer } from "../../bin/local/server.ts";
+import { logger } from "../../lambdas/observability.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+
+// biome-ignore lint/suspicious/noExplicitAny: response bodies are checked against the OpenAPI schemas
+type Json = any;
+
+export interface ApiResponse {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: Json;
+}
+
+export interface CallOptions {
+  /** Sent as JSON with `content-type: application/json` unless `raw` or headers say otherwise. */
+  readonly json?: unknown;
+  /** Sent as it is. */
+  readonly raw?: string | Buffer;
+  readonly headers?: Record<string, string>;
+  /** Check the response against openapi.yaml. @default true */
+  readonly validate?: boolean;
+}
+
+export const spec = parse(readFileSync(new URL("../../openapi.yaml", import.meta.url), "utf8")) as Json;
+
+const SPEC_ID = "https://cairn.local/openapi.json";
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+(formats as unknown as (ajv: Ajv2020) => void)(ajv);
+ajv.addSchema(spec, SPEC_ID);
+
+const pointer = (segments: readonly string[]) =>
+  segments
+    .map((segment) => `/${encodeURIComponent(segment.replace(/~/g, "~0").replace(/\//g, "~1"))}`)
+    .join("");
+
+/** The spec's path template for a concrete path (`/streams/a/events` → `/streams/{streamId}/events`). */
+export function templateOf(path: string): string | undefined {
+  const segments = path.split("?")[0]?.split("/") ?? [];
+  return Object.keys(spec.paths).find((template) => {
+    const parts = template.split("/");
+    return (
+      parts.length === segments.length &&
+      parts.every((part, index) => part.startsWith("{") || part === segments[index])
+    );
+  });
+}
+
+/** Throws unless the response's status is documented for the operation and its body fits the schema. */
+export function validateResponse(method: string, path: string, response: ApiResponse): void {
+  const template = templateOf(path);
+  const operation = template ? spec.paths[template][method.toLowerCase()] : undefined;
+  let location: string[];
+  if (!operation) {
+    if (response.status < 400)
+      throw new Error(`${method} ${path}: ${response.status} from an undocumented route`);
+    location = ["components", "schemas", "Error"];
+  } else {
+    const documented = operation.responses[String(response.status)];
+    if (!documented) {
+      throw new Error(
+        `${method} ${template}: status ${response.status} is not documented: ${JSON.stringify(response.body)}`,
+      );
+    }
+    location = ["paths", template as string, method.toLowerCase(), "responses", String(response.status)];
+    if (documented.$ref) location = (documented.$ref as string).slice(2).split("/");
+    location.push("content", "application/json", "schema");
+  }
+  const validate = ajv.getSchema(`${SPEC_ID}#${pointer(location)}`);
+  if (!validate) throw new Error(`no schema at ${location.join("/")}`);
+  if (!validate(response.body)) {
+    throw new Error(
+      `${method} ${path} ${response.status}: body does not fit ${location.join("/")}: ` +
+        `${ajv.errorsText(validate.errors)}\n${JSON.stringify(response.body).slice(0, 2000)}`,
+    );
+  }
+}
+
+/** `npm start`'s server, in-process on a free port, over this test file's own table. */
+export async function startApi() {
+  logger.setLogLevel("WARN");
+  const table = await createTestTable("cairn-http");
+  const server = await startLocalServer({
+    port: 0,
+    endpoint: inject("dynamodbEndpoint"),
+    tableName: table.tableName,
+  });
+
+  async function call(method: string, path: string, options: CallOptions = {}): Promise<ApiResponse> {
+    const headers: Record<string, string> = { ...options.headers };
+    let body: string | Buffer | undefined = options.raw;
+    if (options.json !== undefined) {
+      body = JSON.stringify(options.json);
+      headers["content-type"] ??= "application/json";
+    }
+    const response = await fetch(`${server.url}${path}`, { method, headers, body });
+    const text = await response.text();
+    const result = {
+      status: response.status,
+      headers: response.headers,
+      body: text ? JSON.parse(text) : undefined,
+    };
+    if (options.validate !== false) validateResponse(method, path, result);
+    return result;
+  }
+
+  /** How many items the table holds: 0 after any number of refused requests. */
+  async function itemCount(): Promise<number> {
+    const { Count } = await table.client.send(
+      new ScanCommand({ TableName: table.tableName, Select: "COUNT" }),
+    );
+    return Count ?? 0;
+  }
+
+  return {
+    url: server.url,
+    tableName: table.tableName,
+    call,
+    itemCount,
+    close: async () => {
+      await server.close();
+      await table.drop();
+    },
+  };
+}
+
+export type Api = Awaited<ReturnType<typeof startApi>>;
+
+/** `/streams/{id}/events`, percent-encoded. */
+export const eventsPath = (streamId: string, query = "") =>
+  `/streams/${encodeURIComponent(streamId)}/events${query ? `?${query}` : ""}`;
