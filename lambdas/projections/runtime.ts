@@ -1,0 +1,545 @@
+/**
+ * The projection runtime: `defineProjection` turns handlers by event type into a catch-up consumer of
+ * `$all` (EventStoreDB's catch-up subscription, Marten's async daemon) and a Lambda handler.
+ *
+ * - Global order, at least once, from the projection's own checkpoint.
+ * - Read-model documents written through the context go in the same TransactWriteItems as the
+ *   checkpoint, so a batch replayed after a crash changes nothing.
+ * - One active runner: a lease on the checkpoint item, and every checkpoint write is conditioned on
+ *   the lease owner, the position it read and the generation, so a runner that lost the lease (or
+ *   was reset under) writes nothing.
+ * - A handler that keeps failing on an event is retried `maxAttempts` times, then the event is parked
+ *   (in the same transaction as the checkpoint) and the projection moves on.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  type AttributeValue,
+  ConditionalCheckFailedException,
+  GetItemCommand,
+  TransactionCanceledException,
+  type TransactWriteItem,
+  TransactWriteItemsCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { readHeadPosition } from "../core/all.ts";
+import { ATTR, GLOBAL_LOG, ITEM_KIND, PROJECTION } from "../core/constants.ts";
+import type { EventStore } from "../core/event-store.ts";
+import type { RecordedEvent } from "../core/types.ts";
+import { storeFromEnv } from "../http/config.ts";
+import {
+  assertProjectionName,
+  type Checkpoint,
+  checkpointKey,
+  docKey,
+  listParkedEvents,
+  type ParkedEvent,
+  type ProjectionError,
+  parkedKey,
+  readCheckpoint,
+  toCheckpoint,
+} from "./state.ts";
+
+/** The shape of a domain event union member: `{ type, data }`. */
+export interface DomainEvent {
+  readonly type: string;
+  readonly data: unknown;
+}
+
+/** The recorded event a handler of type `T` receives. */
+export type EventOf<E extends DomainEvent, T extends E["type"]> = RecordedEvent<
+  T,
+  Extract<E, { type: T }>["data"]
+>;
+
+/** Read-model documents of this projection (current generation), written atomically with the checkpoint. */
+export interface ProjectionContext {
+  readonly projection: string;
+  /** The document with this id as this batch left it (its own writes first, then the table). */
+  get<T = unknown>(id: string): Promise<T | undefined>;
+  /** Stores a JSON document under this id. */
+  put(id: string, doc: unknown): void;
+  delete(id: string): void;
+}
+
+export type ProjectionHandlers<E extends DomainEvent> = {
+  readonly [T in E["type"]]?: (event: EventOf<E, T>, context: ProjectionContext) => void | Promise<void>;
+};
+
+export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
+  /** Unique, 1 to 63 lowercase letters, digits and dashes; the key of its checkpoint. */
+  readonly name: string;
+  readonly handlers: ProjectionHandlers<E>;
+  /** Only these event types are read. @default the types that have handlers */
+  readonly eventTypes?: readonly E["type"][];
+  /** Only events of streams in these categories. @default all */
+  readonly categories?: readonly string[];
+  /** Events read from `$all` per batch (one checkpoint write per batch). @default 100 */
+  readonly batchSize?: number;
+  /** Tries per event before it is parked. @default 3 */
+  readonly maxAttempts?: number;
+  /** Wait before retry n is n times this. @default 100 */
+  readonly retryDelayMs?: number;
+  /** How long a lease lasts without a checkpoint write; a runner that dies is replaced after this. @default 30000 */
+  readonly leaseMs?: number;
+}
+
+export interface RunOptions {
+  /** Stop starting batches after this many milliseconds. @default 60000 */
+  readonly budgetMs?: number;
+}
+
+export interface RunResult {
+  /** False when another runner held the lease (nothing was done). */
+  readonly ran: boolean;
+  readonly processed: number;
+  readonly parked: number;
+  readonly position: number;
+}
+
+export interface ReplayResult {
+  readonly replayed: number;
+  readonly stillParked: number;
+}
+
+/** A Lambda context, or anything that says how much time is left. */
+export interface InvocationContext {
+  getRemainingTimeInMillis(): number;
+}
+
+export interface Projection {
+  readonly name: string;
+  readonly eventTypes: readonly string[];
+  readonly categories?: readonly string[];
+  /** Catches up from the checkpoint to the head of `$all` (or until the budget is spent). */
+  run(store: EventStore, options?: RunOptions): Promise<RunResult>;
+  /** Runs the handler again on parked events (all, or those at `positions`); those that pass are unparked. */
+  replayParked(store: EventStore, positions?: readonly number[]): Promise<ReplayResult>;
+  /**
+   * The Lambda handler: an SNS wake-up, an EventBridge schedule or any direct invocation runs it
+   * to the head; a direct `{ "replayParked": true }` (or a list of positions) replays parked events.
+   */
+  handler(event?: unknown, context?: InvocationContext): Promise<RunResult | ReplayResult>;
+}
+
+/** The batch's staged writes: documents by id (undefined = delete) and parked events. */
+interface Staged {
+  docs: Map<string, unknown>;
+  parked: Record<string, AttributeValue>[];
+  lastError?: ProjectionError;
+  processed: number;
+}
+
+/** A batch commits early when its writes reach this many items (a transaction takes 100). */
+const FLUSH_AT_ITEMS = 90;
+
+class LeaseLostError extends Error {
+  override readonly name = "LeaseLostError";
+}
+
+export function defineProjection<E extends DomainEvent = DomainEvent>(
+  definition: ProjectionDefinition<E>,
+): Projection {
+  assertProjectionName(definition.name);
+  const name = definition.name;
+  const handlers = definition.handlers as Record<
+    string,
+    ((event: RecordedEvent, context: ProjectionContext) => void | Promise<void>) | undefined
+  >;
+  const eventTypes = [...(definition.eventTypes ?? Object.keys(handlers))];
+  const categories = definition.categories ? [...definition.categories] : undefined;
+  const batchSize = definition.batchSize ?? 100;
+  const maxAttempts = definition.maxAttempts ?? 3;
+  const retryDelayMs = definition.retryDelayMs ?? 100;
+  const leaseMs = definition.leaseMs ?? 30_000;
+
+  async function acquire(store: EventStore, owner: string): Promise<Checkpoint | undefined> {
+    const now = Date.now();
+    try {
+      const { Attributes } = await store.client.send(
+        new UpdateItemCommand({
+          TableName: store.tableName,
+          Key: checkpointKey(name),
+          UpdateExpression:
+            "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :zero), #parked = if_not_exists(#parked, :zero), #kind = :kind",
+          ConditionExpression: "attribute_not_exists(#owner) OR #lease < :now OR #owner = :me",
+          ExpressionAttributeNames: {
+            "#owner": PROJECTION.ownerAttr,
+            "#lease": PROJECTION.leaseUntilAttr,
+            "#pos": PROJECTION.positionAttr,
+            "#gen": PROJECTION.generationAttr,
+            "#parked": PROJECTION.parkedCountAttr,
+            "#kind": ATTR.kind,
+          },
+          ExpressionAttributeValues: {
+            ":me": { S: owner },
+            ":until": { N: String(now + leaseMs) },
+            ":now": { N: String(now) },
+            ":zero": { N: "0" },
+            ":kind": { S: ITEM_KIND.projection },
+          },
+          ReturnValues: "ALL_NEW",
+        }),
+      );
+      return toCheckpoint(Attributes);
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return undefined;
+      throw error;
+    }
+  }
+
+  async function release(store: EventStore, owner: string): Promise<void> {
+    try {
+      await store.client.send(
+        new UpdateItemCommand({
+          TableName: store.tableName,
+          Key: checkpointKey(name),
+          UpdateExpression: "REMOVE #owner, #lease",
+          ConditionExpression: "#owner = :me",
+          ExpressionAttributeNames: { "#owner": PROJECTION.ownerAttr, "#lease": PROJECTION.leaseUntilAttr },
+          ExpressionAttributeValues: { ":me": { S: owner } },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  function contextFor(store: EventStore, generation: number, staged: Staged, local: Map<string, unknown>) {
+    const context: ProjectionContext = {
+      projection: name,
+      async get<T>(id: string): Promise<T | undefined> {
+        if (local.has(id)) return local.get(id) as T | undefined;
+        if (staged.docs.has(id)) return structuredClone(staged.docs.get(id)) as T | undefined;
+        const { Item } = await store.client.send(
+          new GetItemCommand({
+            TableName: store.tableName,
+            Key: docKey(name, generation, id),
+            ConsistentRead: true,
+          }),
+        );
+        const text = Item?.[PROJECTION.docAttr]?.S;
+        return text === undefined ? undefined : (JSON.parse(text) as T);
+      },
+      put(id: string, doc: unknown): void {
+        if (typeof id !== "string" || id.length === 0)
+          throw new Error("a document id must be a non-empty string");
+        local.set(id, JSON.parse(JSON.stringify(doc)));
+      },
+      delete(id: string): void {
+        local.set(id, undefined);
+      },
+    };
+    return context;
+  }
+
+  /** Runs the handler on one event with bounded retries; its writes join `staged` only when it passes. */
+  async function apply(
+    store: EventStore,
+    generation: number,
+    staged: Staged,
+    event: RecordedEvent,
+    attemptsSoFar = 0,
+  ): Promise<{ ok: true } | { ok: false; error: unknown; attempts: number }> {
+    const handle = handlers[event.type];
+    if (!handle) return { ok: true };
+    let lastError: unknown;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const local = new Map<string, unknown>();
+      try {
+        await handle(event, contextFor(store, generation, staged, local));
+        if (local.size > FLUSH_AT_ITEMS)
+          throw new Error(`one event wrote ${local.size} documents; at most ${FLUSH_AT_ITEMS}`);
+        for (const [id, doc] of local) staged.docs.set(id, doc);
+        return { ok: true };
+      } catch (error) {
+        lastError = error;
+        if (attempt < maxAttempts)
+          await new Promise((resolve) => setTimeout(resolve, retryDelayMs * attempt));
+      }
+    }
+    return { ok: false, error: lastError, attempts: attemptsSoFar + maxAttempts };
+  }
+
+  function docWrites(store: EventStore, generation: number, staged: Staged, at: string): TransactWriteItem[] {
+    return [...staged.docs].map(([id, doc]) =>
+      doc === undefined
+        ? { Delete: { TableName: store.tableName, Key: docKey(name, generation, id) } }
+        : {
+            Put: {
+              TableName: store.tableName,
+              Item: {
+                ...docKey(name, generation, id),
+                [ATTR.kind]: { S: ITEM_KIND.projection },
+                [PROJECTION.docAttr]: { S: JSON.stringify(doc) },
+                [ATTR.updatedAt]: { S: at },
+              },
+            },
+          },
+    );
+  }
+
+  /** One transaction: the documents, the parked events and the checkpoint, guarded by lease, position and generation. */
+  async function commit(
+    store: EventStore,
+    owner: string,
+    checkpoint: Checkpoint,
+    position: number,
+    staged: Staged,
+  ): Promise<void> {
+    const at = new Date().toISOString();
+    const names: Record<string, string> = {
+      "#owner": PROJECTION.ownerAttr,
+      "#lease": PROJECTION.leaseUntilAttr,
+      "#pos": PROJECTION.positionAttr,
+      "#gen": PROJECTION.generationAttr,
+      "#parked": PROJECTION.parkedCountAttr,
+      "#at": ATTR.updatedAt,
+    };
+    const values: Record<string, AttributeValue> = {
+      ":me": { S: owner },
+      ":until": { N: String(Date.now() + leaseMs) },
+      ":old": { N: String(checkpoint.position) },
+      ":new": { N: String(position) },
+      ":gen": { N: String(checkpoint.generation) },
+      ":n": { N: String(staged.parked.length) },
+      ":at": { S: at },
+    };
+    let update = "SET #pos = :new, #lease = :until, #at = :at";
+    if (staged.lastError) {
+      names["#err"] = PROJECTION.lastErrorAttr;
+      values[":err"] = { S: JSON.stringify(staged.lastError) };
+      update += ", #err = :err";
+    }
+    update += " ADD #parked :n";
+    const items: TransactWriteItem[] = [
+      {
+        Update: {
+          TableName: store.tableName,
+          Key: checkpointKey(name),
+          UpdateExpression: update,
+          ConditionExpression: "#owner = :me AND #pos = :old AND #gen = :gen",
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        },
+      },
+      ...docWrites(store, checkpoint.generation, staged, at),
+      ...staged.parked.map((item) => ({ Put: { TableName: store.tableName, Item: item } })),
+    ];
+    await transact(store, items);
+  }
+
+  async function transact(store: EventStore, items: TransactWriteItem[]): Promise<void> {
+    try {
+      await store.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+    } catch (error) {
+      if (
+        error instanceof TransactionCanceledException &&
+        error.CancellationReasons?.[0]?.Code === "ConditionalCheckFailed"
+      ) {
+        throw new LeaseLostError(`projection ${name}: the checkpoint moved (lease lost or reset)`, {
+          cause: error,
+        });
+      }
+      throw error;
+    }
+  }
+
+  function parkedItem(
+    generation: number,
+    event: RecordedEvent,
+    error: unknown,
+    attempts: number,
+  ): Record<string, AttributeValue> {
+    return {
+      ...parkedKey(name, generation, event.globalPosition ?? 0),
+      [ATTR.kind]: { S: ITEM_KIND.projection },
+      [GLOBAL_LOG.positionAttr]: { N: String(event.globalPosition ?? 0) },
+      [GLOBAL_LOG.streamIdAttr]: { S: event.streamId },
+      [ATTR.version]: { N: String(event.version) },
+      [ATTR.eventId]: { S: event.eventId },
+      [ATTR.type]: { S: event.type },
+      error: { S: messageOf(error) },
+      attempts: { N: String(attempts) },
+      parkedAt: { S: new Date().toISOString() },
+    };
+  }
+
+  const readFilter = {
+    ...(eventTypes.length > 0 ? { types: eventTypes } : {}),
+    ...(categories?.length === 1 ? { category: categories[0] as string } : {}),
+  };
+  const wanted = (event: RecordedEvent) =>
+    !categories || categories.some((category) => event.streamId.split("-", 1)[0] === category);
+
+  async function catchUp(store: EventStore, owner: string, start: Checkpoint, deadline: number) {
+    let checkpoint = start;
+    let processed = 0;
+    let parked = 0;
+    while (Date.now() < deadline) {
+      const page = await store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter });
+      let staged: Staged = { docs: new Map(), parked: [], processed: 0 };
+      const flush = async (position: number) => {
+        if (position === checkpoint.position && staged.docs.size === 0 && staged.parked.length === 0) return;
+        await commit(store, owner, checkpoint, position, staged);
+        processed += staged.processed;
+        parked += staged.parked.length;
+        checkpoint = { ...checkpoint, position, parkedCount: checkpoint.parkedCount + staged.parked.length };
+        staged = { docs: new Map(), parked: [], processed: 0 };
+      };
+      for (const event of page.events) {
+        if (wanted(event)) {
+          const outcome = await apply(store, checkpoint.generation, staged, event);
+          if (!outcome.ok) {
+            staged.parked.push(parkedItem(checkpoint.generation, event, outcome.error, outcome.attempts));
+            staged.lastError = {
+              message: messageOf(outcome.error),
+              position: event.globalPosition ?? 0,
+              eventId: event.eventId,
+              type: event.type,
+              at: new Date().toISOString(),
+            };
+          }
+          staged.processed++;
+        }
+        if (staged.docs.size + staged.parked.length >= FLUSH_AT_ITEMS) await flush(event.globalPosition ?? 0);
+      }
+      const reached = page.nextAfter ?? page.headPosition;
+      await flush(Math.max(reached, checkpoint.position));
+      if (page.nextAfter === undefined) break;
+    }
+    return { checkpoint, processed, parked };
+  }
+
+  const projection: Projection = {
+    name,
+    eventTypes,
+    ...(categories ? { categories } : {}),
+
+    async run(store, options = {}) {
+      const deadline = Date.now() + (options.budgetMs ?? 60_000);
+      const owner = randomUUID();
+      let processed = 0;
+      let parked = 0;
+      let position = 0;
+      let ran = false;
+      // After releasing, look at the head once more: a wake-up that came while this runner held the
+      // lease found it busy, and its events must not wait for the next scheduled wake-up.
+      while (Date.now() < deadline) {
+        const start = await acquire(store, owner);
+        if (!start) break;
+        ran = true;
+        try {
+          const result = await catchUp(store, owner, start, deadline);
+          processed += result.processed;
+          parked += result.parked;
+          position = result.checkpoint.position;
+        } catch (error) {
+          if (error instanceof LeaseLostError) break;
+          throw error;
+        } finally {
+          await release(store, owner);
+        }
+        if ((await readHeadPosition(store.client, store.tableName)) <= position) break;
+      }
+      if (!ran) position = (await readCheckpoint(store, name)).position;
+      return { ran, processed, parked, position };
+    },
+
+    async replayParked(store, positions) {
+      const owner = randomUUID();
+      const start = await acquire(store, owner);
+      if (!start) throw new Error(`projection ${name} is running; replay parked events when it is idle`);
+      let replayed = 0;
+      let stillParked = 0;
+      try {
+        const all = await listParkedEvents(store, name);
+        const chosen = positions ? all.filter((entry) => positions.includes(entry.position)) : all;
+        for (const entry of chosen) {
+          const event = await eventAt(store, entry);
+          const staged: Staged = { docs: new Map(), parked: [], processed: 0 };
+          const outcome = event
+            ? await apply(store, start.generation, staged, event, entry.attempts)
+            : {
+                ok: false as const,
+                error: new Error("the event is no longer in $all"),
+                attempts: entry.attempts,
+              };
+          if (outcome.ok) {
+            await transact(store, [
+              {
+                Update: {
+                  TableName: store.tableName,
+                  Key: checkpointKey(name),
+                  UpdateExpression: "ADD #parked :minus",
+                  ConditionExpression: "#owner = :me AND #gen = :gen",
+                  ExpressionAttributeNames: {
+                    "#parked": PROJECTION.parkedCountAttr,
+                    "#owner": PROJECTION.ownerAttr,
+                    "#gen": PROJECTION.generationAttr,
+                  },
+                  ExpressionAttributeValues: {
+                    ":minus": { N: "-1" },
+                    ":me": { S: owner },
+                    ":gen": { N: String(start.generation) },
+                  },
+                },
+              },
+              ...docWrites(store, start.generation, staged, new Date().toISOString()),
+              {
+                Delete: {
+                  TableName: store.tableName,
+                  Key: parkedKey(name, start.generation, entry.position),
+                },
+              },
+            ]);
+            replayed++;
+          } else {
+            await store.client.send(
+              new UpdateItemCommand({
+                TableName: store.tableName,
+                Key: parkedKey(name, start.generation, entry.position),
+                UpdateExpression: "SET #error = :error, #attempts = :attempts",
+                ExpressionAttributeNames: { "#error": "error", "#attempts": "attempts" },
+                ExpressionAttributeValues: {
+                  ":error": { S: messageOf(outcome.error) },
+                  ":attempts": { N: String(outcome.attempts) },
+                },
+              }),
+            );
+            stillParked++;
+          }
+        }
+      } finally {
+        await release(store, owner);
+      }
+      return { replayed, stillParked };
+    },
+
+    async handler(event, context) {
+      const store = storeFromEnv();
+      const request = event as { replayParked?: boolean | number[] } | undefined;
+      if (request && typeof request === "object" && request.replayParked) {
+        return projection.replayParked(
+          store,
+          Array.isArray(request.replayParked) ? request.replayParked : undefined,
+        );
+      }
+      const remaining = context?.getRemainingTimeInMillis();
+      const budgetMs = remaining === undefined ? 60_000 : Math.max(1000, remaining - 10_000);
+      return projection.run(store, { budgetMs });
+    },
+  };
+  return projection;
+}
+
+/** The event a parked entry names, read back from `$all`. */
+async function eventAt(store: EventStore, entry: ParkedEvent): Promise<RecordedEvent | undefined> {
+  const { events } = await store.readAll({ after: entry.position - 1, limit: 1 });
+  const event = events[0];
+  return event && event.eventId === entry.eventId ? event : undefined;
+}
+
+function messageOf(error: unknown): string {
+  const text = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return text.slice(0, 1000);
+}

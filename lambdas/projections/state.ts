@@ -1,0 +1,245 @@
+/**
+ * A projection's state in the table, with no Lambda or HTTP types: its checkpoint (position,
+ * generation, lease, parked count, last error), its read-model documents and its parked events.
+ * Status, parked events, documents and reset are read and done here; the runner is in runtime.ts.
+ *
+ * Every key of projection `<name>` starts with `PROJECTION#<name>#` (see PROJECTION in constants.ts).
+ */
+import {
+  type AttributeValue,
+  type DynamoDBClient,
+  GetItemCommand,
+  QueryCommand,
+  UpdateItemCommand,
+} from "@aws-sdk/client-dynamodb";
+import { readHeadPosition } from "../core/all.ts";
+import {
+  ATTR,
+  GLOBAL_LOG,
+  ITEM_KIND,
+  KEYS,
+  PROJECTION,
+  positionKey,
+  projectionCheckpointKey,
+  projectionDocKey,
+  projectionParkedKey,
+} from "../core/constants.ts";
+import { ValidationError } from "../core/errors.ts";
+
+/** The table a projection lives in. An EventStore fits. */
+export interface ProjectionTable {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+}
+
+export interface ProjectionError {
+  readonly message: string;
+  /** The `$all` position of the event that failed. */
+  readonly position: number;
+  readonly eventId: string;
+  readonly type: string;
+  readonly at: string;
+}
+
+export interface ProjectionStatus {
+  readonly name: string;
+  /** The last `$all` position this projection has processed (0 = none). */
+  readonly position: number;
+  /** The head of `$all` when the status was read. */
+  readonly headPosition: number;
+  /** `headPosition - position`: events of `$all` not yet looked at (filtered-out ones included). */
+  readonly lag: number;
+  readonly parkedCount: number;
+  readonly lastError?: ProjectionError;
+  /** Read-model generation: a reset starts a new, empty one. */
+  readonly generation: number;
+  /** True while a runner holds the lease. */
+  readonly running: boolean;
+  readonly updatedAt?: string;
+}
+
+export interface ParkedEvent {
+  readonly position: number;
+  readonly streamId: string;
+  readonly version: number;
+  readonly eventId: string;
+  readonly type: string;
+  readonly error: string;
+  readonly attempts: number;
+  readonly parkedAt: string;
+}
+
+/** The checkpoint as stored. */
+export interface Checkpoint {
+  readonly position: number;
+  readonly generation: number;
+  readonly parkedCount: number;
+  readonly owner?: string;
+  readonly leaseUntil?: number;
+  readonly lastError?: ProjectionError;
+  readonly updatedAt?: string;
+}
+
+const PROJECTION_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export function assertProjectionName(name: unknown): asserts name is string {
+  if (typeof name !== "string" || !PROJECTION_NAME.test(name)) {
+    throw new ValidationError("name", "must be 1 to 63 lowercase letters, digits and dashes");
+  }
+}
+
+export const checkpointKey = (name: string): Record<string, AttributeValue> => ({
+  [KEYS.partition]: { S: projectionCheckpointKey(name) },
+  [KEYS.sort]: { S: PROJECTION.checkpointSortKey },
+});
+
+export const docKey = (name: string, generation: number, id: string): Record<string, AttributeValue> => ({
+  [KEYS.partition]: { S: projectionDocKey(name, generation, id) },
+  [KEYS.sort]: { S: PROJECTION.docSortKey },
+});
+
+export const parkedKey = (
+  name: string,
+  generation: number,
+  position: number,
+): Record<string, AttributeValue> => ({
+  [KEYS.partition]: { S: projectionParkedKey(name, generation) },
+  [KEYS.sort]: { S: positionKey(position) },
+});
+
+export function toCheckpoint(item: Record<string, AttributeValue> | undefined): Checkpoint {
+  const lastError = item?.[PROJECTION.lastErrorAttr]?.S;
+  const owner = item?.[PROJECTION.ownerAttr]?.S;
+  const leaseUntil = item?.[PROJECTION.leaseUntilAttr]?.N;
+  const updatedAt = item?.[ATTR.updatedAt]?.S;
+  return {
+    position: Number(item?.[PROJECTION.positionAttr]?.N ?? 0),
+    generation: Number(item?.[PROJECTION.generationAttr]?.N ?? 0),
+    parkedCount: Number(item?.[PROJECTION.parkedCountAttr]?.N ?? 0),
+    ...(owner ? { owner } : {}),
+    ...(leaseUntil ? { leaseUntil: Number(leaseUntil) } : {}),
+    ...(lastError ? { lastError: JSON.parse(lastError) as ProjectionError } : {}),
+    ...(updatedAt ? { updatedAt } : {}),
+  };
+}
+
+export async function readCheckpoint(table: ProjectionTable, name: string): Promise<Checkpoint> {
+  const { Item } = await table.client.send(
+    new GetItemCommand({ TableName: table.tableName, Key: checkpointKey(name), ConsistentRead: true }),
+  );
+  return toCheckpoint(Item);
+}
+
+/** Position, lag behind the head of `$all`, parked count, last error. A never-run projection is at 0. */
+export async function getProjectionStatus(table: ProjectionTable, name: string): Promise<ProjectionStatus> {
+  assertProjectionName(name);
+  const [checkpoint, headPosition] = await Promise.all([
+    readCheckpoint(table, name),
+    readHeadPosition(table.client, table.tableName),
+  ]);
+  return {
+    name,
+    position: checkpoint.position,
+    headPosition,
+    lag: Math.max(0, headPosition - checkpoint.position),
+    parkedCount: checkpoint.parkedCount,
+    ...(checkpoint.lastError ? { lastError: checkpoint.lastError } : {}),
+    generation: checkpoint.generation,
+    running: checkpoint.owner !== undefined && (checkpoint.leaseUntil ?? 0) > Date.now(),
+    ...(checkpoint.updatedAt ? { updatedAt: checkpoint.updatedAt } : {}),
+  };
+}
+
+/** The parked events of the current generation, oldest first. */
+export async function listParkedEvents(
+  table: ProjectionTable,
+  name: string,
+  options: { readonly limit?: number } = {},
+): Promise<ParkedEvent[]> {
+  assertProjectionName(name);
+  const { generation } = await readCheckpoint(table, name);
+  const parked: ParkedEvent[] = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  const limit = options.limit ?? 1000;
+  do {
+    const page = await table.client.send(
+      new QueryCommand({
+        TableName: table.tableName,
+        ConsistentRead: true,
+        KeyConditionExpression: `${KEYS.partition} = :pk`,
+        ExpressionAttributeValues: { ":pk": { S: projectionParkedKey(name, generation) } },
+        ExclusiveStartKey: startKey,
+        Limit: limit - parked.length,
+      }),
+    );
+    for (const item of page.Items ?? []) parked.push(toParked(item));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey && parked.length < limit);
+  return parked;
+}
+
+export function toParked(item: Record<string, AttributeValue>): ParkedEvent {
+  return {
+    position: Number(item[GLOBAL_LOG.positionAttr]?.N),
+    streamId: item[GLOBAL_LOG.streamIdAttr]?.S ?? "",
+    version: Number(item[ATTR.version]?.N),
+    eventId: item[ATTR.eventId]?.S ?? "",
+    type: item[ATTR.type]?.S ?? "",
+    error: item.error?.S ?? "",
+    attempts: Number(item.attempts?.N ?? 0),
+    parkedAt: item.parkedAt?.S ?? "",
+  };
+}
+
+/** A read-model document of the current generation, or undefined. */
+export async function readProjectionDocument<T = unknown>(
+  table: ProjectionTable,
+  name: string,
+  id: string,
+): Promise<T | undefined> {
+  assertProjectionName(name);
+  const { generation } = await readCheckpoint(table, name);
+  const { Item } = await table.client.send(
+    new GetItemCommand({
+      TableName: table.tableName,
+      Key: docKey(name, generation, id),
+      ConsistentRead: true,
+    }),
+  );
+  const text = Item?.[PROJECTION.docAttr]?.S;
+  return text === undefined ? undefined : (JSON.parse(text) as T);
+}
+
+/**
+ * Rebuild from position 0: the checkpoint goes back to 0 and a new, empty read-model generation
+ * begins (the old documents and parked events stop being read at once). A runner busy at the time
+ * loses its lease: its next checkpoint write fails on the generation and it stops.
+ */
+export async function resetProjection(table: ProjectionTable, name: string): Promise<ProjectionStatus> {
+  assertProjectionName(name);
+  await table.client.send(
+    new UpdateItemCommand({
+      TableName: table.tableName,
+      Key: checkpointKey(name),
+      UpdateExpression:
+        "SET #pos = :zero, #parked = :zero, #gen = if_not_exists(#gen, :zero) + :one, #kind = :kind, #at = :now REMOVE #owner, #lease, #err",
+      ExpressionAttributeNames: {
+        "#pos": PROJECTION.positionAttr,
+        "#parked": PROJECTION.parkedCountAttr,
+        "#gen": PROJECTION.generationAttr,
+        "#kind": ATTR.kind,
+        "#at": ATTR.updatedAt,
+        "#owner": PROJECTION.ownerAttr,
+        "#lease": PROJECTION.leaseUntilAttr,
+        "#err": PROJECTION.lastErrorAttr,
+      },
+      ExpressionAttributeValues: {
+        ":zero": { N: "0" },
+        ":one": { N: "1" },
+        ":kind": { S: ITEM_KIND.projection },
+        ":now": { S: new Date().toISOString() },
+      },
+    }),
+  );
+  return getProjectionStatus(table, name);
+}
