@@ -1,0 +1,417 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Api, type CallOptions, eventsPath, startApi } from "./support.ts";
+
+let api: Api;
+
+beforeAll(async () => {
+  api = await startApi();
+});
+afterAll(() => api.close());
+
+const event = { type: "Happened", data: { n: 1 } };
+const json = "application/json";
+
+interface Case {
+  readonly name: string;
+  readonly method?: string;
+  /** @default a POST to /streams/Bad-1/events */
+  readonly path?: string;
+  readonly request: CallOptions;
+  readonly status: number;
+  readonly code: string;
+  readonly field?: string;
+}
+
+const cases: Case[] = [
+  {
+    name: "malformed JSON",
+    request: { raw: '{"events": [', headers: { "content-type": json } },
+    status: 400,
+    code: "ValidationError",
+    field: "body",
+  },
+  {
+    name: "a text/plain content type",
+    request: { raw: JSON.stringify({ events: [event] }), headers: { "content-type": "text/plain" } },
+    status: 400,
+    code: "ValidationError",
+    field: "content-type",
+  },
+  {
+    name: "no content type",
+    request: { raw: Buffer.from(JSON.stringify({ events: [event] })) },
+    status: 400,
+    code: "ValidationError",
+    field: "content-type",
+  },
+  {
+    name: "an empty body",
+    request: { raw: "", headers: { "content-type": json } },
+    status: 400,
+    code: "ValidationError",
+    field: "body",
+  },
+  {
+    name: "a body of spaces",
+    request: { raw: "  \n ", headers: { "content-type": json } },
+    status: 400,
+    code: "ValidationError",
+    field: "body",
+  },
+  { name: "an array body", request: { json: [event] }, status: 400, code: "ValidationError", field: "body" },
+  {
+    name: "a JSON null body",
+    request: { raw: "null", headers: { "content-type": json } },
+    status: 400,
+    code: "ValidationError",
+    field: "body",
+  },
+  {
+    name: "an unknown top-level field",
+    request: { json: { expectedversion: 0, events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "expectedversion",
+  },
+  {
+    name: "an unknown event field",
+    request: { json: { events: [{ ...event, payload: 1 }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].payload",
+  },
+  {
+    name: "no events",
+    request: { json: { expectedVersion: 0 } },
+    status: 400,
+    code: "ValidationError",
+    field: "events",
+  },
+  {
+    name: "an empty events array",
+    request: { json: { events: [] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events",
+  },
+  {
+    name: "an event without a type",
+    request: { json: { events: [event, { data: 1 }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[1].type",
+  },
+  {
+    name: "an event type with a space",
+    request: { json: { events: [{ type: "Was Done", data: 1 }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].type",
+  },
+  {
+    name: "an event without data",
+    request: { json: { events: [{ type: "Happened" }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].data",
+  },
+  {
+    name: "a bad event id",
+    request: { json: { events: [{ ...event, eventId: "a b" }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].eventId",
+  },
+  {
+    name: "a repeated event id",
+    request: {
+      json: {
+        events: [
+          { ...event, eventId: "x" },
+          { ...event, eventId: "x" },
+        ],
+      },
+    },
+    status: 400,
+    code: "ValidationError",
+    field: "events[1].eventId",
+  },
+  {
+    name: "a negative expectedVersion",
+    request: { json: { expectedVersion: -1, events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "expectedVersion",
+  },
+  {
+    name: "a string number expectedVersion",
+    request: { json: { expectedVersion: "3", events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "expectedVersion",
+  },
+  {
+    name: "a null expectedVersion",
+    request: { json: { expectedVersion: null, events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "expectedVersion",
+  },
+  {
+    name: "metadata that is not an object",
+    request: { json: { events: [{ ...event, metadata: "m" }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].metadata",
+  },
+  {
+    name: "100 events in one append",
+    request: { json: { events: Array(100).fill(event) } },
+    status: 400,
+    code: "ValidationError",
+    field: "events",
+  },
+  {
+    name: "an event over 256 KB",
+    request: { json: { events: [event, { type: "Big", data: "x".repeat(300_000) }] } },
+    status: 413,
+    code: "PayloadTooLarge",
+    field: "events[1]",
+  },
+  {
+    name: "an append over 3.5 MB",
+    request: { json: { events: Array(16).fill({ type: "Big", data: "x".repeat(250_000) }) } },
+    status: 413,
+    code: "PayloadTooLarge",
+    field: "events",
+  },
+  {
+    name: "a body over 5 MB",
+    request: { json: { events: [{ type: "Big", data: "x".repeat(5_300_000) }] } },
+    status: 413,
+    code: "PayloadTooLarge",
+    field: "body",
+  },
+  {
+    name: "a body over API Gateway's 10 MB",
+    request: { json: { events: [{ type: "Big", data: "x".repeat(10_500_000) }] } },
+    status: 413,
+    code: "PayloadTooLarge",
+    field: "body",
+  },
+  {
+    name: "a stream id with %2F",
+    path: "/streams/Order%2F1/events",
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id with %20",
+    path: "/streams/Order%201/events",
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id with %25",
+    path: "/streams/Order%251/events",
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id with broken percent-encoding",
+    path: "/streams/Order%ZZ/events",
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id with non-ASCII letters",
+    path: `/streams/${encodeURIComponent("Zoë-1")}/events`,
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id starting with $",
+    path: "/streams/$all/events",
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a stream id of 201 characters",
+    path: `/streams/${"a".repeat(201)}/events`,
+    request: { json: { events: [event] } },
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "limit=0",
+    method: "GET",
+    path: eventsPath("Bad-1", "limit=0"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "limit",
+  },
+  {
+    name: "limit=1001",
+    method: "GET",
+    path: eventsPath("Bad-1", "limit=1001"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "limit",
+  },
+  {
+    name: "limit=ten",
+    method: "GET",
+    path: eventsPath("Bad-1", "limit=ten"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "limit",
+  },
+  {
+    name: "limit=1.5",
+    method: "GET",
+    path: eventsPath("Bad-1", "limit=1.5"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "limit",
+  },
+  {
+    name: "a repeated limit",
+    method: "GET",
+    path: eventsPath("Bad-1", "limit=1&limit=2"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "limit",
+  },
+  {
+    name: "fromVersion=-1",
+    method: "GET",
+    path: eventsPath("Bad-1", "fromVersion=-1"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "fromVersion",
+  },
+  {
+    name: "fromVersion=0 backward",
+    method: "GET",
+    path: eventsPath("Bad-1", "fromVersion=0&direction=backward"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "fromVersion",
+  },
+  {
+    name: "direction=sideways",
+    method: "GET",
+    path: eventsPath("Bad-1", "direction=sideways"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "direction",
+  },
+  {
+    name: "an unknown query parameter",
+    method: "GET",
+    path: eventsPath("Bad-1", "from=3"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "from",
+  },
+  {
+    name: "a stream read with a bad stream id",
+    method: "GET",
+    path: "/streams/a%2Fb/events",
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "stream info with a bad stream id",
+    method: "GET",
+    path: "/streams/a%2Fb",
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "streamId",
+  },
+  {
+    name: "a path with no route",
+    method: "GET",
+    path: "/stream/Bad-1",
+    request: {},
+    status: 404,
+    code: "NotFound",
+  },
+  {
+    name: "a stream id with a raw slash",
+    method: "GET",
+    path: "/streams/a/b/c/events",
+    request: {},
+    status: 404,
+    code: "NotFound",
+  },
+  {
+    name: "a method the path does not have",
+    method: "DELETE",
+    path: "/streams/Bad-1",
+    request: {},
+    status: 405,
+    code: "MethodNotAllowed",
+  },
+  {
+    name: "a PUT to the events",
+    method: "PUT",
+    path: eventsPath("Bad-1"),
+    request: { json: { events: [event] } },
+    status: 405,
+    code: "MethodNotAllowed",
+  },
+];
+
+describe("bad requests", () => {
+  it.each(cases)("answers $name with $status $code and writes nothing", async (row) => {
+    // Prepare
+    const method = row.method ?? "POST";
+    const path = row.path ?? eventsPath("Bad-1");
+
+    // Act
+    const response = await api.call(method, path, row.request);
+
+    // Assess
+    expect(response.status).toBe(row.status);
+    expect(response.body.error.code).toBe(row.code);
+    expect(typeof response.body.error.message).toBe("string");
+    if (row.field) expect(response.body.error.field).toBe(row.field);
+    expect(await api.itemCount()).toBe(0);
+  });
+
+  it("names the allowed methods in a 405's allow header", async () => {
+    // Act
+    const response = await api.call("PATCH", eventsPath("Bad-1"));
+
+    // Assess
+    expect(response.status).toBe(405);
+    expect(response.headers.get("allow")).toBe("POST, GET");
+    expect(response.body.error.allowed).toEqual(["POST", "GET"]);
+  });
+});

@@ -1,0 +1,158 @@
+import { randomUUID } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type Api, eventsPath, startApi } from "./support.ts";
+
+let api: Api;
+
+beforeAll(async () => {
+  api = await startApi();
+});
+afterAll(() => api.close());
+
+const newStream = () => `Read-${randomUUID()}`;
+
+/** A stream of `count` events whose data is `{ n: version }`. */
+async function streamOf(count: number): Promise<string> {
+  const streamId = newStream();
+  for (let from = 1; from <= count; from += 99) {
+    const events = Array.from({ length: Math.min(99, count - from + 1) }, (_, index) => ({
+      type: "Counted",
+      data: { n: from + index },
+    }));
+    const response = await api.call("POST", eventsPath(streamId), { json: { events } });
+    expect(response.status).toBe(201);
+  }
+  return streamId;
+}
+
+/** Follows `next` from `path` to the end; returns each page's versions. */
+async function pages(path: string): Promise<number[][]> {
+  const seen: number[][] = [];
+  let next: string | undefined = path;
+  while (next) {
+    const response = await api.call("GET", next);
+    expect(response.status).toBe(200);
+    seen.push(response.body.events.map((event: { version: number }) => event.version));
+    next = response.body.next;
+    if (seen.length > 50) throw new Error("next never ends");
+  }
+  return seen;
+}
+
+const range = (from: number, to: number) =>
+  Array.from({ length: Math.abs(to - from) + 1 }, (_, index) => (from <= to ? from + index : from - index));
+
+describe("GET /streams/{streamId}/events", () => {
+  let streamId: string;
+
+  beforeAll(async () => {
+    streamId = await streamOf(250);
+  });
+
+  it("pages forward with the next cursor until the end, 100 events per page by default", async () => {
+    // Act
+    const seen = await pages(eventsPath(streamId));
+
+    // Assess
+    expect(seen).toEqual([range(1, 100), range(101, 200), range(201, 250)]);
+  });
+
+  it("pages backward from the last version with the next cursor", async () => {
+    // Act
+    const seen = await pages(eventsPath(streamId, "direction=backward&limit=120"));
+
+    // Assess
+    expect(seen).toEqual([range(250, 131), range(130, 11), range(10, 1)]);
+  });
+
+  it("reads backward from a given version down to version 1", async () => {
+    // Act
+    const response = await api.call("GET", eventsPath(streamId, "direction=backward&fromVersion=5"));
+
+    // Assess
+    expect(response.body.events.map((event: { data: { n: number } }) => event.data.n)).toEqual([
+      5, 4, 3, 2, 1,
+    ]);
+    expect(response.body.direction).toBe("backward");
+    expect(response.body.next).toBeUndefined();
+  });
+
+  it("reads forward from a version, with nextVersion and next naming the following page", async () => {
+    // Act
+    const response = await api.call("GET", eventsPath(streamId, "fromVersion=240&limit=5"));
+
+    // Assess
+    expect(response.body.events.map((event: { version: number }) => event.version)).toEqual(range(240, 244));
+    expect(response.body.nextVersion).toBe(245);
+    expect(response.body.next).toBe(eventsPath(streamId, "fromVersion=245&limit=5&direction=forward"));
+  });
+
+  it("returns up to 1000 events in one page and no next at the end", async () => {
+    // Act
+    const response = await api.call("GET", eventsPath(streamId, "limit=1000"));
+
+    // Assess
+    expect(response.body.events).toHaveLength(250);
+    expect(response.body.nextVersion).toBeUndefined();
+    expect(response.body.next).toBeUndefined();
+  });
+
+  it("answers an empty page past the end of an existing stream", async () => {
+    // Act
+    const response = await api.call("GET", eventsPath(streamId, "fromVersion=251"));
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(response.body.events).toEqual([]);
+    expect(response.body.next).toBeUndefined();
+  });
+
+  it("answers 404 StreamNotFound for a stream that does not exist", async () => {
+    // Prepare
+    const missing = newStream();
+
+    // Act
+    const response = await api.call("GET", eventsPath(missing));
+
+    // Assess
+    expect(response.status).toBe(404);
+    expect(response.body.error).toMatchObject({ code: "StreamNotFound", streamId: missing });
+  });
+});
+
+describe("GET /streams/{streamId}", () => {
+  it("answers the stream's version, category and times", async () => {
+    // Prepare
+    const before = new Date().toISOString();
+    const streamId = await streamOf(3);
+
+    // Act
+    const response = await api.call("GET", `/streams/${streamId}`);
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ streamId, category: "Read", version: 3 });
+    expect(response.body.createdAt >= before).toBe(true);
+    expect(response.body.updatedAt >= response.body.createdAt).toBe(true);
+  });
+
+  it("answers 404 StreamNotFound for a stream that does not exist", async () => {
+    // Act
+    const response = await api.call("GET", `/streams/${newStream()}`);
+
+    // Assess
+    expect(response.status).toBe(404);
+    expect(response.body.error.code).toBe("StreamNotFound");
+  });
+});
+
+describe("the local server", () => {
+  it("answers GET /health", async () => {
+    // Act
+    const response = await api.call("GET", "/health");
+
+    // Assess
+    expect(response.status).toBe(200);
+    expect(response.body).toMatchObject({ status: "ok", table: api.tableName });
+  });
+});
