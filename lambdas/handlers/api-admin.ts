@@ -1,4 +1,10 @@
+import { getProjection, listProjections, readAllEvents, resetProjectionRoute } from "../http/admin.ts";
 import { createApiHandler } from "../http/http.ts";
 
-/** Lambda entry for the "admin" routes of lambdas/http/routes.ts (work in progress: routes are added as they are built). */
-export const handler = createApiHandler({});
+/** Lambda entry for the "admin" routes of lambdas/http/routes.ts: `$all` and projections. */
+export const handler = createApiHandler({
+  "GET /all": readAllEvents,
+  "GET /projections": listProjections,
+  "GET /projections/{name}": getProjection,
+  "POST /projections/{name}/reset": resetProjectionRoute,
+});

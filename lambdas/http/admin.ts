@@ -1,0 +1,105 @@
+/**
+ * The admin routes: `$all` and projection status, parked events, reset. Thin over the core
+ * (readAll) and the projection state functions; errors are mapped in http.ts.
+ */
+import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
+import { ENV, GLOBAL_LOG } from "../core/constants.ts";
+import { NotFoundError, ValidationError } from "../core/errors.ts";
+import { PROJECTIONS } from "../projections/registry.ts";
+import {
+  getProjectionStatus,
+  listParkedEvents,
+  readProjectionDocument,
+  resetProjection,
+} from "../projections/state.ts";
+import { storeFromEnv } from "./config.ts";
+import { type HttpRequest, integerParam, json, pathParam, queryOf, type RouteHandler } from "./http.ts";
+
+const store = storeFromEnv();
+const wakeTopicArn = process.env[ENV.wakeTopicArn];
+const sns = wakeTopicArn ? new SNSClient({}) : undefined;
+const MAX_POSITION = Number.MAX_SAFE_INTEGER;
+/** Parked events shown in a projection's status. */
+const PARKED_SHOWN = 100;
+
+/** `GET /all?after=&limit=&types=a,b&category=`: `{ events, headPosition, nextAfter?, next? }`. */
+export const readAllEvents: RouteHandler = async (request) => {
+  const query = queryOf(request, ["after", "limit", "types", "category"]);
+  const after = integerParam(query.after, "after", 0, MAX_POSITION) ?? 0;
+  const limit = integerParam(query.limit, "limit", 1, GLOBAL_LOG.maxReadLimit) ?? GLOBAL_LOG.defaultReadLimit;
+  const types = query.types === undefined ? undefined : query.types.split(",").map((type) => type.trim());
+  if (types?.some((type) => type.length === 0)) {
+    throw new ValidationError("types", "must be a comma-separated list of event types");
+  }
+  if (query.category !== undefined && query.category.length === 0) {
+    throw new ValidationError("category", "must not be empty");
+  }
+  const result = await store.readAll({
+    after,
+    limit,
+    ...(types ? { types } : {}),
+    ...(query.category !== undefined ? { category: query.category } : {}),
+  });
+  const page: Record<string, unknown> = { events: result.events, headPosition: result.headPosition };
+  if (result.nextAfter !== undefined) {
+    const params = new URLSearchParams({ after: String(result.nextAfter), limit: String(limit) });
+    if (query.types !== undefined) params.set("types", query.types);
+    if (query.category !== undefined) params.set("category", query.category);
+    page.nextAfter = result.nextAfter;
+    page.next = `/all?${params.toString()}`;
+  }
+  return json(200, page);
+};
+
+const projectionOf = (request: HttpRequest): string => {
+  const name = pathParam(request, "name");
+  if (!PROJECTIONS.some((projection) => projection.name === name)) {
+    throw new NotFoundError(`no projection named ${name}`);
+  }
+  return name;
+};
+
+/** `GET /projections`: the status of every registered projection. */
+export const listProjections: RouteHandler = async (request) => {
+  queryOf(request, []);
+  const projections = await Promise.all(PROJECTIONS.map(({ name }) => getProjectionStatus(store, name)));
+  return json(200, { projections });
+};
+
+/** `GET /projections/{name}`: status plus the first parked events. */
+export const getProjection: RouteHandler = async (request) => {
+  queryOf(request, []);
+  const name = projectionOf(request);
+  const [status, parked] = await Promise.all([
+    getProjectionStatus(store, name),
+    listParkedEvents(store, name, { limit: PARKED_SHOWN }),
+  ]);
+  return json(200, { ...status, parked });
+};
+
+/** `POST /projections/{name}/reset`: back to position 0 with an empty read model; wakes the projections. */
+export const resetProjectionRoute: RouteHandler = async (request) => {
+  const name = projectionOf(request);
+  const status = await resetProjection(store, name);
+  if (sns && wakeTopicArn) {
+    await sns.send(
+      new PublishCommand({
+        TopicArn: wakeTopicArn,
+        Message: JSON.stringify({ headPosition: status.headPosition, reset: name }),
+      }),
+    );
+  }
+  return json(200, status);
+};
+
+/**
+ * `GET /projections/{name}/documents/{id}`: one read-model document (not in the route table yet;
+ * proposed for the "admin" function).
+ */
+export const getProjectionDocument: RouteHandler = async (request) => {
+  const name = projectionOf(request);
+  const id = pathParam(request, "id");
+  const document = await readProjectionDocument(store, name, id);
+  if (document === undefined) throw new NotFoundError(`projection ${name} has no document ${id}`);
+  return json(200, document);
+};
