@@ -79,6 +79,41 @@ export async function compare(
   return { ours: median(a), baseline: median(b) };
 }
 
+/**
+ * Interleaves the two contenders operation by operation: each of `workers` runs `perWorker` pairs,
+ * alternating which goes first, and each operation is timed alone. Load from elsewhere on a
+ * shared machine then falls on both alike. Returns operations per second of busy time for each.
+ */
+export async function interleaved(
+  workers: number,
+  perWorker: number,
+  ours: (worker: number, index: number) => Promise<unknown>,
+  baseline: (worker: number, index: number) => Promise<unknown>,
+): Promise<{ ours: number; baseline: number }> {
+  let oursMs = 0;
+  let baselineMs = 0;
+  const timed = async (operation: () => Promise<unknown>) => {
+    const started = performance.now();
+    await operation();
+    return performance.now() - started;
+  };
+  await Promise.all(
+    Array.from({ length: workers }, async (_, worker) => {
+      for (let index = 0; index < perWorker; index++) {
+        if ((index + worker) % 2 === 0) {
+          oursMs += await timed(() => ours(worker, index));
+          baselineMs += await timed(() => baseline(worker, index));
+        } else {
+          baselineMs += await timed(() => baseline(worker, index));
+          oursMs += await timed(() => ours(worker, index));
+        }
+      }
+    }),
+  );
+  const operations = workers * perWorker;
+  return { ours: (operations * 1000) / oursMs, baseline: (operations * 1000) / baselineMs };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((x, y) => x - y);
   const middle = Math.floor(sorted.length / 2);

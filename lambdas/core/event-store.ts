@@ -19,7 +19,6 @@ import {
   recentIdAttr,
   SORT_KEY,
   streamKey,
-  versionFromKey,
   versionKey,
 } from "./constants.ts";
 import { StreamNotFoundError, ValidationError, WrongExpectedVersionError } from "./errors.ts";
@@ -71,6 +70,20 @@ interface Head {
 type WriteOutcome =
   | { readonly ok: true; readonly result: AppendResult }
   | { readonly ok: false; readonly head: Head | undefined; readonly contended: boolean };
+
+const EVENT_ATTRIBUTES = [
+  ATTR.eventId,
+  ATTR.type,
+  ATTR.version,
+  ATTR.schemaVersion,
+  ATTR.data,
+  ATTR.metadata,
+  ATTR.createdAt,
+] as const;
+const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
+const EVENT_PROJECTION_NAMES = Object.fromEntries(
+  EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
+);
 
 const N = (value: number): AttributeValue => ({ N: String(value) });
 const S = (value: string): AttributeValue => ({ S: value });
@@ -302,6 +315,9 @@ export class EventStore {
       ConsistentRead: true,
       ScanIndexForward: !backward,
       KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+      // Only what the envelope needs: the keys and item kind would be parsed for nothing.
+      ProjectionExpression: EVENT_PROJECTION,
+      ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
       ExpressionAttributeValues: {
         ":pk": pk,
         ":low": S(versionKey(backward ? 1 : Math.max(from ?? 1, 1))),
@@ -323,7 +339,7 @@ export class EventStore {
       );
       for (const item of page.Items ?? []) {
         if (events.length === limit) {
-          nextVersion = versionFromKey(item[KEYS.sort]?.S as string);
+          nextVersion = Number(item[ATTR.version]?.N);
           break;
         }
         events.push(this.toEvent(streamId, item));
