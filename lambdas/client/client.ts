@@ -1,0 +1,254 @@
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { HTTP } from "../core/constants.ts";
+import { NotFoundError } from "../core/errors.ts";
+import type { Snapshot } from "../core/snapshots.ts";
+import type {
+  AppendResult,
+  ExpectedVersion,
+  NewEvent,
+  ReadDirection,
+  ReadStreamResult,
+  RecordedEvent,
+  StreamInfo,
+} from "../core/types.ts";
+import { ApiError, errorFromResponse } from "./errors.ts";
+
+type Credentials = ConstructorParameters<typeof SignatureV4>[0]["credentials"];
+
+export interface CairnClientOptions {
+  /** The API's base URL: `https://abc123.execute-api.eu-west-1.amazonaws.com` or `http://127.0.0.1:3000`. */
+  readonly url: string;
+  /**
+   * `"sigv4"` signs every request for IAM authorization (service `execute-api`); `"none"` sends
+   * it plain. @default "auto": plain for localhost, 127.0.0.1 and ::1, SigV4 for anything else
+   */
+  readonly signing?: "auto" | "sigv4" | "none";
+  /** @default the region in an `execute-api` host name, else AWS_REGION */
+  readonly region?: string;
+  /** @default the Node.js default provider chain (env, SSO, profile, container, instance metadata) */
+  readonly credentials?: Credentials;
+  /** Sent with every request (e.g. `x-correlation-id`). */
+  readonly headers?: Readonly<Record<string, string>>;
+  /** @default globalThis.fetch */
+  readonly fetch?: typeof fetch;
+}
+
+export interface ClientReadStreamOptions {
+  readonly fromVersion?: number;
+  /** @default "forward" */
+  readonly direction?: ReadDirection;
+  /** Most events to return; pages of up to 1,000 are fetched until then. @default all of them */
+  readonly limit?: number;
+}
+
+export interface ClientReadAllOptions {
+  /** Position to read after (exclusive). @default 0 */
+  readonly after?: number;
+  readonly limit?: number;
+  readonly types?: readonly string[];
+  readonly category?: string;
+}
+
+export interface ClientReadAllResult {
+  /** Events in global order, each with `globalPosition`. */
+  readonly events: RecordedEvent[];
+  /** How far `$all` reaches now. */
+  readonly headPosition?: number;
+  /** Pass as `after` to read on; absent when the read reached the head. */
+  readonly nextAfter?: number;
+}
+
+/** A projection's status as the API reports it (position, lag, parked events, …). */
+export interface ProjectionStatus {
+  readonly name: string;
+  readonly [field: string]: unknown;
+}
+
+const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
+/** The HTTP API's largest page of a stream read. */
+const PAGE = 1000;
+
+/**
+ * A typed client for Cairn's HTTP API. It throws the library's own errors
+ * (WrongExpectedVersionError, StreamNotFoundError, ValidationError, …) rebuilt from the error
+ * body's `code`, so code written against the in-process EventStore reads the same over HTTP.
+ */
+export class CairnClient {
+  private readonly base: URL;
+  private readonly fetch: typeof fetch;
+  private readonly headers: Readonly<Record<string, string>>;
+  private signer: Promise<SignatureV4> | undefined;
+  private readonly signs: boolean;
+
+  constructor(private readonly options: CairnClientOptions) {
+    this.base = new URL(options.url.endsWith("/") ? options.url : `${options.url}/`);
+    this.fetch = options.fetch ?? globalThis.fetch;
+    this.headers = options.headers ?? {};
+    const signing = options.signing ?? "auto";
+    this.signs = signing === "sigv4" || (signing === "auto" && !LOCAL_HOSTS.has(this.base.hostname));
+  }
+
+  /** Appends events; `duplicate` is true when the API answered that this was a retry already written. */
+  async append(
+    streamId: string,
+    events: readonly NewEvent[],
+    options: { readonly expectedVersion?: ExpectedVersion } = {},
+  ): Promise<AppendResult> {
+    const body =
+      options.expectedVersion === undefined
+        ? { events }
+        : { events, expectedVersion: options.expectedVersion };
+    const response = await this.request("POST", `streams/${enc(streamId)}/events`, {}, body);
+    const result = response.body as Omit<AppendResult, "duplicate">;
+    return { ...result, duplicate: response.replayed };
+  }
+
+  /** Reads a stream, paging until `limit` events or the end. Throws StreamNotFoundError when it does not exist. */
+  async readStream(streamId: string, options: ClientReadStreamOptions = {}): Promise<ReadStreamResult> {
+    const events: RecordedEvent[] = [];
+    const limit = options.limit ?? Number.POSITIVE_INFINITY;
+    let fromVersion = options.fromVersion;
+    let nextVersion: number | undefined;
+    do {
+      const page = Math.min(PAGE, limit - events.length);
+      const { body } = await this.request("GET", `streams/${enc(streamId)}/events`, {
+        fromVersion,
+        limit: page,
+        direction: options.direction,
+      });
+      const answer = body as { events: RecordedEvent[]; nextVersion?: number };
+      events.push(...answer.events);
+      nextVersion = answer.nextVersion;
+      fromVersion = nextVersion;
+    } while (nextVersion !== undefined && events.length < limit);
+    return nextVersion === undefined ? { streamId, events } : { streamId, events, nextVersion };
+  }
+
+  /** Version, category and times of a stream. */
+  async streamInfo(streamId: string): Promise<StreamInfo> {
+    return (await this.request("GET", `streams/${enc(streamId)}`)).body as StreamInfo;
+  }
+
+  /** One page of `$all` after a position. */
+  async readAll(options: ClientReadAllOptions = {}): Promise<ClientReadAllResult> {
+    const { body } = await this.request("GET", "all", {
+      after: options.after,
+      limit: options.limit,
+      types: options.types?.join(","),
+      category: options.category,
+    });
+    return body as ClientReadAllResult;
+  }
+
+  /** The latest snapshot (at or below `maxVersion`), or undefined when the stream has none. */
+  async getSnapshot<State = unknown>(
+    streamId: string,
+    options: { readonly maxVersion?: number } = {},
+  ): Promise<Snapshot<State> | undefined> {
+    try {
+      const { body } = await this.request("GET", `streams/${enc(streamId)}/snapshot`, {
+        maxVersion: options.maxVersion,
+      });
+      return body as Snapshot<State>;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /** Saves a snapshot at a version the stream has reached (else a ValidationError on `version`). */
+  async putSnapshot<State>(
+    streamId: string,
+    snapshot: { readonly version: number; readonly state: State; readonly schemaVersion?: number },
+  ): Promise<Snapshot<State>> {
+    return (await this.request("PUT", `streams/${enc(streamId)}/snapshot`, {}, snapshot))
+      .body as Snapshot<State>;
+  }
+
+  async listProjections(): Promise<ProjectionStatus[]> {
+    const { body } = await this.request("GET", "projections");
+    return Array.isArray(body) ? body : ((body as { projections: ProjectionStatus[] }).projections ?? []);
+  }
+
+  async projectionStatus(name: string): Promise<ProjectionStatus> {
+    return (await this.request("GET", `projections/${enc(name)}`)).body as ProjectionStatus;
+  }
+
+  /** Starts a rebuild of a projection from position 0. */
+  async resetProjection(name: string): Promise<unknown> {
+    return (await this.request("POST", `projections/${enc(name)}/reset`)).body;
+  }
+
+  private async request(
+    method: string,
+    path: string,
+    query: Readonly<Record<string, string | number | undefined>> = {},
+    body?: unknown,
+  ): Promise<{ status: number; body: unknown; replayed: boolean }> {
+    const url = new URL(path, this.base);
+    for (const [key, value] of Object.entries(query)) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    let headers: Record<string, string> = {
+      accept: "application/json",
+      ...this.headers,
+      ...(payload === undefined ? {} : { "content-type": "application/json" }),
+    };
+    if (this.signs) headers = await this.sign(method, url, headers, payload);
+    const response = await this.fetch(url, {
+      method,
+      headers,
+      ...(payload === undefined ? {} : { body: payload }),
+    });
+    const text = await response.text();
+    let parsed: unknown;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch (cause) {
+      throw new ApiError(response.status, "InternalError", `HTTP ${response.status}: not JSON`, text, {
+        cause,
+      });
+    }
+    if (!response.ok) throw errorFromResponse(response.status, parsed);
+    const replayed = response.headers.get(HTTP.replayedHeader) === "true";
+    return { status: response.status, body: parsed, replayed };
+  }
+
+  /** SigV4 headers for the request exactly as it is sent (path, query, body and host). */
+  private async sign(
+    method: string,
+    url: URL,
+    headers: Record<string, string>,
+    body: string | undefined,
+  ): Promise<Record<string, string>> {
+    this.signer ??= this.createSigner();
+    const query: Record<string, string> = {};
+    for (const [key, value] of url.searchParams) query[key] = value;
+    const signed = await (await this.signer).sign({
+      method,
+      protocol: url.protocol,
+      hostname: url.hostname,
+      ...(url.port ? { port: Number(url.port) } : {}),
+      path: url.pathname,
+      query,
+      headers: { ...headers, host: url.host },
+      ...(body === undefined ? {} : { body }),
+    });
+    return signed.headers;
+  }
+
+  private async createSigner(): Promise<SignatureV4> {
+    const region =
+      this.options.region ??
+      /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(this.base.hostname)?.[1] ??
+      process.env.AWS_REGION;
+    if (!region) throw new Error("CairnClient: no region for SigV4; pass `region` or set AWS_REGION");
+    const credentials =
+      this.options.credentials ?? (await import("@aws-sdk/credential-provider-node")).defaultProvider();
+    return new SignatureV4({ service: "execute-api", region, credentials, sha256: Sha256 });
+  }
+}
+
+const enc = encodeURIComponent;

@@ -1,0 +1,10 @@
+/** The TypeScript HTTP client for Cairn's API, and the typed errors it throws. */
+export {
+  NotFoundError,
+  PayloadTooLargeError,
+  StreamNotFoundError,
+  ValidationError,
+  WrongExpectedVersionError,
+} from "../core/errors.ts";
+export * from "./client.ts";
+export * from "./errors.ts";

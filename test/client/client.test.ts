@@ -1,0 +1,239 @@
+import { randomUUID } from "node:crypto";
+import { createServer, type IncomingHttpHeaders } from "node:http";
+import type { AddressInfo } from "node:net";
+import { Sha256 } from "@aws-crypto/sha256-js";
+import { SignatureV4 } from "@smithy/signature-v4";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
+import {
+  CairnClient,
+  StreamNotFoundError,
+  ValidationError,
+  WrongExpectedVersionError,
+} from "../../lambdas/client/index.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+
+let server: LocalServer;
+let client: CairnClient;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const table = await createTestTable();
+  server = await startLocalServer({
+    port: 0,
+    endpoint: inject("dynamodbEndpoint"),
+    tableName: table.tableName,
+  });
+  client = new CairnClient({ url: server.url });
+  drop = table.drop;
+});
+afterAll(async () => {
+  await server.close();
+  await drop();
+});
+
+const newOrder = () => `Order-${randomUUID()}`;
+const placed = { type: "OrderPlaced", data: { customerId: "c-1", currency: "EUR" } };
+const added = (sku: string) => ({ type: "ItemAdded", data: { sku, quantity: 1, unitPrice: 2 } });
+
+describe("CairnClient against the local server", () => {
+  it("appends, reads and reports stream info", async () => {
+    // Prepare
+    const streamId = newOrder();
+
+    // Act
+    const appended = await client.append(streamId, [placed, added("a")], { expectedVersion: "no_stream" });
+    const read = await client.readStream(streamId);
+    const backward = await client.readStream(streamId, { direction: "backward", limit: 1 });
+    const info = await client.streamInfo(streamId);
+
+    // Assess
+    expect(appended).toMatchObject({ streamId, fromVersion: 1, toVersion: 2, duplicate: false });
+    expect(read.events.map((event) => [event.version, event.type, event.data])).toEqual([
+      [1, "OrderPlaced", placed.data],
+      [2, "ItemAdded", added("a").data],
+    ]);
+    expect(read.nextVersion).toBeUndefined();
+    expect(backward.events.map((event) => event.version)).toEqual([2]);
+    expect(backward.nextVersion).toBe(1);
+    expect(info).toMatchObject({ streamId, category: "Order", version: 2 });
+  });
+
+  it("reports a retried append as a duplicate", async () => {
+    const streamId = newOrder();
+    const events = [{ ...placed, eventId: randomUUID() }];
+    const first = await client.append(streamId, events, { expectedVersion: 0 });
+
+    const retry = await client.append(streamId, events, { expectedVersion: 0 });
+
+    expect(retry).toEqual({ ...first, duplicate: true });
+  });
+
+  it("pages through a stream longer than one HTTP page", async () => {
+    const streamId = newOrder();
+    await client.append(streamId, [placed]);
+    for (let batch = 0; batch < 11; batch++) {
+      await client.append(
+        streamId,
+        Array.from({ length: 99 }, (_, n) => added(`s${batch}-${n}`)),
+      );
+    }
+
+    const all = await client.readStream(streamId);
+    const some = await client.readStream(streamId, { fromVersion: 500, limit: 600 });
+
+    expect(all.events).toHaveLength(1090);
+    expect(all.events.at(-1)?.version).toBe(1090);
+    expect(some.events.map((event) => event.version)).toEqual(Array.from({ length: 591 }, (_, n) => 500 + n));
+  });
+
+  it("throws the library's WrongExpectedVersionError with expected and current version", async () => {
+    const streamId = newOrder();
+    await client.append(streamId, [placed]);
+
+    const stale = client.append(streamId, [added("a")], { expectedVersion: 0 });
+
+    await expect(stale).rejects.toBeInstanceOf(WrongExpectedVersionError);
+    await expect(stale).rejects.toMatchObject({ streamId, expectedVersion: 0, currentVersion: 1 });
+  });
+
+  it("throws StreamNotFoundError for a stream that does not exist", async () => {
+    const streamId = newOrder();
+
+    await expect(client.readStream(streamId)).rejects.toBeInstanceOf(StreamNotFoundError);
+    await expect(client.streamInfo(streamId)).rejects.toMatchObject({ streamId });
+  });
+
+  it("gets a 400 naming the field when event data breaks its schema", async () => {
+    const streamId = newOrder();
+
+    const append = client.append(streamId, [
+      placed,
+      { type: "ItemAdded", data: { sku: "a", quantity: "two" } },
+    ]);
+
+    await expect(append).rejects.toBeInstanceOf(ValidationError);
+    await expect(append).rejects.toMatchObject({ field: "events[1].data.quantity" });
+    await expect(client.readStream(streamId)).rejects.toBeInstanceOf(StreamNotFoundError);
+  });
+
+  it("saves and loads snapshots", async () => {
+    const streamId = newOrder();
+    await client.append(streamId, [placed, added("a"), added("b")]);
+    const none = await client.getSnapshot(streamId);
+
+    await client.putSnapshot(streamId, { version: 1, state: { n: 1 } });
+    const saved = await client.putSnapshot(streamId, {
+      version: 3,
+      state: { n: 3, ü: [0.1] },
+      schemaVersion: 2,
+    });
+
+    expect(none).toBeUndefined();
+    expect(saved).toMatchObject({ streamId, version: 3, schemaVersion: 2 });
+    expect(await client.getSnapshot(streamId)).toMatchObject({
+      version: 3,
+      state: { n: 3, ü: [0.1] },
+      schemaVersion: 2,
+    });
+    expect(await client.getSnapshot(streamId, { maxVersion: 2 })).toMatchObject({
+      version: 1,
+      state: { n: 1 },
+    });
+  });
+
+  it("refuses a snapshot above the stream's version with a 400 on version, and one of a missing stream with a 404", async () => {
+    const streamId = newOrder();
+    await client.append(streamId, [placed]);
+
+    const above = client.putSnapshot(streamId, { version: 2, state: {} });
+    const missing = client.putSnapshot(newOrder(), { version: 1, state: {} });
+
+    await expect(above).rejects.toBeInstanceOf(ValidationError);
+    await expect(above).rejects.toMatchObject({ field: "version" });
+    await expect(missing).rejects.toBeInstanceOf(StreamNotFoundError);
+  });
+});
+
+describe("CairnClient signing", () => {
+  let recorder: { url: string; close: () => Promise<void> };
+  const seen: { method: string; path: string; headers: IncomingHttpHeaders; body: string }[] = [];
+
+  beforeAll(async () => {
+    const http = createServer((req, res) => {
+      let body = "";
+      req.on("data", (chunk) => {
+        body += chunk;
+      });
+      req.on("end", () => {
+        seen.push({ method: req.method ?? "", path: req.url ?? "", headers: req.headers, body });
+        res.writeHead(201, { "content-type": "application/json" });
+        res.end(JSON.stringify({ streamId: "x", fromVersion: 1, toVersion: 1, eventIds: ["e"] }));
+      });
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const { port } = http.address() as AddressInfo;
+    recorder = {
+      url: `http://127.0.0.1:${port}`,
+      close: () => new Promise((resolve) => http.close(() => resolve())),
+    };
+  });
+  afterAll(() => recorder.close());
+
+  const credentials = { accessKeyId: "AKIDEXAMPLE", secretAccessKey: "secret" };
+
+  it("sends requests to localhost unsigned by default", async () => {
+    seen.length = 0;
+    const local = new CairnClient({ url: recorder.url, credentials });
+
+    await local.append("Order-1", [placed]);
+
+    expect(seen[0]?.headers.authorization).toBeUndefined();
+  });
+
+  it("signs with SigV4 for execute-api, over exactly the path, query, body and host sent", async () => {
+    // Prepare
+    seen.length = 0;
+    const signed = new CairnClient({ url: recorder.url, signing: "sigv4", region: "eu-west-1", credentials });
+
+    // Act
+    await signed.append("Order-a:b@c", [placed], { expectedVersion: 0 });
+
+    // Assess
+    const request = seen[0];
+    const authorization = String(request?.headers.authorization);
+    expect(authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/execute-api\/aws4_request, SignedHeaders=[^,]*host[^,]*, Signature=[0-9a-f]{64}$/,
+    );
+    const [path, search] = (request?.path ?? "").split("?");
+    const signer = new SignatureV4({
+      service: "execute-api",
+      region: "eu-west-1",
+      credentials,
+      sha256: Sha256,
+    });
+    const amzDate = String(request?.headers["x-amz-date"]);
+    const again = await signer.sign(
+      {
+        method: request?.method ?? "",
+        protocol: "http:",
+        hostname: "127.0.0.1",
+        path: path ?? "",
+        query: Object.fromEntries(new URLSearchParams(search ?? "")),
+        headers: {
+          host: String(request?.headers.host),
+          accept: String(request?.headers.accept),
+          "content-type": String(request?.headers["content-type"]),
+        },
+        body: request?.body,
+      },
+      {
+        signingDate: new Date(
+          `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+        ),
+      },
+    );
+    expect(again.headers.authorization).toBe(authorization);
+    expect(path).toBe("/streams/Order-a%3Ab%40c/events");
+  });
+});
