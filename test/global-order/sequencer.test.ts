@@ -1,0 +1,332 @@
+import { randomUUID } from "node:crypto";
+import {
+  DeleteTableCommand,
+  type DynamoDBClient,
+  QueryCommand,
+  TransactWriteItemsCommand,
+} from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ATTR,
+  EventStore,
+  GLOBAL_LOG,
+  ITEM_KIND,
+  type NewEvent,
+  PREFIX,
+  positionKey,
+  readHeadPosition,
+  streamKey,
+} from "../../lambdas/core/index.ts";
+import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+import { batch, headRecord, logProblems, readWholeLog, record } from "./helpers.ts";
+
+let client: DynamoDBClient;
+let tableName: string;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ client, tableName, drop } = await createTestTable("cairn-sequencer"));
+});
+const extraTables: string[] = [];
+afterAll(async () => {
+  for (const name of extraTables) await client.send(new DeleteTableCommand({ TableName: name }));
+  await drop();
+});
+
+/** Each test gets its own table (a fresh `$all`), sharing the file's DynamoDB Local client. */
+async function freshStore(): Promise<EventStore> {
+  const { ensureTable } = await import("../../lambdas/core/table.ts");
+  const name = `${tableName}-${randomUUID().slice(0, 8)}`;
+  await ensureTable(client, name);
+  extraTables.push(name);
+  return new EventStore({ client, tableName: name });
+}
+
+const events = (count: number, type = "Happened"): NewEvent[] =>
+  Array.from({ length: count }, (_, n) => ({ type, data: { n } }));
+
+const handlerFor = (store: EventStore, sendClient: DynamoDBClient = store.client) =>
+  createSequencerHandler({ client: sendClient, tableName: store.tableName, log: () => {} });
+
+describe("sequencer", () => {
+  it("gives the events of a batch dense positions from 1, each stream in version order", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    const b = `B-${randomUUID()}`;
+    await store.appendToStream(a, events(2));
+    await store.appendToStream(b, events(3));
+    await store.appendToStream(a, events(1));
+
+    // Act
+    const response = await handlerFor(store)(
+      batch(headRecord(a, 0, 2), headRecord(b, 0, 3), headRecord(a, 2, 3)),
+    );
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    const log = await readWholeLog(store);
+    expect(log.map((event) => [event.globalPosition, event.streamId, event.version])).toEqual([
+      [1, a, 1],
+      [2, a, 2],
+      [3, b, 1],
+      [4, b, 2],
+      [5, b, 3],
+      [6, a, 3],
+    ]);
+    expect(await readHeadPosition(client, store.tableName)).toBe(6);
+  });
+
+  it("adds nothing when the same batch is delivered twice", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(4));
+    const delivery = batch(headRecord(a, 0, 4));
+    await handlerFor(store)(delivery);
+
+    // Act
+    const again = await handlerFor(store)(delivery);
+
+    // Assess
+    expect(again.batchItemFailures).toEqual([]);
+    const log = await readWholeLog(store);
+    expect(log.map((event) => event.version)).toEqual([1, 2, 3, 4]);
+    expect(await readHeadPosition(client, store.tableName)).toBe(4);
+  });
+
+  it("keeps per-stream order when head records arrive reordered or with earlier ones missing", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(2));
+    await store.appendToStream(a, events(3));
+    await store.appendToStream(a, events(1));
+
+    // Act: the last append's record first, then the first one, then a duplicate of the middle one
+    await handlerFor(store)(batch(headRecord(a, 5, 6), headRecord(a, 0, 2)));
+    await handlerFor(store)(batch(headRecord(a, 2, 5)));
+
+    // Assess
+    const log = await readWholeLog(store);
+    expect(log.map((event) => event.version)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(logProblems(log, new Map([[a, 6]]))).toEqual([]);
+  });
+
+  it("ignores records that are not appends: event items, snapshots, metadata, projections, $all, removals", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(1));
+    const pk = { S: streamKey(a) };
+    const noise = batch(
+      record(
+        "INSERT",
+        { PK: pk, SK: { S: "VERSION#0000000001" } },
+        {
+          PK: pk,
+          SK: { S: "VERSION#0000000001" },
+          [ATTR.kind]: { S: ITEM_KIND.event },
+          [ATTR.version]: { N: "1" },
+        },
+      ),
+      record(
+        "INSERT",
+        { PK: pk, SK: { S: "SNAPSHOT#0000000001" } },
+        {
+          PK: pk,
+          SK: { S: "SNAPSHOT#0000000001" },
+          [ATTR.kind]: { S: ITEM_KIND.snapshot },
+          [ATTR.version]: { N: "1" },
+        },
+      ),
+      record(
+        "INSERT",
+        { PK: pk, SK: { S: "META" } },
+        { PK: pk, SK: { S: "META" }, [ATTR.version]: { N: "3" } },
+      ),
+      record(
+        "MODIFY",
+        { PK: { S: `${PREFIX.projection}x#CHECKPOINT` }, SK: { S: "CHECKPOINT" } },
+        { PK: { S: `${PREFIX.projection}x#CHECKPOINT` }, SK: { S: "CHECKPOINT" }, position: { N: "9" } },
+      ),
+      record(
+        "INSERT",
+        { PK: { S: GLOBAL_LOG.counterKey }, SK: { S: GLOBAL_LOG.counterSortKey } },
+        {
+          PK: { S: GLOBAL_LOG.counterKey },
+          SK: { S: GLOBAL_LOG.counterSortKey },
+          [ATTR.kind]: { S: ITEM_KIND.all },
+          position: { N: "1" },
+        },
+      ),
+      record(
+        "INSERT",
+        { PK: { S: "ALL#LOG#0000000000" }, SK: { S: positionKey(1) } },
+        {
+          PK: { S: "ALL#LOG#0000000000" },
+          SK: { S: positionKey(1) },
+          [ATTR.kind]: { S: ITEM_KIND.all },
+          [ATTR.version]: { N: "1" },
+        },
+      ),
+      record("REMOVE", { PK: pk, SK: { S: "HEAD" } }, undefined, {
+        PK: pk,
+        SK: { S: "HEAD" },
+        [ATTR.kind]: { S: ITEM_KIND.head },
+        [ATTR.version]: { N: "1" },
+      }),
+      // a head record whose version did not move (a write of other attributes)
+      record(
+        "MODIFY",
+        { PK: pk, SK: { S: "HEAD" } },
+        { PK: pk, SK: { S: "HEAD" }, [ATTR.kind]: { S: ITEM_KIND.head }, [ATTR.version]: { N: "1" } },
+        { PK: pk, SK: { S: "HEAD" }, [ATTR.kind]: { S: ITEM_KIND.head }, [ATTR.version]: { N: "1" } },
+      ),
+    );
+
+    // Act
+    const response = await handlerFor(store)(noise);
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([]);
+    expect(await readHeadPosition(client, store.tableName)).toBe(0);
+  });
+
+  it("writes each event once when it crashes after its write and the batch is redelivered", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(3));
+    let crashed = false;
+    const crashing = {
+      send: async (command: unknown) => {
+        const answer = await client.send(command as never);
+        if (command instanceof TransactWriteItemsCommand && !crashed) {
+          crashed = true;
+          throw new Error("the Lambda died after the write");
+        }
+        return answer;
+      },
+    } as unknown as DynamoDBClient;
+    const delivery = batch(headRecord(a, 0, 3));
+
+    // Act
+    const first = await handlerFor(store, crashing)(delivery);
+    const redelivered = await handlerFor(store)(delivery);
+
+    // Assess
+    expect(first.batchItemFailures).toEqual([
+      { itemIdentifier: delivery.Records[0]?.dynamodb?.SequenceNumber },
+    ]);
+    expect(redelivered.batchItemFailures).toEqual([]);
+    const log = await readWholeLog(store);
+    expect(log.map((event) => [event.globalPosition, event.version])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+    ]);
+  });
+
+  it("reports the first unfinished record, so Lambda redelivers from there", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    const b = `B-${randomUUID()}`;
+    await store.appendToStream(a, events(2));
+    await store.appendToStream(b, events(2));
+    let writes = 0;
+    const failingSecondWrite = {
+      send: async (command: unknown) => {
+        if (command instanceof TransactWriteItemsCommand && ++writes === 2) throw new Error("throttled");
+        return client.send(command as never);
+      },
+    } as unknown as DynamoDBClient;
+    await store.appendToStream(a, events(60));
+    await store.appendToStream(a, events(60));
+    const delivery = batch(headRecord(a, 0, 2), headRecord(a, 2, 122), headRecord(b, 0, 2));
+
+    // Act: 122 events of A need two transactions; the second fails
+    const response = await handlerFor(store, failingSecondWrite)(delivery);
+
+    // Assess
+    expect(response.batchItemFailures).toEqual([
+      { itemIdentifier: delivery.Records[1]?.dynamodb?.SequenceNumber },
+    ]);
+    const partial = await readWholeLog(store);
+    expect(partial.length).toBeGreaterThan(0);
+    expect(partial.every((event) => event.streamId === a)).toBe(true);
+    const retried = await handlerFor(store)(batch(...delivery.Records.slice(1)));
+    expect(retried.batchItemFailures).toEqual([]);
+    const log = await readWholeLog(store);
+    expect(
+      logProblems(
+        log,
+        new Map([
+          [a, 122],
+          [b, 2],
+        ]),
+      ),
+    ).toEqual([]);
+  });
+
+  it("gives each event exactly one position when invocations overlap", async () => {
+    // Prepare
+    const store = await freshStore();
+    const streams = Array.from({ length: 12 }, (_, n) => `S${n}-${randomUUID()}`);
+    const expected = new Map<string, number>();
+    const records = [];
+    for (const streamId of streams) {
+      const result = await store.appendToStream(streamId, events(1 + (streams.indexOf(streamId) % 4)));
+      expected.set(streamId, result.toVersion);
+      records.push(headRecord(streamId, 0, result.toVersion));
+    }
+
+    // Act: four invocations at once over overlapping slices of the same records
+    const responses = await Promise.all([
+      handlerFor(store)(batch(...records)),
+      handlerFor(store)(batch(...records.slice(3))),
+      handlerFor(store)(batch(...records.slice(0, 8).reverse())),
+      handlerFor(store)(batch(...records.slice(5, 10))),
+    ]);
+
+    // Assess
+    expect(responses.map((response) => response.batchItemFailures)).toEqual([[], [], [], []]);
+    const log = await readWholeLog(store);
+    expect(logProblems(log, expected)).toEqual([]);
+    expect(await readHeadPosition(client, store.tableName)).toBe(log.length);
+  });
+
+  it("writes each position once in the table: no entry past the head and none twice", async () => {
+    // Prepare
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(5));
+    const delivery = batch(headRecord(a, 0, 5));
+
+    // Act
+    await Promise.all([
+      handlerFor(store)(delivery),
+      handlerFor(store)(delivery),
+      handlerFor(store)(delivery),
+    ]);
+
+    // Assess
+    const { Items } = await client.send(
+      new QueryCommand({
+        TableName: store.tableName,
+        KeyConditionExpression: "PK = :pk",
+        ExpressionAttributeValues: { ":pk": { S: "ALL#LOG#0000000000" } },
+        ConsistentRead: true,
+      }),
+    );
+    expect(Items?.map((item) => [item.position?.N, item[ATTR.version]?.N])).toEqual([
+      ["1", "1"],
+      ["2", "2"],
+      ["3", "3"],
+      ["4", "4"],
+      ["5", "5"],
+    ]);
+  });
+});
