@@ -41,7 +41,7 @@ describe("SnapshotStore", () => {
     // Prepare
     const streamId = await streamWith(5);
     await snapshots.save(streamId, { version: 2, state: { total: 3 } });
-    await snapshots.save(streamId, { version: 4, state: { total: 10, "ünï": [1.5, null] }, schemaVersion: 3 });
+    await snapshots.save(streamId, { version: 4, state: { total: 10, ünï: [1.5, null] }, schemaVersion: 3 });
 
     // Act
     const latest = await snapshots.load(streamId);
@@ -50,7 +50,7 @@ describe("SnapshotStore", () => {
     expect(latest).toEqual({
       streamId,
       version: 4,
-      state: { total: 10, "ünï": [1.5, null] },
+      state: { total: 10, ünï: [1.5, null] },
       schemaVersion: 3,
       createdAt: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
     });
@@ -123,14 +123,20 @@ describe("SnapshotStore", () => {
   it("refuses bad input with the field's name", async () => {
     const streamId = await streamWith(1);
 
-    await expect(snapshots.save(streamId, { version: 0, state: 1 })).rejects.toMatchObject({ field: "version" });
+    await expect(snapshots.save(streamId, { version: 0, state: 1 })).rejects.toMatchObject({
+      field: "version",
+    });
     await expect(snapshots.save(streamId, { version: 1, state: undefined })).rejects.toMatchObject({
       field: "state",
     });
-    await expect(snapshots.save(streamId, { version: 1, state: 1, schemaVersion: 1.5 })).rejects.toMatchObject({
+    await expect(
+      snapshots.save(streamId, { version: 1, state: 1, schemaVersion: 1.5 }),
+    ).rejects.toMatchObject({
       field: "schemaVersion",
     });
-    await expect(snapshots.save("$bad", { version: 1, state: 1 })).rejects.toMatchObject({ field: "streamId" });
+    await expect(snapshots.save("$bad", { version: 1, state: 1 })).rejects.toMatchObject({
+      field: "streamId",
+    });
   });
 
   it("stores snapshots in the stream's partition as kind snapshot, never read as events", async () => {
