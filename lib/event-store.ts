@@ -206,6 +206,7 @@ const DDB = {
   put: "dynamodb:PutItem",
   update: "dynamodb:UpdateItem",
   conditionCheck: "dynamodb:ConditionCheckItem",
+  batchGet: "dynamodb:BatchGetItem",
   batchWrite: "dynamodb:BatchWriteItem",
   delete: "dynamodb:DeleteItem",
 } as const;
@@ -277,6 +278,8 @@ export class EventStore extends Construct {
           description: `Cairn HTTP API: ${name} routes`,
           memorySize: props.apiMemorySize ?? 1024,
           timeout: Duration.seconds(10),
+          // The admin function wakes the projections after a reset.
+          environment: name === "admin" ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn } : undefined,
         },
       );
     }
@@ -370,13 +373,11 @@ export class EventStore extends Construct {
       targets: [new targets.LambdaFunction(fn, { retryAttempts: 0, maxEventAge: Duration.minutes(1) })],
     });
 
+    // The runtime reads $all and its own keys and writes only its own keys (lambdas/projections).
+    // A handler that also reads streams gets `store.grantRead(projection.function)`.
     this.grantKey(fn, KMS_WRITE);
-    this.grantTable(fn, [DDB.get, DDB.query], [ALL_KEYS, STREAM_KEYS, `${projectionPrefix(name)}*`]);
-    this.grantTable(
-      fn,
-      [DDB.put, DDB.update, DDB.delete, DDB.conditionCheck],
-      [`${projectionPrefix(name)}*`],
-    );
+    this.grantTable(fn, [DDB.get, DDB.query], [ALL_KEYS, `${projectionPrefix(name)}*`]);
+    this.grantTable(fn, [DDB.put, DDB.update, DDB.delete], [`${projectionPrefix(name)}*`]);
 
     const lag = this.projectionMetric(name, METRICS.projectionLag);
     const parked = this.projectionMetric(name, METRICS.parkedEvents);
@@ -438,10 +439,12 @@ export class EventStore extends Construct {
     };
   }
 
+  /** $all reads, projection status and parked events, projection reset (an update), a wake-up after a reset. */
   private grantAdmin(grantee: iam.IGrantable): void {
     this.grantKey(grantee, KMS_WRITE);
-    this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, STREAM_KEYS, PROJECTION_KEYS]);
-    this.grantTable(grantee, [DDB.put, DDB.update], [PROJECTION_KEYS]);
+    this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
+    this.grantTable(grantee, [DDB.update], [PROJECTION_KEYS]);
+    iam.Grant.addToPrincipal({ grantee, actions: ["sns:Publish"], resourceArns: [this.wakeTopic.topicArn] });
   }
 
   /** One statement on the table, held to the given partition key patterns by `dynamodb:LeadingKeys`. */
@@ -547,8 +550,9 @@ export class EventStore extends Construct {
       }),
     );
     this.grantKey(sequencer, KMS_WRITE);
-    this.grantTable(sequencer, [DDB.get, DDB.query], [STREAM_KEYS, ALL_KEYS]);
-    this.grantTable(sequencer, [DDB.put, DDB.update, DDB.conditionCheck], [ALL_KEYS]);
+    // Reads event items and the $all counter and cursors; writes only $all (lambdas/sequencer).
+    this.grantTable(sequencer, [DDB.get, DDB.query, DDB.batchGet], [STREAM_KEYS, ALL_KEYS]);
+    this.grantTable(sequencer, [DDB.put, DDB.update], [ALL_KEYS]);
     iam.Grant.addToPrincipal({
       grantee: sequencer,
       actions: ["sns:Publish"],

@@ -1,0 +1,386 @@
+import { Token, Validations } from "aws-cdk-lib";
+import { Match } from "aws-cdk-lib/assertions";
+import { AwsSolutionsChecks } from "cdk-nag";
+import { describe, expect, it } from "vitest";
+import {
+  ATTR,
+  ENV,
+  ITEM_KIND,
+  KEYS,
+  METRICS,
+  PREFIX,
+  projectionPrefix,
+} from "../../lambdas/core/constants.ts";
+import { ROUTES } from "../../lambdas/http/routes.ts";
+import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
+import { functionId, lines, ownLogs, permissionsOfFunction, synthDefaultStack } from "./support.ts";
+
+// GIVEN the default stack, synthesized once for every assertion of this file.
+const { stack, template } = synthDefaultStack();
+const resources = template.toJSON().Resources as Record<
+  string,
+  { Type: string; Properties: Record<string, any> }
+>;
+const idOfType = (type: string): string => {
+  const ids = Object.keys(template.findResources(type));
+  if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}`);
+  return ids[0] as string;
+};
+const TABLE = "GlobalTable.Arn";
+const streamKeys = `${PREFIX.stream}*`;
+const allKeys = `${PREFIX.all}*`;
+const projectionKeys = `${PREFIX.projection}*`;
+
+describe("the table", () => {
+  it("is on demand, keyed by the core's key names, with point-in-time recovery, deletion protection, KMS encryption and the stream the sequencer reads", () => {
+    // WHEN the stack is synthesized (above)
+    // THEN
+    template.hasResource("AWS::DynamoDB::GlobalTable", {
+      DeletionPolicy: "Retain",
+      UpdateReplacePolicy: "Retain",
+      Properties: Match.objectLike({
+        BillingMode: "PAY_PER_REQUEST",
+        KeySchema: [
+          { AttributeName: KEYS.partition, KeyType: "HASH" },
+          { AttributeName: KEYS.sort, KeyType: "RANGE" },
+        ],
+        StreamSpecification: { StreamViewType: "NEW_AND_OLD_IMAGES" },
+        SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
+        Replicas: [
+          Match.objectLike({
+            DeletionProtectionEnabled: true,
+            PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true },
+          }),
+        ],
+      }),
+    });
+  });
+});
+
+describe("the sequencer", () => {
+  it("consumes the stream from the trim horizon, bisecting, reporting item failures, with bounded retries and record age and a failure queue", () => {
+    // WHEN
+    const queueId = idOfType("AWS::SQS::Queue");
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
+      EventSourceArn: { "Fn::GetAtt": [idOfType("AWS::DynamoDB::GlobalTable"), "StreamArn"] },
+      FunctionName: { Ref: functionId(template, "Cairn sequencer") },
+      StartingPosition: "TRIM_HORIZON",
+      BisectBatchOnFunctionError: true,
+      FunctionResponseTypes: ["ReportBatchItemFailures"],
+      MaximumRetryAttempts: 10,
+      MaximumRecordAgeInSeconds: 6 * 3600,
+      ParallelizationFactor: 1,
+      DestinationConfig: { OnFailure: { Destination: { "Fn::GetAtt": [queueId, "Arn"] } } },
+    });
+  });
+
+  it("is invoked only for stream heads' records", () => {
+    // WHEN
+    const mapping = resources[idOfType("AWS::Lambda::EventSourceMapping")]?.Properties;
+    const patterns = mapping?.FilterCriteria.Filters.map((f: { Pattern: string }) => JSON.parse(f.Pattern));
+    // THEN
+    expect(patterns).toEqual([{ dynamodb: { NewImage: { [ATTR.kind]: { S: [ITEM_KIND.head] } } } }]);
+  });
+
+  it("runs one invocation at a time and knows the wake topic", () => {
+    // WHEN
+    const sequencer = resources[functionId(template, "Cairn sequencer")]?.Properties;
+    // THEN
+    expect(sequencer?.ReservedConcurrentExecutions).toBe(1);
+    expect(sequencer?.Environment.Variables[ENV.wakeTopicArn]).toEqual({ Ref: idOfType("AWS::SNS::Topic") });
+  });
+
+  it("keeps its failure queue encrypted, TLS-only and retained", () => {
+    // THEN
+    template.hasResource("AWS::SQS::Queue", {
+      DeletionPolicy: "Retain",
+      Properties: Match.objectLike({ SqsManagedSseEnabled: true }),
+    });
+    template.hasResourceProperties("AWS::SQS::QueuePolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+        ]),
+      },
+    });
+  });
+});
+
+describe("the functions", () => {
+  it("run Node.js 24 on arm64 from ESM bundles, with JSON logs into their own log group and the store's environment", () => {
+    // WHEN
+    const functions = Object.values(template.findResources("AWS::Lambda::Function"));
+    // THEN
+    expect(functions).toHaveLength(4 + PROJECTIONS.length);
+    for (const fn of functions) {
+      expect(fn.Properties).toMatchObject({
+        Runtime: "nodejs24.x",
+        Architectures: ["arm64"],
+        Handler: "index.handler",
+        LoggingConfig: {
+          LogFormat: "JSON",
+          ApplicationLogLevel: "INFO",
+          LogGroup: { Ref: expect.any(String) },
+        },
+        Environment: {
+          Variables: {
+            [ENV.tableName]: { Ref: idOfType("AWS::DynamoDB::GlobalTable") },
+            [ENV.metricsNamespace]: METRICS.defaultNamespace,
+            POWERTOOLS_SERVICE_NAME: "cairn",
+            LOG_LEVEL: "INFO",
+          },
+        },
+      });
+    }
+  });
+
+  it("have roles with no managed policy", () => {
+    // WHEN
+    const roles = Object.values(template.findResources("AWS::IAM::Role"));
+    // THEN
+    expect(roles.length).toBeGreaterThan(0);
+    for (const role of roles) expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+  });
+});
+
+describe("least privilege: each function's permissions, as exact sets", () => {
+  it("write: appends and snapshots on stream keys only; nothing on $all or projections", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn HTTP API: write");
+    // THEN
+    const tableActions = [
+      "GetItem",
+      "Query",
+      "PutItem",
+      "UpdateItem",
+      "ConditionCheckItem",
+      "BatchWriteItem",
+    ];
+    expect(permissions).toEqual(
+      [
+        ...ownLogs(),
+        ...lines(
+          tableActions.map((a) => `dynamodb:${a}`),
+          TABLE,
+          [streamKeys],
+        ),
+      ].sort(),
+    );
+  });
+
+  it("read: GetItem and Query on stream keys, nothing that writes", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn HTTP API: read");
+    // THEN
+    expect(permissions).toEqual(
+      [...ownLogs(), ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys])].sort(),
+    );
+  });
+
+  it("admin: reads $all and projections, updates projection keys, publishes wake-ups", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn HTTP API: admin");
+    // THEN
+    expect(permissions).toEqual(
+      [
+        ...ownLogs(),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
+        ...lines(["dynamodb:UpdateItem"], TABLE, [projectionKeys]),
+        "sns:Publish Topic",
+      ].sort(),
+    );
+  });
+
+  it("sequencer: reads streams and $all, writes only $all, reads the table's stream, publishes wake-ups", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn sequencer");
+    // THEN
+    expect(permissions).toEqual(
+      [
+        ...ownLogs(),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"], TABLE, [
+          streamKeys,
+          allKeys,
+        ]),
+        ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem"], TABLE, [allKeys]),
+        ...lines(
+          [
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+          ],
+          "GlobalTable.StreamArn",
+        ),
+        ...lines(["sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"], "Queue.Arn"),
+        "sns:Publish Topic",
+      ].sort(),
+    );
+  });
+
+  it.each(PROJECTIONS.map((p) => p.name))(
+    "projection %s: reads $all and writes only its own keys",
+    (name) => {
+      // WHEN
+      const permissions = permissionsOfFunction(template, `Cairn projection ${name}`);
+      // THEN
+      const own = `${projectionPrefix(name)}*`;
+      expect(permissions).toEqual(
+        [
+          ...ownLogs(),
+          ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, own]),
+          ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
+        ].sort(),
+      );
+    },
+  );
+});
+
+describe("the HTTP API", () => {
+  it("has one route per entry of ROUTES, each IAM-authorized and integrated with the function ROUTES names", () => {
+    // WHEN
+    const routes = Object.values(template.findResources("AWS::ApiGatewayV2::Route"));
+    const integrations = template.findResources("AWS::ApiGatewayV2::Integration");
+    const functionOfRoute = (route: (typeof routes)[number]): string => {
+      const integrationId = route.Properties.Target["Fn::Join"][1][1].Ref as string;
+      const uri = integrations[integrationId]?.Properties.IntegrationUri["Fn::GetAtt"][0] as string;
+      return String(resources[uri]?.Properties.Description);
+    };
+    // THEN
+    expect(routes.map((r) => r.Properties.RouteKey).sort()).toEqual(Object.keys(ROUTES).sort());
+    expect(Object.keys(integrations)).toHaveLength(3);
+    for (const route of routes) {
+      expect(route.Properties.AuthorizationType).toBe("AWS_IAM");
+      const key = route.Properties.RouteKey as keyof typeof ROUTES;
+      expect(functionOfRoute(route)).toBe(`Cairn HTTP API: ${ROUTES[key]} routes`);
+    }
+  });
+
+  it("throttles the stage and writes JSON access logs to a log group", () => {
+    // WHEN
+    const stage = resources[idOfType("AWS::ApiGatewayV2::Stage")]?.Properties;
+    const destination = stage?.AccessLogSettings.DestinationArn["Fn::GetAtt"][0] as string;
+    // THEN
+    expect(stage?.StageName).toBe("$default");
+    expect(stage?.DefaultRouteSettings).toEqual({ ThrottlingBurstLimit: 500, ThrottlingRateLimit: 1000 });
+    expect(resources[destination]?.Type).toBe("AWS::Logs::LogGroup");
+    expect(JSON.parse(stage?.AccessLogSettings.Format)).toMatchObject({
+      requestId: "$context.requestId",
+      status: "$context.status",
+      userArn: "$context.identity.userArn",
+    });
+  });
+});
+
+describe("operations", () => {
+  const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")).map((a) => a.Properties);
+  const alarmOn = (metricName: string) => alarms.filter((a) => a.MetricName === metricName);
+  const alarmOnExpressionOf = (metricName: string) =>
+    alarms.filter((a) => JSON.stringify(a.Metrics ?? []).includes(`"MetricName":"${metricName}"`));
+
+  it("alarms on the sequencer's iterator age well before the stream's 24 hours, and on its errors and failure queue", () => {
+    // WHEN
+    const [age] = alarmOn("IteratorAge");
+    // THEN
+    expect(alarmOn("IteratorAge")).toHaveLength(1);
+    expect(age).toMatchObject({
+      Statistic: "Maximum",
+      Dimensions: [{ Name: "FunctionName", Value: { Ref: functionId(template, "Cairn sequencer") } }],
+    });
+    expect(age?.Threshold).toBeLessThanOrEqual(60 * 60 * 1000);
+    expect(
+      alarmOn("Errors").some((a) => a.Dimensions[0].Value.Ref === functionId(template, "Cairn sequencer")),
+    ).toBe(true);
+    expect(alarmOn("ApproximateNumberOfMessagesVisible")).toHaveLength(1);
+  });
+
+  it("alarms on the API's 5xx rate, DynamoDB throttles and DynamoDB system errors", () => {
+    // THEN
+    expect(alarmOnExpressionOf("5xx")).toHaveLength(1);
+    expect(JSON.stringify(alarmOnExpressionOf("5xx")[0]?.Metrics)).toContain("100 * errors / requests");
+    expect(alarmOnExpressionOf("WriteThrottleEvents")).toHaveLength(1);
+    expect(alarmOnExpressionOf("SystemErrors")).toHaveLength(1);
+  });
+
+  it.each(PROJECTIONS.map((p) => p.name))(
+    "alarms on projection %s's lag, parked events and errors",
+    (name) => {
+      // WHEN
+      const dimensions = [{ Name: METRICS.projectionDimension, Value: name }];
+      const lag = alarmOn(METRICS.projectionLag).filter(
+        (a) => JSON.stringify(a.Dimensions) === JSON.stringify(dimensions),
+      );
+      const parked = alarmOn(METRICS.parkedEvents).filter(
+        (a) => JSON.stringify(a.Dimensions) === JSON.stringify(dimensions),
+      );
+      const fnId = functionId(template, `Cairn projection ${name}`);
+      // THEN
+      expect(lag).toHaveLength(1);
+      expect(lag[0]).toMatchObject({
+        Namespace: METRICS.defaultNamespace,
+        Statistic: "Maximum",
+        Threshold: 1000,
+      });
+      expect(parked).toHaveLength(1);
+      expect(parked[0]).toMatchObject({ Namespace: METRICS.defaultNamespace, Threshold: 1 });
+      expect(alarmOn("Errors").filter((a) => a.Dimensions[0].Value.Ref === fnId)).toHaveLength(1);
+    },
+  );
+
+  it("has one dashboard, and no alarm action when no alarm topic is given", () => {
+    // THEN
+    template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
+    expect(alarms).toHaveLength(6 + 3 * PROJECTIONS.length);
+    for (const alarm of alarms) expect(alarm.AlarmActions).toBeUndefined();
+  });
+});
+
+describe("the default stack", () => {
+  it("is environment-agnostic, so it synthesizes without credentials", () => {
+    // THEN
+    expect(Token.isUnresolved(stack.account)).toBe(true);
+    expect(Token.isUnresolved(stack.region)).toBe(true);
+  });
+
+  it("attaches every registered projection to the wake topic and a one-minute schedule", () => {
+    // WHEN
+    const topicId = idOfType("AWS::SNS::Topic");
+    // THEN
+    for (const { name } of PROJECTIONS) {
+      const fnId = functionId(template, `Cairn projection ${name}`);
+      template.hasResourceProperties("AWS::SNS::Subscription", {
+        Protocol: "lambda",
+        TopicArn: { Ref: topicId },
+        Endpoint: { "Fn::GetAtt": [fnId, "Arn"] },
+      });
+      template.hasResourceProperties("AWS::Events::Rule", {
+        ScheduleExpression: "rate(1 minute)",
+        Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [fnId, "Arn"] } })],
+      });
+    }
+  });
+
+  it("outputs the API URL, the table name and the region", () => {
+    // THEN
+    const outputs = Object.keys(template.toJSON().Outputs);
+    expect(outputs).toEqual(
+      expect.arrayContaining(["ApiUrl", "TableName", "Region", "SequencerFailureQueueUrl"]),
+    );
+  });
+
+  it("passes cdk-nag's AwsSolutions checks with no unacknowledged finding, and every acknowledgement has a reason", () => {
+    // WHEN
+    const report = new AwsSolutionsChecks().validateScope(stack);
+    const acknowledgements = stack.node
+      .findAll()
+      .flatMap((c) => c.node.metadata.filter((m) => m.type === Validations.ACKNOWLEDGED_RULES_METADATA_KEY))
+      .flatMap((m) => Object.values(m.data as Record<string, string>));
+    // THEN
+    expect(report.violations.map((v) => `${v.ruleName}: ${v.violatingResources[0]?.constructPath}`)).toEqual(
+      [],
+    );
+    expect(acknowledgements.length).toBeGreaterThan(0);
+    for (const reason of acknowledgements) expect(String(reason).length).toBeGreaterThan(20);
+  });
+});
