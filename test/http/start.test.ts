@@ -1,0 +1,152 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
+import { afterEach, describe, expect, inject, it } from "vitest";
+import { freePort } from "../../bin/local/dynamodb-local.ts";
+import { localClient } from "../support/dynamodb.ts";
+
+const root = new URL("../../", import.meta.url).pathname;
+const children: ChildProcess[] = [];
+
+interface Started {
+  readonly child: ChildProcess;
+  readonly url: string;
+  readonly dynamodbEndpoint: string;
+  output(): string;
+}
+
+/** Spawns the real `npm start` entry and waits for the line that names its URL. */
+async function npmStart(env: Record<string, string | undefined>, args: string[] = []): Promise<Started> {
+  const port = await freePort();
+  const childEnv: Record<string, string | undefined> = { ...process.env, PORT: String(port), ...env };
+  for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
+  const child = spawn(join(root, "node_modules/.bin/tsx"), ["bin/start.ts", ...args], {
+    cwd: root,
+    env: childEnv,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const deadline = Date.now() + 60_000;
+  while (!/Cairn API on (\S+)/.test(output)) {
+    if (child.exitCode !== null) throw new Error(`npm start exited with ${child.exitCode}: ${output}`);
+    if (Date.now() > deadline) throw new Error(`npm start did not print its URL: ${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const url = /Cairn API on (\S+)/.exec(output)?.[1] as string;
+  const dynamodbEndpoint = /DynamoDB Local (http:\/\/\S+?),/.exec(output)?.[1] as string;
+  return { child, url, dynamodbEndpoint, output: () => output };
+}
+
+/** Sends a signal and resolves with the exit code. */
+function stop(child: ChildProcess, signal: NodeJS.Signals = "SIGTERM"): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode);
+    child.once("exit", (code) => resolve(code));
+    child.kill(signal);
+  });
+}
+
+function accepts(endpoint: string): Promise<boolean> {
+  const { hostname, port } = new URL(endpoint);
+  return new Promise((resolve) => {
+    const socket = new Socket();
+    socket.once("connect", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+    socket.connect(Number(port), hostname);
+  });
+}
+
+const append = (url: string, streamId: string) =>
+  fetch(`${url}/streams/${streamId}/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ events: [{ type: "Started", data: { ok: true } }] }),
+  });
+
+afterEach(() => {
+  // A test that failed half-way must not leave a server or a DynamoDB Local behind.
+  for (const child of children.splice(0)) {
+    if (child.exitCode === null && child.signalCode === null && child.pid) {
+      try {
+        process.kill(-child.pid, "SIGKILL");
+      } catch {
+        // already gone
+      }
+    }
+  }
+});
+
+describe("npm start", () => {
+  it("serves /health and appends on DYNAMODB_ENDPOINT's DynamoDB Local, and exits 0 on SIGTERM", async () => {
+    // Prepare
+    const tableName = `cairn-start-${randomUUID()}`;
+    const started = await npmStart({
+      DYNAMODB_ENDPOINT: inject("dynamodbEndpoint"),
+      CAIRN_TABLE_NAME: tableName,
+    });
+
+    try {
+      // Act
+      const health = await fetch(`${started.url}/health`);
+      const appended = await append(started.url, "Start-1");
+      const code = await stop(started.child);
+
+      // Assess
+      expect(health.status).toBe(200);
+      expect(await health.json()).toMatchObject({ status: "ok", table: tableName });
+      expect(appended.status).toBe(201);
+      expect(await appended.json()).toMatchObject({ streamId: "Start-1", fromVersion: 1 });
+      expect(started.output()).toContain("Try: curl");
+      expect(code).toBe(0);
+      expect(await accepts(started.url)).toBe(false);
+    } finally {
+      const client = localClient();
+      await client.send(new DeleteTableCommand({ TableName: tableName }));
+      client.destroy();
+    }
+  });
+
+  it("starts its own DynamoDB Local, takes it down on SIGINT, and keeps data across restarts with --data-dir", async () => {
+    // Prepare
+    const dataDir = mkdtempSync(join(tmpdir(), "cairn-data-"));
+    const env = { DYNAMODB_ENDPOINT: undefined, CAIRN_TABLE_NAME: undefined };
+    try {
+      const first = await npmStart(env, ["--data-dir", dataDir]);
+      const appended = await append(first.url, "Kept-1");
+      const firstCode = await stop(first.child, "SIGINT");
+
+      // Act
+      const second = await npmStart(env, ["--data-dir", dataDir]);
+      const read = await fetch(`${second.url}/streams/Kept-1/events`);
+      const secondCode = await stop(second.child);
+
+      // Assess
+      expect(appended.status).toBe(201);
+      expect(firstCode).toBe(0);
+      expect(await accepts(first.dynamodbEndpoint)).toBe(false);
+      expect(read.status).toBe(200);
+      expect(((await read.json()) as { events: unknown[] }).events).toMatchObject([
+        { type: "Started", data: { ok: true }, version: 1 },
+      ]);
+      expect(secondCode).toBe(0);
+      expect(await accepts(second.dynamodbEndpoint)).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});
