@@ -1,0 +1,255 @@
+import { randomUUID } from "node:crypto";
+import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
+import { defineProjection } from "../../lambdas/projections/runtime.ts";
+import {
+  checkpointKey,
+  getProjectionStatus,
+  listParkedEvents,
+  readProjectionDocument,
+  resetProjection,
+} from "../../lambdas/projections/state.ts";
+import { sequence } from "../../lambdas/sequencer/sequencer.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+
+let store: EventStore;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const table = await createTestTable("cairn-projections");
+  store = new EventStore({ client: table.client, tableName: table.tableName });
+  drop = table.drop;
+});
+afterAll(() => drop());
+
+/** Appends and gives the events positions in `$all` at once, as the sequencer would. */
+async function appendSequenced(streamId: string, events: NewEvent[]): Promise<void> {
+  const result = await store.appendToStream(streamId, events);
+  await sequence(
+    store.client,
+    store.tableName,
+    [{ streamId, fromVersion: result.fromVersion - 1, toVersion: result.toVersion, index: 0 }],
+    new Map(),
+  );
+}
+
+const uniqueName = (prefix: string) => `${prefix}-${randomUUID().slice(0, 8)}`;
+
+/** A counting projection: one document per stream with the values it saw, in order. */
+function counter(
+  name: string,
+  options: { poison?: (event: RecordedEvent) => boolean; seen?: RecordedEvent[] } = {},
+) {
+  type Counted = { values: number[] };
+  const count = async (
+    event: RecordedEvent<string, { n: number }>,
+    context: import("../../lambdas/projections/runtime.ts").ProjectionContext,
+  ) => {
+    options.seen?.push(event);
+    if (options.poison?.(event)) throw new Error(`poison ${event.eventId}`);
+    const doc = (await context.get<Counted>(event.streamId)) ?? { values: [] };
+    context.put(event.streamId, { values: [...doc.values, event.data.n] });
+  };
+  return defineProjection<{ type: "Counted"; data: { n: number } } | { type: "Other"; data: { n: number } }>({
+    name,
+    handlers: { Counted: count },
+    retryDelayMs: 1,
+  });
+}
+
+const counted = (...values: number[]): NewEvent[] => values.map((n) => ({ type: "Counted", data: { n } }));
+
+describe("projection runtime", () => {
+  it("applies events in global order, only the types it handles, and checkpoints at the head", async () => {
+    // Prepare
+    const seen: RecordedEvent[] = [];
+    const projection = counter(uniqueName("order"), { seen });
+    const a = `Ctr-${randomUUID()}`;
+    const b = `Ctr-${randomUUID()}`;
+    await appendSequenced(a, counted(1, 2));
+    await appendSequenced(b, [{ type: "Other", data: { n: 0 } }, ...counted(10)]);
+    await appendSequenced(a, counted(3));
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result.ran).toBe(true);
+    const positions = seen.map((event) => event.globalPosition ?? 0);
+    expect(positions).toEqual([...positions].sort((x, y) => x - y));
+    expect(seen.map((event) => event.type)).toEqual(["Counted", "Counted", "Counted", "Counted"]);
+    expect(await readProjectionDocument(store, projection.name, a)).toEqual({ values: [1, 2, 3] });
+    expect(await readProjectionDocument(store, projection.name, b)).toEqual({ values: [10] });
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 0, running: false });
+    expect(status.position).toBe(status.headPosition);
+  });
+
+  it("filters by category", async () => {
+    // Prepare
+    const seen: RecordedEvent[] = [];
+    const category = `Cat${randomUUID().slice(0, 6)}`;
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("category"),
+      categories: [category],
+      handlers: { Counted: (event) => void seen.push(event) },
+    });
+    await appendSequenced(`${category}-1`, counted(1));
+    await appendSequenced(`Elsewhere-${randomUUID()}`, counted(2));
+    await appendSequenced(`${category}-2`, counted(3));
+
+    // Act
+    await projection.run(store);
+
+    // Assess
+    expect(seen.map((event) => event.streamId)).toEqual([`${category}-1`, `${category}-2`]);
+    expect((await getProjectionStatus(store, projection.name)).lag).toBe(0);
+  });
+
+  it("changes nothing when a batch is replayed after its checkpoint write failed", async () => {
+    // Prepare
+    const projection = counter(uniqueName("replay"));
+    const a = `Ctr-${randomUUID()}`;
+    await appendSequenced(a, counted(1, 2, 3));
+    const failingCommit = new EventStore({
+      client: {
+        send: async (command: unknown) => {
+          if (command instanceof TransactWriteItemsCommand) throw new Error("network down");
+          return store.client.send(command as never);
+        },
+      } as unknown as DynamoDBClient,
+      tableName: store.tableName,
+    });
+    await expect(projection.run(failingCommit)).rejects.toThrow("network down");
+
+    // Act
+    await projection.run(store);
+    await projection.run(store);
+
+    // Assess
+    expect(await readProjectionDocument(store, projection.name, a)).toEqual({ values: [1, 2, 3] });
+  });
+
+  it("parks a poison event after its retries and goes on with the rest", async () => {
+    // Prepare
+    const seen: RecordedEvent[] = [];
+    const a = `Ctr-${randomUUID()}`;
+    const isPoison = (event: RecordedEvent) => event.streamId === a && (event.data as { n: number }).n === 2;
+    const projection = counter(uniqueName("poison"), { seen, poison: isPoison });
+    await appendSequenced(a, counted(1, 2, 3));
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result.parked).toBe(1);
+    expect(seen.filter(isPoison)).toHaveLength(3);
+    expect(await readProjectionDocument(store, projection.name, a)).toEqual({ values: [1, 3] });
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status.parkedCount).toBe(1);
+    expect(status.lag).toBe(0);
+    expect(status.lastError?.message).toContain("poison");
+    const parked = await listParkedEvents(store, projection.name);
+    expect(parked.map((event) => [event.streamId, event.version, event.attempts])).toEqual([[a, 2, 3]]);
+  });
+
+  it("replays a parked event once its handler is fixed and unparks it", async () => {
+    // Prepare
+    let broken = true;
+    const a = `Ctr-${randomUUID()}`;
+    const projection = counter(uniqueName("unpark"), {
+      poison: (event) => broken && event.streamId === a && (event.data as { n: number }).n === 2,
+    });
+    await appendSequenced(a, counted(1, 2, 3));
+    await projection.run(store);
+    const stillBroken = await projection.replayParked(store);
+    broken = false;
+
+    // Act
+    const fixed = await projection.replayParked(store);
+
+    // Assess
+    expect(stillBroken).toEqual({ replayed: 0, stillParked: 1 });
+    expect(fixed).toEqual({ replayed: 1, stillParked: 0 });
+    expect(await listParkedEvents(store, projection.name)).toEqual([]);
+    expect((await getProjectionStatus(store, projection.name)).parkedCount).toBe(0);
+    // Replayed out of global order, as parked events are: 2 comes after 3.
+    expect(await readProjectionDocument(store, projection.name, a)).toEqual({ values: [1, 3, 2] });
+  });
+
+  it("does nothing while another runner holds the lease", async () => {
+    // Prepare
+    const projection = counter(uniqueName("lease"));
+    await appendSequenced(`Ctr-${randomUUID()}`, counted(1));
+    await store.client.send(
+      new UpdateItemCommand({
+        TableName: store.tableName,
+        Key: checkpointKey(projection.name),
+        UpdateExpression: "SET #owner = :other, #lease = :until",
+        ExpressionAttributeNames: { "#owner": "owner", "#lease": "leaseUntil" },
+        ExpressionAttributeValues: {
+          ":other": { S: "someone-else" },
+          ":until": { N: String(Date.now() + 60_000) },
+        },
+      }),
+    );
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result).toMatchObject({ ran: false, processed: 0, position: 0 });
+    expect((await getProjectionStatus(store, projection.name)).running).toBe(true);
+  });
+
+  it("stops a runner that was reset under it without writing its batch", async () => {
+    // Prepare
+    const name = uniqueName("reset-under");
+    const a = `Ctr-${randomUUID()}`;
+    await appendSequenced(a, counted(1, 2));
+    let resets = 0;
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name,
+      handlers: {
+        Counted: async (event, context) => {
+          if (resets++ === 0) await resetProjection(store, name);
+          context.put(event.streamId, { n: event.data.n });
+        },
+      },
+    });
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result.processed).toBe(0);
+    const status = await getProjectionStatus(store, name);
+    expect(status).toMatchObject({ position: 0, generation: 1, running: false });
+    expect(await readProjectionDocument(store, name, a)).toBeUndefined();
+  });
+
+  it("reaches the same state after a reset and rebuild", async () => {
+    // Prepare
+    const projection = counter(uniqueName("rebuild"));
+    const streams = [`Ctr-${randomUUID()}`, `Ctr-${randomUUID()}`];
+    for (const [index, streamId] of streams.entries())
+      await appendSequenced(streamId, counted(index, index + 1));
+    await projection.run(store);
+    const before = await Promise.all(streams.map((id) => readProjectionDocument(store, projection.name, id)));
+
+    // Act
+    const reset = await resetProjection(store, projection.name);
+    const emptied = await Promise.all(
+      streams.map((id) => readProjectionDocument(store, projection.name, id)),
+    );
+    await projection.run(store);
+
+    // Assess
+    expect(reset).toMatchObject({ position: 0, generation: 1, parkedCount: 0 });
+    expect(emptied).toEqual([undefined, undefined]);
+    const after = await Promise.all(streams.map((id) => readProjectionDocument(store, projection.name, id)));
+    expect(after).toEqual(before);
+    expect(before[0]).toEqual({ values: [0, 1] });
+  });
+});
