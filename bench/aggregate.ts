@@ -8,7 +8,7 @@
  */
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { AggregateRepository } from "../lambdas/core/aggregate.ts";
-import { KEYS, PREFIX, snapshotKey, streamKey, versionKey } from "../lambdas/core/constants.ts";
+import { KEYS, LIMITS, PREFIX, snapshotKey, streamKey, versionKey } from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
 import { orderStreamId } from "../lambdas/examples/order/events.ts";
@@ -17,7 +17,7 @@ import { type BenchRow, type BenchSection, median } from "./harness.ts";
 
 const LENGTHS = [1_000, 5_000, 10_000] as const;
 const AFTER_SNAPSHOT = 50;
-const BATCH = 99;
+const BATCH = LIMITS.eventsPerAppend;
 const ROUNDS_FULL = 4;
 const ROUNDS_SNAPSHOT = 25;
 
