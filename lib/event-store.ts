@@ -1,5 +1,5 @@
 import { isAbsolute, join } from "node:path";
-import { Duration, RemovalPolicy, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Token, Validations } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpIamAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -41,7 +41,7 @@ export interface EventStoreProps {
   readonly deletionProtection?: boolean;
   /**
    * A customer managed KMS key for the table (and its stream). Every grant then includes the
-   * key actions the DynamoDB calls need.
+   * key actions the DynamoDB calls need. Needs a stack with an explicit region (`env`).
    * @default - the AWS managed key `aws/dynamodb` (encrypted at rest, no key to manage)
    */
   readonly encryptionKey?: kms.IKey;
@@ -249,6 +249,11 @@ export class EventStore extends Construct {
     this.removalPolicy = props.removalPolicy ?? RemovalPolicy.RETAIN;
     this.metricsNamespace = props.metricsNamespace ?? METRICS.defaultNamespace;
 
+    if (props.encryptionKey && Token.isUnresolved(Stack.of(this).region)) {
+      throw new Error(
+        "encryptionKey needs a stack with an explicit region (env): TableV2 renders the key per region",
+      );
+    }
     this.table = new dynamodb.TableV2(this, "Table", {
       tableName: props.tableName,
       partitionKey: { name: TABLE_SCHEMA.partitionKey, type: dynamodb.AttributeType.STRING },

@@ -17,10 +17,13 @@ export function synthDefaultStack(props: CairnStackProps = {}): { stack: CairnSt
   return { stack, template: Template.fromStack(stack) };
 }
 
-/** A bare stack holding one EventStore, for tests that attach projections themselves. */
-export function storeStack(props: EventStoreProps = {}): { stack: Stack; store: EventStore } {
+/** A bare stack holding one EventStore; props may be made in the stack (an alarm topic, a key). */
+export function storeStack(props: EventStoreProps | ((stack: Stack) => EventStoreProps) = {}): {
+  stack: Stack;
+  store: EventStore;
+} {
   const stack = new Stack(appWithoutBundling(), "Test");
-  return { stack, store: new EventStore(stack, "Store", props) };
+  return { stack, store: new EventStore(stack, "Store", typeof props === "function" ? props(stack) : props) };
 }
 
 /** The logical id of the Lambda function whose description starts with `description`. */

@@ -1,0 +1,280 @@
+import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
+import { Match, Template } from "aws-cdk-lib/assertions";
+import { HttpJwtAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
+import * as iam from "aws-cdk-lib/aws-iam";
+import * as kms from "aws-cdk-lib/aws-kms";
+import * as lambda from "aws-cdk-lib/aws-lambda";
+import * as sns from "aws-cdk-lib/aws-sns";
+import { describe, expect, it } from "vitest";
+import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
+import { EventStore } from "../../lib/event-store.ts";
+import { appWithoutBundling, lines, permissionsOf, storeStack } from "./support.ts";
+
+const TABLE = "GlobalTable.Arn";
+const ENTRY = "lambdas/projections/order-summary.ts";
+
+/** A user's own function, as it would be in their CDK app. */
+function userFunction(stack: ConstructLike) {
+  return new lambda.Function(stack, "UserProjection", {
+    runtime: lambda.Runtime.NODEJS_24_X,
+    handler: "index.handler",
+    code: lambda.Code.fromInline("export const handler = async () => {};"),
+  });
+}
+type ConstructLike = ConstructorParameters<typeof lambda.Function>[0];
+
+describe("addProjection with a user's existing function", () => {
+  // GIVEN a store and a user's own Lambda function, attached as projection "audit"
+  const { stack, store } = storeStack();
+  const fn = userFunction(stack);
+  const projection = store.addProjection("audit", { function: fn, eventTypes: ["OrderPlaced"] });
+  const template = Template.fromStack(stack);
+  const fnId = stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
+  const roleId = stack.getLogicalId(fn.role?.node.defaultChild as iam.CfnRole);
+  const topicId = stack.getLogicalId(store.wakeTopic.node.defaultChild as sns.CfnTopic);
+
+  it("subscribes it to the wake topic and schedules the safety wake-up every minute", () => {
+    // THEN
+    expect(projection.function).toBe(fn);
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "lambda",
+      TopicArn: { Ref: topicId },
+      Endpoint: { "Fn::GetAtt": [fnId, "Arn"] },
+    });
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [fnId, "Arn"] } })],
+    });
+    template.hasResourceProperties("AWS::Lambda::Permission", {
+      FunctionName: { "Fn::GetAtt": [fnId, "Arn"] },
+      Principal: "sns.amazonaws.com",
+    });
+    template.hasResourceProperties("AWS::Lambda::Permission", {
+      FunctionName: { "Fn::GetAtt": [fnId, "Arn"] },
+      Principal: "events.amazonaws.com",
+    });
+  });
+
+  it("grants its role reads of $all and its own keys and writes of its own keys, nothing else", () => {
+    // WHEN
+    const permissions = permissionsOf(template, roleId);
+    // THEN
+    const own = `${projectionPrefix("audit")}*`;
+    expect(permissions).toEqual(
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, own]),
+        ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
+      ].sort(),
+    );
+  });
+
+  it("gives it the store's environment", () => {
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Handler: "index.handler",
+      Environment: { Variables: Match.objectLike({ [ENV.tableName]: Match.anyValue(), LOG_LEVEL: "INFO" }) },
+    });
+  });
+
+  it("alarms on its lag, parked events and errors", () => {
+    // WHEN
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")).map((a) => a.Properties);
+    const dimension = [{ Name: METRICS.projectionDimension, Value: "audit" }];
+    // THEN
+    expect(projection.alarms).toHaveLength(3);
+    expect(alarms).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ MetricName: METRICS.projectionLag, Dimensions: dimension }),
+        expect.objectContaining({ MetricName: METRICS.parkedEvents, Dimensions: dimension }),
+        expect.objectContaining({
+          MetricName: "Errors",
+          Dimensions: [{ Name: "FunctionName", Value: { Ref: fnId } }],
+        }),
+      ]),
+    );
+  });
+});
+
+describe("addProjection from an entry", () => {
+  // GIVEN a store with a projection built from a module, with its own settings
+  const { stack, store } = storeStack({ metricsNamespace: "Shop" });
+  const projection = store.addProjection("order-summary", {
+    entry: ENTRY,
+    categories: ["Order"],
+    memorySize: 256,
+    timeout: Duration.seconds(30),
+    reservedConcurrency: 1,
+    lagAlarmThreshold: 50,
+  });
+  const template = Template.fromStack(stack);
+  const fnId = stack.getLogicalId(projection.function.node.defaultChild as lambda.CfnFunction);
+
+  it("builds the function with the given settings and no async retries of lost wake-ups", () => {
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: "Cairn projection order-summary (categories Order)",
+      MemorySize: 256,
+      Timeout: 30,
+      ReservedConcurrentExecutions: 1,
+      Runtime: "nodejs24.x",
+      Architectures: ["arm64"],
+    });
+    template.hasResourceProperties("AWS::Lambda::EventInvokeConfig", {
+      FunctionName: { Ref: fnId },
+      MaximumRetryAttempts: 0,
+    });
+  });
+
+  it("alarms in the store's metrics namespace with the given lag threshold", () => {
+    // THEN
+    template.hasResourceProperties("AWS::CloudWatch::Alarm", {
+      Namespace: "Shop",
+      MetricName: METRICS.projectionLag,
+      Threshold: 50,
+    });
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: { Variables: Match.objectLike({ [ENV.metricsNamespace]: "Shop" }) },
+    });
+  });
+
+  it("refuses a second projection of the same name, a name that is not a safe key, and options without exactly one of entry or function", () => {
+    // THEN
+    expect(() => store.addProjection("order-summary", { entry: ENTRY })).toThrow(/exists already/);
+    expect(() => store.addProjection("bad*name", { entry: ENTRY })).toThrow(/must match/);
+    expect(() => store.addProjection("has#hash", { entry: ENTRY })).toThrow(/must match/);
+    expect(() => store.addProjection("neither", {})).toThrow(/exactly one of entry or function/);
+    expect(() => store.addProjection("both", { entry: ENTRY, function: userFunction(stack) })).toThrow(
+      /exactly one of entry or function/,
+    );
+  });
+});
+
+describe("grants for users' own functions", () => {
+  // GIVEN a store and three roles of a user's command handlers
+  const { stack, store } = storeStack();
+  const role = (id: string) =>
+    new iam.Role(stack, id, { assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com") });
+  const appender = role("Appender");
+  const reader = role("Reader");
+  const allReader = role("AllReader");
+  // WHEN
+  store.grantAppend(appender);
+  store.grantRead(reader);
+  store.grantReadAll(allReader);
+  const template = Template.fromStack(stack);
+  const idOf = (r: iam.Role) => stack.getLogicalId(r.node.defaultChild as iam.CfnRole);
+
+  it("grantAppend: reads and conditional writes of stream keys, no delete", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(appender))).toEqual(
+      lines(
+        [
+          "dynamodb:GetItem",
+          "dynamodb:Query",
+          "dynamodb:PutItem",
+          "dynamodb:UpdateItem",
+          "dynamodb:ConditionCheckItem",
+        ],
+        TABLE,
+        [`${PREFIX.stream}*`],
+      ).sort(),
+    );
+  });
+
+  it("grantRead: GetItem and Query of stream keys", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(reader))).toEqual(
+      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`]).sort(),
+    );
+  });
+
+  it("grantReadAll: GetItem and Query of $all and stream keys", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(allReader))).toEqual(
+      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.stream}*`]).sort(),
+    );
+  });
+});
+
+describe("EventStore props", () => {
+  it("a JWT authorizer replaces IAM on every route", () => {
+    // GIVEN
+    const authorizer = new HttpJwtAuthorizer("Jwt", "https://issuer.example.com", { jwtAudience: ["cairn"] });
+    // WHEN
+    const { stack } = storeStack({ apiAuthorizer: authorizer });
+    const template = Template.fromStack(stack);
+    // THEN
+    template.hasResourceProperties("AWS::ApiGatewayV2::Authorizer", {
+      AuthorizerType: "JWT",
+      JwtConfiguration: { Audience: ["cairn"], Issuer: "https://issuer.example.com" },
+    });
+    const routes = Object.values(template.findResources("AWS::ApiGatewayV2::Route"));
+    expect(routes.length).toBeGreaterThan(0);
+    for (const route of routes) expect(route.Properties.AuthorizationType).toBe("JWT");
+  });
+
+  it("every alarm notifies the alarm topic, on alarm and on recovery", () => {
+    // GIVEN a store with an alarm topic and a projection (whose alarms must notify too)
+    const { stack, store } = storeStack((s) => ({ alarmTopic: new sns.Topic(s, "Pager") }));
+    store.addProjection("audit", { entry: ENTRY });
+    // WHEN
+    const template = Template.fromStack(stack);
+    const topic = {
+      Ref: stack.getLogicalId(store.node.scope?.node.findChild("Pager").node.defaultChild as sns.CfnTopic),
+    };
+    // THEN
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
+    expect(alarms).toHaveLength(6 + 3);
+    for (const alarm of alarms) {
+      expect(alarm.Properties.AlarmActions).toEqual([topic]);
+      expect(alarm.Properties.OKActions).toEqual([topic]);
+    }
+  });
+
+  it("a customer managed key encrypts the table, and grants include the key actions the DynamoDB calls need", () => {
+    // GIVEN a store in a stack with a region (TableV2 renders the key per replica region) using the user's key
+    const stack = new Stack(appWithoutBundling(), "Keyed", {
+      env: { account: "111111111111", region: "eu-west-1" },
+    });
+    const key = new kms.Key(stack, "TableKey", { enableKeyRotation: true });
+    const store = new EventStore(stack, "Store", { encryptionKey: key });
+    const reader = new iam.Role(stack, "Reader", {
+      assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com"),
+    });
+    // WHEN
+    store.grantRead(reader);
+    const template = Template.fromStack(stack);
+    const keyId = stack.getLogicalId(key.node.defaultChild as kms.CfnKey);
+    // THEN
+    template.hasResourceProperties("AWS::DynamoDB::GlobalTable", {
+      SSESpecification: { SSEEnabled: true, SSEType: "KMS" },
+      Replicas: [
+        Match.objectLike({ SSESpecification: { KMSMasterKeyId: { "Fn::GetAtt": [keyId, "Arn"] } } }),
+      ],
+    });
+    expect(permissionsOf(template, stack.getLogicalId(reader.node.defaultChild as iam.CfnRole))).toEqual(
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`]),
+        ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
+      ].sort(),
+    );
+  });
+
+  it("a customer managed key in an environment-agnostic stack is refused with a clear error", () => {
+    // THEN
+    expect(() =>
+      storeStack((s) => ({ encryptionKey: new kms.Key(s, "TableKey", { enableKeyRotation: true }) })),
+    ).toThrow(/encryptionKey needs a stack with an explicit region/);
+  });
+
+  it("removal policy and deletion protection can be relaxed for short-lived stacks", () => {
+    // WHEN
+    const { stack } = storeStack({ removalPolicy: RemovalPolicy.DESTROY, deletionProtection: false });
+    const template = Template.fromStack(stack);
+    // THEN
+    template.hasResource("AWS::DynamoDB::GlobalTable", {
+      DeletionPolicy: "Delete",
+      Properties: Match.objectLike({ Replicas: [Match.objectLike({ DeletionProtectionEnabled: false })] }),
+    });
+  });
+});
