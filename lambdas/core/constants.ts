@@ -11,12 +11,14 @@ export const PREFIX = {
   stream: "STREAM#",
   version: "VERSION#",
   snapshot: "SNAPSHOT#",
+  /** Sort key prefix of append guards (idempotency of appends made at an unknown version). */
+  appendGuard: "APPEND#",
   all: "ALL#",
   projection: "PROJECTION#",
 } as const;
 
 export const SORT_KEY = {
-  /** The per-stream head item: current version, times, recent event ids. */
+  /** The per-stream head item: current version, times, size of the last append. */
   head: "HEAD",
   /** Optional stream metadata. */
   meta: "META",
@@ -34,15 +36,14 @@ export const ATTR = {
   updatedAt: "updatedAt",
   /** Item kind marker, so stream consumers can tell items apart without parsing keys. */
   kind: "kind",
-  /** Head only: the number of events in the append that last wrote it. */
+  /** Head and append guard: the number of events in the append that wrote it. */
   lastAppendCount: "lastCount",
-  /** Head only: prefix of the ring of recent event ids, slot = version mod IDEMPOTENCY_WINDOW. */
-  recentIdSlot: "r",
 } as const;
 
 export const ITEM_KIND = {
   event: "event",
   head: "head",
+  appendGuard: "append-guard",
   snapshot: "snapshot",
   all: "all",
   projection: "projection",
@@ -86,17 +87,11 @@ export const LIMITS = {
   eventBytes: 256 * 1024,
   /** Serialized `data` plus `metadata` of one append, in UTF-8 bytes (a transaction stops at 4 MB). */
   appendBytes: 3.5 * 1024 * 1024,
-  /** Events in one append: TransactWriteItems takes 100 items, one of which is the stream head. */
-  eventsPerAppend: 99,
+  /** Events in one append: TransactWriteItems takes 100 items; the head and the append guard take two. */
+  eventsPerAppend: 98,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
 } as const;
-
-/**
- * How many of a stream's most recent event ids the head remembers, so an append retried with
- * `any` or `stream_exists` is recognised. Exact-version appends are recognised at any age.
- */
-export const IDEMPOTENCY_WINDOW = 20;
 
 /** Letters, digits and `_ . : @ ~ = + -`; must start with a letter or digit (`$` is reserved). */
 export const STREAM_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@~=+-]*$/;
@@ -110,8 +105,8 @@ export const versionKey = (version: number): string =>
   `${PREFIX.version}${String(version).padStart(VERSION_DIGITS, "0")}`;
 export const versionFromKey = (sortKey: string): number => Number(sortKey.slice(PREFIX.version.length));
 export const streamIdFromKey = (partitionKey: string): string => partitionKey.slice(PREFIX.stream.length);
-export const recentIdAttr = (version: number): string =>
-  `${ATTR.recentIdSlot}${version % IDEMPOTENCY_WINDOW}`;
+/** The append guard of an `any` or `stream_exists` append, keyed by its first event id. */
+export const appendGuardKey = (firstEventId: string): string => `${PREFIX.appendGuard}${firstEventId}`;
 
 /** A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). */
 export const categoryOf = (streamId: string): string => {

@@ -11,12 +11,11 @@ import {
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import {
   ATTR,
+  appendGuardKey,
   categoryOf,
-  IDEMPOTENCY_WINDOW,
   ITEM_KIND,
   KEYS,
   PREFIX,
-  recentIdAttr,
   SORT_KEY,
   streamKey,
   versionKey,
@@ -49,7 +48,7 @@ export interface EventStoreConfig {
   readonly tableName: string;
   /** Applied to every event read, by type and schema version. @default none */
   readonly upcasters?: Upcasters;
-  /** Conflicts an `any` or `stream_exists` append retries before it gives up. @default 10 */
+  /** Attempts of an `any` or `stream_exists` append under contention (or of any append on TransactionConflict). @default 30 */
   readonly maxAppendAttempts?: number;
   /**
    * Data schemas (zod, valibot: any Standard Schema) by event type, checked at append time; a
@@ -69,7 +68,13 @@ interface Head {
 /** Why a write did not happen. */
 type WriteOutcome =
   | { readonly ok: true; readonly result: AppendResult }
-  | { readonly ok: false; readonly head: Head | undefined; readonly contended: boolean };
+  | {
+      readonly ok: false;
+      readonly head: Head | undefined;
+      readonly contended: boolean;
+      /** Set when the append guard already exists: the version its append began at. */
+      readonly guardedFrom?: number | undefined;
+    };
 
 const EVENT_ATTRIBUTES = [
   ATTR.eventId,
@@ -104,7 +109,7 @@ export class EventStore {
     this.tableName = config.tableName;
     this.upcasters = config.upcasters;
     this.schemas = config.schemas;
-    this.maxAppendAttempts = config.maxAppendAttempts ?? 10;
+    this.maxAppendAttempts = config.maxAppendAttempts ?? 30;
   }
 
   /**
@@ -160,25 +165,38 @@ export class EventStore {
     let head = await this.readHead(streamId);
     for (let attempt = 1; ; attempt++) {
       const current = head?.version ?? 0;
-      if (head) {
-        const original = findInRecent(streamId, head, events, expected);
-        if (original) return original;
-      }
       if (expected === "stream_exists" && current === 0) {
         throw new WrongExpectedVersionError(streamId, expected, 0);
       }
-      const outcome = await this.write(streamId, events, current);
+      const outcome = await this.write(streamId, events, current, true);
       if (outcome.ok) return outcome.result;
+      if (outcome.guardedFrom !== undefined) {
+        // This batch was appended before: it is a retry if the same ids sit where the guard says.
+        const original = await this.findAt(streamId, events, outcome.guardedFrom);
+        if (original) return original;
+        throw new WrongExpectedVersionError(streamId, expected, outcome.head?.version ?? current, {
+          cause: new Error(`event id ${events[0]?.eventId} began another append to this stream`),
+        });
+      }
       if (attempt >= this.maxAppendAttempts) {
         throw new WrongExpectedVersionError(streamId, expected, outcome.head?.version ?? current);
       }
-      if (outcome.contended) await backoff(attempt);
+      await backoff(attempt);
       head = outcome.head ?? (await this.readHead(streamId));
     }
   }
 
-  /** One TransactWriteItems: the head moves from `version` on, guarded by a condition, and each event is put. */
-  private async write(streamId: string, events: PreparedEvent[], version: number): Promise<WriteOutcome> {
+  /**
+   * One TransactWriteItems: the head moves from `version` on, guarded by a condition, and each
+   * event is put. With `guard`, an append guard keyed by the first event id is put too, so a retry
+   * of an append made at an unknown version (`any`, `stream_exists`) is recognised at any age.
+   */
+  private async write(
+    streamId: string,
+    events: PreparedEvent[],
+    version: number,
+    guard = false,
+  ): Promise<WriteOutcome> {
     const pk = S(streamKey(streamId));
     const now = S(new Date().toISOString());
     const toVersion = version + events.length;
@@ -196,13 +214,6 @@ export class EventStore {
       `${ATTR.kind} = :kind`,
       `${ATTR.lastAppendCount} = :count`,
     ];
-    const firstRemembered = Math.max(0, events.length - IDEMPOTENCY_WINDOW);
-    for (let index = firstRemembered; index < events.length; index++) {
-      const slot = recentIdAttr(version + index + 1);
-      names[`#${slot}`] = slot;
-      values[`:${slot}`] = S((events[index] as PreparedEvent).eventId);
-      sets.push(`#${slot} = :${slot}`);
-    }
     let condition: string;
     if (version === 0) {
       condition = `attribute_not_exists(${KEYS.partition})`;
@@ -243,6 +254,23 @@ export class EventStore {
         },
       });
     });
+    if (guard) {
+      items.push({
+        Put: {
+          TableName: this.tableName,
+          Item: {
+            [KEYS.partition]: pk,
+            [KEYS.sort]: S(appendGuardKey((events[0] as PreparedEvent).eventId)),
+            [ATTR.kind]: S(ITEM_KIND.appendGuard),
+            [ATTR.version]: N(version + 1),
+            [ATTR.lastAppendCount]: N(events.length),
+            [ATTR.createdAt]: now,
+          },
+          ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        },
+      });
+    }
     try {
       await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
     } catch (error) {
@@ -252,7 +280,14 @@ export class EventStore {
       const contended = reasons.some((reason) => reason.Code === "TransactionConflict");
       if (!failed && !contended) throw error;
       const old = reasons[0]?.Item;
-      return { ok: false, head: old ? toHead(old) : undefined, contended: contended && !failed };
+      const guarded = guard ? reasons[events.length + 1] : undefined;
+      return {
+        ok: false,
+        head: old ? toHead(old) : undefined,
+        contended: contended && !failed,
+        guardedFrom:
+          guarded?.Code === "ConditionalCheckFailed" ? Number(guarded.Item?.[ATTR.version]?.N) : undefined,
+      };
     }
     return {
       ok: true,
@@ -397,55 +432,6 @@ function toHead(item: Record<string, AttributeValue>): Head {
     updatedAt: item[ATTR.updatedAt]?.S ?? "",
     item,
   };
-}
-
-/**
- * The original result when the head's ring of recent ids shows `events` as the stream's events
- * at consecutive versions. A batch only partly there is a conflict, not a retry.
- */
-function findInRecent(
-  streamId: string,
-  head: Head,
-  events: PreparedEvent[],
-  expected: ExpectedVersion,
-): AppendResult | undefined {
-  const oldestRemembered = Math.max(1, head.version - IDEMPOTENCY_WINDOW + 1);
-  const idAt = (version: number) =>
-    version >= oldestRemembered && version <= head.version ? head.item[recentIdAttr(version)]?.S : undefined;
-  const last = events[events.length - 1] as PreparedEvent;
-  let lastVersion: number | undefined;
-  for (let version = head.version; version >= oldestRemembered; version--) {
-    if (idAt(version) === last.eventId) {
-      lastVersion = version;
-      break;
-    }
-  }
-  if (lastVersion === undefined) {
-    if (events.some((event) => hasRecent(head, oldestRemembered, event.eventId))) {
-      throw new WrongExpectedVersionError(streamId, expected, head.version, {
-        cause: new Error("some of the event ids are already in the stream, at other positions"),
-      });
-    }
-    return undefined;
-  }
-  const from = lastVersion - events.length + 1;
-  const matches = events.every((event, index) => {
-    const version = from + index;
-    return version < oldestRemembered || idAt(version) === event.eventId;
-  });
-  if (!matches || from < 1) {
-    throw new WrongExpectedVersionError(streamId, expected, head.version, {
-      cause: new Error("the event ids match the stream's recent events only in part"),
-    });
-  }
-  return duplicateResult(streamId, events, from);
-}
-
-function hasRecent(head: Head, oldest: number, eventId: string): boolean {
-  for (let version = oldest; version <= head.version; version++) {
-    if (head.item[recentIdAttr(version)]?.S === eventId) return true;
-  }
-  return false;
 }
 
 function duplicateResult(streamId: string, events: PreparedEvent[], from: number): AppendResult {
