@@ -14,8 +14,8 @@ const newStream = () => `Read-${randomUUID()}`;
 /** A stream of `count` events whose data is `{ n: version }`. */
 async function streamOf(count: number): Promise<string> {
   const streamId = newStream();
-  for (let from = 1; from <= count; from += 99) {
-    const events = Array.from({ length: Math.min(99, count - from + 1) }, (_, index) => ({
+  for (let from = 1; from <= count; from += 98) {
+    const events = Array.from({ length: Math.min(98, count - from + 1) }, (_, index) => ({
       type: "Counted",
       data: { n: from + index },
     }));
