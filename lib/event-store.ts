@@ -192,12 +192,12 @@ export interface Projection {
 export const PROJECTION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
 
 /** The Lambda entry of each API function of lambdas/http/routes.ts. */
-const API_ENTRIES: Record<ApiFunction, string> = {
+export const API_ENTRIES: Record<ApiFunction, string> = {
   write: "lambdas/handlers/api-write.ts",
   read: "lambdas/handlers/api-read.ts",
   admin: "lambdas/handlers/api-admin.ts",
 };
-const SEQUENCER_ENTRY = "lambdas/handlers/sequencer.ts";
+export const SEQUENCER_ENTRY = "lambdas/handlers/sequencer.ts";
 
 /** DynamoDB actions, named once. IAM knows no TransactWriteItems: a transaction checks each item's action. */
 const DDB = {
