@@ -10,6 +10,7 @@ import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ENV, LOCAL_ENV } from "../lambdas/core/constants.ts";
 import { ensureTable } from "../lambdas/core/table.ts";
 import { startDynamoDbLocal } from "./local/dynamodb-local.ts";
+import { startLocalPoller } from "./local/poller.ts";
 import { startLocalServer } from "./local/server.ts";
 
 const { values: args } = parseArgs({
@@ -43,8 +44,8 @@ try {
   const server = await startLocalServer({ port, endpoint: dynamodb.endpoint, tableName });
   running.push({ stop: () => server.close() });
 
-  // ── Local DynamoDB-stream poller (sequencer and projections) goes here, e.g.: ──
-  // running.push(startLocalPoller({ endpoint: dynamodb.endpoint, tableName }));
+  // The local DynamoDB-stream poller: drives the sequencer ($all) and the registered projections.
+  running.push(startLocalPoller({ endpoint: dynamodb.endpoint, tableName }));
 
   const where = dataDir ? `data in ${dataDir}` : "in memory";
   console.log(
