@@ -53,16 +53,51 @@ export interface ClientReadAllOptions {
 export interface ClientReadAllResult {
   /** Events in global order, each with `globalPosition`. */
   readonly events: RecordedEvent[];
-  /** How far `$all` reaches now. */
-  readonly headPosition?: number;
-  /** Pass as `after` to read on; absent when the read reached the head. */
+  /** The last position of `$all` when the read began (0 = empty). */
+  readonly headPosition: number;
+  /** Pass as `after` to read on; absent when the read reached `headPosition`. */
   readonly nextAfter?: number;
 }
 
-/** A projection's status as the API reports it (position, lag, parked events, …). */
+/** A projection's status as the API reports it. */
 export interface ProjectionStatus {
   readonly name: string;
-  readonly [field: string]: unknown;
+  /** The last position of `$all` processed (0 = none). */
+  readonly position: number;
+  /** The head of `$all` when the status was read. */
+  readonly headPosition: number;
+  /** `headPosition - position`. */
+  readonly lag: number;
+  /** Poison events set aside after their retries. */
+  readonly parkedCount: number;
+  /** Read-model generation; a reset starts a new one. */
+  readonly generation: number;
+  /** A runner holds the lease. */
+  readonly running: boolean;
+  readonly lastError?: {
+    readonly message: string;
+    readonly position: number;
+    readonly eventId: string;
+    readonly type: string;
+    readonly at: string;
+  };
+  readonly updatedAt?: string;
+}
+
+export interface ParkedEvent {
+  readonly position: number;
+  readonly streamId: string;
+  readonly version: number;
+  readonly eventId: string;
+  readonly type: string;
+  readonly error: string;
+  readonly attempts: number;
+  readonly parkedAt: string;
+}
+
+/** A projection's status with its first parked events. */
+export interface ProjectionDetail extends ProjectionStatus {
+  readonly parked: readonly ParkedEvent[];
 }
 
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
@@ -138,7 +173,8 @@ export class CairnClient {
       types: options.types?.join(","),
       category: options.category,
     });
-    return body as ClientReadAllResult;
+    const { events, headPosition, nextAfter } = body as ClientReadAllResult;
+    return nextAfter === undefined ? { events, headPosition } : { events, headPosition, nextAfter };
   }
 
   /** The latest snapshot (at or below `maxVersion`), or undefined when the stream has none. */
@@ -166,18 +202,20 @@ export class CairnClient {
       .body as Snapshot<State>;
   }
 
+  /** The status of every projection. */
   async listProjections(): Promise<ProjectionStatus[]> {
     const { body } = await this.request("GET", "projections");
-    return Array.isArray(body) ? body : ((body as { projections: ProjectionStatus[] }).projections ?? []);
+    return (body as { projections: ProjectionStatus[] }).projections;
   }
 
-  async projectionStatus(name: string): Promise<ProjectionStatus> {
-    return (await this.request("GET", `projections/${enc(name)}`)).body as ProjectionStatus;
+  /** One projection's status and its first parked events; NotFoundError for an unknown name. */
+  async projectionStatus(name: string): Promise<ProjectionDetail> {
+    return (await this.request("GET", `projections/${enc(name)}`)).body as ProjectionDetail;
   }
 
-  /** Starts a rebuild of a projection from position 0. */
-  async resetProjection(name: string): Promise<unknown> {
-    return (await this.request("POST", `projections/${enc(name)}/reset`)).body;
+  /** Rebuilds a projection from position 0 with an empty read model; returns the status after the reset. */
+  async resetProjection(name: string): Promise<ProjectionStatus> {
+    return (await this.request("POST", `projections/${enc(name)}/reset`)).body as ProjectionStatus;
   }
 
   private async request(

@@ -4,18 +4,23 @@ import type { AddressInfo } from "node:net";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { startLocalPoller } from "../../bin/local/poller.ts";
 import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
 import {
   CairnClient,
+  type ClientReadAllOptions,
+  NotFoundError,
   StreamNotFoundError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
+import type { RecordedEvent } from "../../lambdas/core/types.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let server: LocalServer;
 let client: CairnClient;
 let drop: () => Promise<void>;
+let tableName: string;
 
 beforeAll(async () => {
   const table = await createTestTable();
@@ -26,6 +31,7 @@ beforeAll(async () => {
   });
   client = new CairnClient({ url: server.url });
   drop = table.drop;
+  tableName = table.tableName;
 });
 afterAll(async () => {
   await server.close();
@@ -153,6 +159,75 @@ describe("CairnClient against the local server", () => {
     await expect(above).rejects.toBeInstanceOf(ValidationError);
     await expect(above).rejects.toMatchObject({ field: "version" });
     await expect(missing).rejects.toBeInstanceOf(StreamNotFoundError);
+  });
+});
+
+/** Every page of `$all` from the start, following `nextAfter`. */
+async function readWholeLog(options: Omit<ClientReadAllOptions, "after"> = {}): Promise<RecordedEvent[]> {
+  const events: RecordedEvent[] = [];
+  let after: number | undefined = 0;
+  while (after !== undefined) {
+    const page = await client.readAll({ ...options, after, limit: options.limit ?? 1000 });
+    events.push(...page.events);
+    after = page.nextAfter;
+  }
+  return events;
+}
+
+describe("CairnClient: $all and projections", () => {
+  it("reads $all in global order, filtered by type and category, once the sequencer has run", async () => {
+    // Prepare
+    const poller = startLocalPoller({ endpoint: inject("dynamodbEndpoint"), tableName, projections: [] });
+    const first = newOrder();
+    const second = newOrder();
+    const other = `Other-${randomUUID()}`;
+    await client.append(first, [placed, added("a")]);
+    await client.append(second, [placed]);
+    await client.append(other, [{ type: "Noted", data: {} }]);
+    const mine = (events: readonly RecordedEvent[]) =>
+      events.filter((event) => [first, second, other].includes(event.streamId));
+
+    // Act
+    let all = await readWholeLog();
+    for (let poll = 0; poll < 200 && mine(all).length < 4; poll++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      all = await readWholeLog();
+    }
+    await poller.stop();
+    const placedOnly = await readWholeLog({ types: ["OrderPlaced"] });
+    const orders = await readWholeLog({ category: "Order", limit: 7 });
+
+    // Assess
+    const positions = all.map((event) => event.globalPosition);
+    expect(positions).toEqual(Array.from({ length: all.length }, (_, n) => n + 1));
+    expect(mine(all).map((event) => [event.streamId, event.version])).toEqual([
+      [first, 1],
+      [first, 2],
+      [second, 1],
+      [other, 1],
+    ]);
+    expect(mine(placedOnly).map((event) => event.streamId)).toEqual([first, second]);
+    expect(placedOnly.every((event) => event.type === "OrderPlaced")).toBe(true);
+    expect(mine(orders).map((event) => event.streamId)).toEqual([first, first, second]);
+    expect(orders.every((event) => event.streamId.startsWith("Order-"))).toBe(true);
+  });
+
+  it("lists projections, shows one's status and resets it", async () => {
+    const [listed] = await client.listProjections();
+
+    const status = await client.projectionStatus("order-summary");
+    const reset = await client.resetProjection("order-summary");
+
+    expect(listed).toMatchObject({ name: "order-summary", position: expect.any(Number) });
+    expect(status).toMatchObject({ name: "order-summary", parked: [] });
+    expect(reset).toMatchObject({ name: "order-summary", position: 0 });
+    expect(reset.generation).toBeGreaterThan(status.generation);
+  });
+
+  it("throws NotFoundError for a projection that does not exist", async () => {
+    const unknown = client.projectionStatus("no-such-projection");
+
+    await expect(unknown).rejects.toBeInstanceOf(NotFoundError);
   });
 });
 
