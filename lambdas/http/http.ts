@@ -1,4 +1,4 @@
-import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2 } from "aws-lambda";
+import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { HTTP } from "../core/constants.ts";
 import { type CairnError, isCairnError, PayloadTooLargeError, ValidationError } from "../core/errors.ts";
 import { logger } from "../observability.ts";
@@ -56,8 +56,9 @@ export function methodNotAllowed(method: string, path: string, allowed: readonly
 
 /** A Lambda handler that serves the given routes by API Gateway's `routeKey`. */
 export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>) {
-  return async (request: HttpRequest): Promise<HttpResponse> => {
+  return async (request: HttpRequest, context?: Context): Promise<HttpResponse> => {
     logger.resetKeys();
+    if (context) logger.addContext(context);
     const correlationId = headerOf(request, HTTP.correlationIdHeader);
     logger.appendKeys({
       route: request.routeKey,

@@ -9,7 +9,8 @@ beforeAll(async () => {
 });
 afterAll(() => api.close());
 
-const newStream = () => `Read-${randomUUID()}`;
+/** Ids with characters that are percent-encoded in `next` links. */
+const newStream = () => `Read-${randomUUID()}:a@b+c=d`;
 
 /** A stream of `count` events whose data is `{ n: version }`. */
 async function streamOf(count: number): Promise<string> {

@@ -71,10 +71,10 @@ function accepts(endpoint: string): Promise<boolean> {
   });
 }
 
-const append = (url: string, streamId: string) =>
+const append = (url: string, streamId: string, headers: Record<string, string> = {}) =>
   fetch(`${url}/streams/${streamId}/events`, {
     method: "POST",
-    headers: { "content-type": "application/json" },
+    headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify({ events: [{ type: "Started", data: { ok: true } }] }),
   });
 
@@ -103,7 +103,7 @@ describe("npm start", () => {
     try {
       // Act
       const health = await fetch(`${started.url}/health`);
-      const appended = await append(started.url, "Start-1");
+      const appended = await append(started.url, "Start-1", { "x-correlation-id": "corr-start-1" });
       const code = await stop(started.child);
 
       // Assess
@@ -112,6 +112,7 @@ describe("npm start", () => {
       expect(appended.status).toBe(201);
       expect(await appended.json()).toMatchObject({ streamId: "Start-1", fromVersion: 1 });
       expect(started.output()).toContain("Try: curl");
+      expect(started.output()).toMatch(/"message":"appended".*"correlationId":"corr-start-1"/);
       expect(code).toBe(0);
       expect(await accepts(started.url)).toBe(false);
     } finally {

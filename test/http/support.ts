@@ -117,14 +117,21 @@ export async function startApi() {
     return Count ?? 0;
   }
 
+  let dropped = false;
+  const dropTable = async () => {
+    if (!dropped) await table.drop();
+    dropped = true;
+  };
+
   return {
     url: server.url,
     tableName: table.tableName,
     call,
     itemCount,
+    dropTable,
     close: async () => {
       await server.close();
-      await table.drop();
+      await dropTable();
     },
   };
 }
