@@ -335,6 +335,26 @@ export class EventStore extends Construct {
   }
 
   /**
+   * Lets an IAM principal call the API's routes served by the given functions (all when none is
+   * named): `execute-api:Invoke` on exactly those methods and paths of the `$default` stage, path
+   * parameters as `*`. For clients of the default IAM authorization only.
+   */
+  public grantInvoke(grantee: iam.IGrantable, ...functions: ApiFunction[]): iam.Grant {
+    const served = functions.length > 0 ? functions : [...API_FUNCTIONS];
+    const routes = (Object.entries(ROUTES) as [RouteKey, ApiFunction][]).filter(([, fn]) =>
+      served.includes(fn),
+    );
+    return iam.Grant.addToPrincipal({
+      grantee,
+      actions: ["execute-api:Invoke"],
+      resourceArns: routes.map(([key]) => {
+        const [method, path] = key.split(" ") as [string, string];
+        return this.api.arnForExecuteApi(method, path.replace(/\{[^}]+\}/g, "*"), this.stage.stageName);
+      }),
+    });
+  }
+
+  /**
    * Attaches a projection: its Lambda (built from `entry`, or the user's `function`), subscribed to
    * the wake topic and woken every minute, with read access to $all and streams and write access to
    * its own `PROJECTION#<name>#` keys (checkpoint, read model, parked events), and its alarms.

@@ -7,6 +7,7 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
 import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
+import { ROUTES } from "../../lambdas/http/routes.ts";
 import { EventStore } from "../../lib/event-store.ts";
 import { appWithoutBundling, lines, permissionsOf, storeStack } from "./support.ts";
 
@@ -193,6 +194,29 @@ describe("grants for users' own functions", () => {
     expect(permissionsOf(template, idOf(allReader))).toEqual(
       lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.stream}*`]).sort(),
     );
+  });
+});
+
+describe("grantInvoke", () => {
+  it("allows execute-api:Invoke on exactly the routes of the named functions, path parameters as wildcards", () => {
+    // GIVEN a store and a user's role that may only read
+    const { stack, store } = storeStack();
+    const reader = new iam.Role(stack, "ApiReader", { assumedBy: new iam.AccountRootPrincipal() });
+    // WHEN
+    store.grantInvoke(reader, "read");
+    const readerId = stack.getLogicalId(reader.node.defaultChild as iam.CfnRole);
+    const statements = Object.values(Template.fromStack(stack).findResources("AWS::IAM::Policy"))
+      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: readerId }]))
+      .flatMap((p) => p.Properties.PolicyDocument.Statement);
+    // THEN
+    const resources = JSON.stringify(stack.resolve(statements[0].Resource));
+    expect(statements).toHaveLength(1);
+    expect(statements[0].Action).toBe("execute-api:Invoke");
+    for (const key of Object.keys(ROUTES) as (keyof typeof ROUTES)[]) {
+      const [method, path] = key.split(" ") as [string, string];
+      const arnTail = `/$default/${method}${path.replace(/\{[^}]+\}/g, "*")}"`;
+      expect(resources.includes(arnTail)).toBe(ROUTES[key] === "read");
+    }
   });
 });
 
