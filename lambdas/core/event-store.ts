@@ -362,7 +362,9 @@ export class EventStore {
     const events: RecordedEvent[] = [];
     let nextVersion: number | undefined;
     let startKey: Record<string, AttributeValue> | undefined;
-    do {
+    // Backward from version 0 is before the first event: nothing to query.
+    let more = !(backward && from === 0);
+    while (more) {
       // One more than wanted, so the answer knows whether there is more.
       const wanted = limit - events.length + 1;
       const page = await this.client.send(
@@ -380,7 +382,8 @@ export class EventStore {
         events.push(this.toEvent(streamId, item));
       }
       startKey = page.LastEvaluatedKey;
-    } while (startKey && nextVersion === undefined && events.length <= limit);
+      more = startKey !== undefined && nextVersion === undefined;
+    }
     if (events.length === 0 && !(await this.readHead(streamId))) {
       throw new StreamNotFoundError(streamId);
     }

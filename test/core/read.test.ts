@@ -99,6 +99,18 @@ describe("readStream", () => {
     expect(middle.nextVersion).toBe(33);
   });
 
+  it("returns no events backward from version 0 of an existing stream, and 404s a missing one", async () => {
+    const streamId = await seed(3);
+
+    const page = await store.readStream(streamId, { direction: "backward", fromVersion: 0 });
+
+    expect(page.events).toEqual([]);
+    expect(page.nextVersion).toBeUndefined();
+    await expect(
+      store.readStream(newStream(), { direction: "backward", fromVersion: 0 }),
+    ).rejects.toBeInstanceOf(StreamNotFoundError);
+  });
+
   it("returns no events past the end of an existing stream", async () => {
     const streamId = await seed(3);
 
