@@ -281,7 +281,7 @@ export class CairnClient {
     const region =
       this.options.region ??
       /\.execute-api\.([a-z0-9-]+)\.amazonaws\.com$/.exec(this.base.hostname)?.[1] ??
-      process.env.AWS_REGION;
+      globalThis.process?.env?.AWS_REGION;
     if (!region) throw new Error("CairnClient: no region for SigV4; pass `region` or set AWS_REGION");
     const credentials =
       this.options.credentials ?? (await import("@aws-sdk/credential-provider-node")).defaultProvider();

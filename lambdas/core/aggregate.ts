@@ -144,8 +144,9 @@ export class AggregateRepository<State, Event extends DomainEvent> {
           expectedVersion: loaded.version,
         });
       } catch (error) {
-        if (isWrongExpectedVersion(error) && attempt <= maxRetries) continue;
-        throw error;
+        if (!isWrongExpectedVersion(error) || attempt > maxRetries) throw error;
+        await jitter(attempt);
+        continue;
       }
       const state = events.reduce((current, event) => this.aggregate.evolve(current, event), loaded.state);
       const crossed = this.crossedCadence(loaded.version, appended.toVersion);
@@ -229,6 +230,12 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       .finally(() => this.pending.delete(write));
     this.pending.add(write);
   }
+}
+
+/** A short random pause before a retry, so writers that collided do not collide again in step. */
+function jitter(attempt: number): Promise<void> {
+  const ms = Math.random() * Math.min(50, 5 * 2 ** attempt);
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function isEventList<Event extends DomainEvent>(
