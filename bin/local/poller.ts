@@ -21,7 +21,7 @@ import {
 import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { ENV } from "../../lambdas/core/constants.ts";
 import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { toLambdaImage } from "../../lambdas/sequencer/sequencer.ts";
+import { headChangeOf, toLambdaImage } from "../../lambdas/sequencer/sequencer.ts";
 
 export type StreamHandler = (event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse>;
 
@@ -132,7 +132,9 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
       }
       stats.records += batch.length;
       start += batchSize;
-      wakeAll();
+      // As the sequencer's SNS message does: wake the projections only when `$all` may have grown
+      // (not for the records of the sequencer's and the projections' own writes).
+      if (batch.some((record, index) => headChangeOf(record, index) !== undefined)) wakeAll();
     }
   }
 

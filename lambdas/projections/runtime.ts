@@ -89,7 +89,7 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  /** False when another runner held the lease (nothing was done). */
+  /** False when there was nothing new or another runner held the lease (nothing was done). */
   readonly ran: boolean;
   readonly processed: number;
   readonly parked: number;
@@ -425,6 +425,16 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       // After releasing, look at the head once more: a wake-up that came while this runner held the
       // lease found it busy, and its events must not wait for the next scheduled wake-up.
       while (Date.now() < deadline) {
+        // An idle wake-up (nothing new, no runner needed) costs two reads and writes nothing.
+        const [current, head] = await Promise.all([
+          readCheckpoint(store, name),
+          readHeadPosition(store.client, store.tableName),
+        ]);
+        if (current.position >= head) {
+          position = current.position;
+          break;
+        }
+        position = current.position;
         const start = await acquire(store, owner);
         if (!start) break;
         ran = true;
@@ -439,9 +449,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         } finally {
           await release(store, owner);
         }
-        if ((await readHeadPosition(store.client, store.tableName)) <= position) break;
       }
-      if (!ran) position = (await readCheckpoint(store, name)).position;
       return { ran, processed, parked, position };
     },
 
