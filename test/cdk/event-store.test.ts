@@ -17,9 +17,11 @@ import { functionId, lines, ownLogs, permissionsOfFunction, synthDefaultStack } 
 
 // GIVEN the default stack, synthesized once for every assertion of this file.
 const { stack, template } = synthDefaultStack();
+// biome-ignore lint/suspicious/noExplicitAny: a synthesized template is untyped JSON
+type Json = any;
 const resources = template.toJSON().Resources as Record<
   string,
-  { Type: string; Properties: Record<string, any> }
+  { Type: string; Properties: Record<string, Json> }
 >;
 const idOfType = (type: string): string => {
   const ids = Object.keys(template.findResources(type));
