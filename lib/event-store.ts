@@ -176,6 +176,25 @@ export interface ProjectionOptions {
   readonly lagAlarmThreshold?: number;
 }
 
+/** A command handler of your own, built by `addCommandHandler`. */
+export interface CommandHandlerOptions {
+  /** The module whose `handler` export is the Lambda handler, absolute or relative to this repository's root. */
+  readonly entry: string;
+  /**
+   * @default "Cairn command handler <id>"
+   */
+  readonly description?: string;
+  /**
+   * Memory in MB.
+   * @default 1024
+   */
+  readonly memorySize?: number;
+  /**
+   * @default Duration.seconds(10)
+   */
+  readonly timeout?: Duration;
+}
+
 /** What `addProjection` made. */
 export interface Projection {
   readonly name: string;
@@ -332,6 +351,22 @@ export class EventStore extends Construct {
   public grantReadAll(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
     return this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, STREAM_KEYS]);
+  }
+
+  /**
+   * A command handler of your own (e.g. lambdas/examples/order/handler.ts), built like the store's
+   * functions (runtime, bundling, logs, environment) and allowed what the library's aggregate
+   * repository does: load streams and snapshots, append, save and prune snapshots.
+   */
+  public addCommandHandler(id: string, options: CommandHandlerOptions): NodejsFunction {
+    const fn = this.nodeFunction(id, options.entry, {
+      description: options.description ?? `Cairn command handler ${id}`,
+      memorySize: options.memorySize ?? 1024,
+      timeout: options.timeout ?? Duration.seconds(10),
+    });
+    this.grantAppend(fn);
+    this.grantWriteSnapshots(fn);
+    return fn;
   }
 
   /**

@@ -13,11 +13,13 @@ import { API_ENTRIES, SEQUENCER_ENTRY } from "../../lib/event-store.ts";
 
 const run = promisify(execFile);
 
-/** Every Lambda entry the construct deploys: the three API functions, the sequencer, each registered projection. */
+/** Every Lambda entry the construct deploys: the three API functions, the sequencer, each registered projection; and the example command handler. */
 const ENTRIES: [string, string][] = [
   ...Object.entries(API_ENTRIES).map(([name, entry]): [string, string] => [`api-${name}`, entry]),
   ["sequencer", SEQUENCER_ENTRY],
   ...PROJECTIONS.map(({ name, entry }): [string, string] => [`projection-${name}`, entry]),
+  // The example command handler, as `addCommandHandler` would deploy it (the library in-process).
+  ["example-order-commands", "lambdas/examples/order/handler.ts"],
 ];
 
 /** Above this a bundle is reported with what its kilobytes are; see docs/deploy.md, "Bundle sizes". */

@@ -197,6 +197,41 @@ describe("grants for users' own functions", () => {
   });
 });
 
+describe("addCommandHandler", () => {
+  it("builds the user's command handler like the store's functions, allowed to load, append and snapshot streams only", () => {
+    // GIVEN
+    const { stack, store } = storeStack();
+    // WHEN
+    const fn = store.addCommandHandler("OrderCommands", { entry: "lambdas/examples/order/handler.ts" });
+    const template = Template.fromStack(stack);
+    const roleId = stack.getLogicalId(fn.role?.node.defaultChild as iam.CfnRole);
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: "Cairn command handler OrderCommands",
+      Runtime: "nodejs24.x",
+      Environment: { Variables: Match.objectLike({ [ENV.tableName]: Match.anyValue() }) },
+    });
+    const tableActions = [
+      "GetItem",
+      "Query",
+      "PutItem",
+      "UpdateItem",
+      "ConditionCheckItem",
+      "BatchWriteItem",
+    ];
+    expect(permissionsOf(template, roleId)).toEqual(
+      [
+        ...lines(["logs:CreateLogStream", "logs:PutLogEvents"], "LogGroup.Arn"),
+        ...lines(
+          tableActions.map((a) => `dynamodb:${a}`),
+          TABLE,
+          [`${PREFIX.stream}*`],
+        ),
+      ].sort(),
+    );
+  });
+});
+
 describe("grantInvoke", () => {
   it("allows execute-api:Invoke on exactly the routes of the named functions, path parameters as wildcards", () => {
     // GIVEN a store and a user's role that may only read
