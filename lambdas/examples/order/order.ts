@@ -23,12 +23,11 @@ export function evolveOrder(state: Order, event: OrderEvent): Order {
       return { ...state, status: "placed", customerId: event.data.customerId, currency: event.data.currency };
     case "ItemAdded": {
       const { sku, quantity, unitPrice } = event.data;
-      const held = state.items[sku]?.quantity ?? 0;
-      return {
-        ...state,
-        items: { ...state.items, [sku]: { quantity: held + quantity, unitPrice } },
-        total: totalOf({ ...state.items, [sku]: { quantity: held + quantity, unitPrice } }),
+      const items = {
+        ...state.items,
+        [sku]: { quantity: (state.items[sku]?.quantity ?? 0) + quantity, unitPrice },
       };
+      return { ...state, items, total: totalOf(items) };
     }
     case "ItemRemoved": {
       const { [event.data.sku]: _removed, ...items } = state.items;
