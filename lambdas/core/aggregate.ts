@@ -4,6 +4,7 @@ import type { EventStore } from "./event-store.ts";
 import type { DomainEvent } from "./schemas.ts";
 import { type Snapshot, SnapshotStore } from "./snapshots.ts";
 import type { AppendResult, EventMetadata, NewEvent, RecordedEvent } from "./types.ts";
+import { assertNonNegativeInteger } from "./validate.ts";
 
 /** The recorded form of each member of an event union, still discriminated on `type`. */
 export type Recorded<Event extends DomainEvent> = Event extends DomainEvent
@@ -62,6 +63,11 @@ export interface LoadedAggregate<State> {
   readonly replayed: number;
 }
 
+export interface LoadOptions {
+  /** Rebuild the state as it was at this version (a snapshot at or below it is used). @default the latest */
+  readonly atVersion?: number;
+}
+
 export interface HandleOptions {
   /** Conflicts to retry: each reloads the state and runs `decide` again. @default the repository's */
   readonly maxRetries?: number;
@@ -112,9 +118,12 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     this.schemaVersion = aggregate.snapshotSchemaVersion ?? 1;
   }
 
-  /** Rebuilds the state: the latest usable snapshot, then every event after it. A missing stream is version 0. */
-  async load(streamId: string): Promise<LoadedAggregate<State>> {
-    const loaded = await this.rebuild(streamId);
+  /**
+   * Rebuilds the state: the latest usable snapshot, then every event after it (up to `atVersion`
+   * when given: the state as it was then). A missing stream is version 0.
+   */
+  async load(streamId: string, options: LoadOptions = {}): Promise<LoadedAggregate<State>> {
+    const loaded = await this.rebuild(streamId, options.atVersion);
     if (this.replayedTooMany(loaded.replayed)) this.snapshotLater(streamId, loaded.version, loaded.state);
     return loaded;
   }
@@ -176,8 +185,11 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
-  private async rebuild(streamId: string): Promise<LoadedAggregate<State>> {
-    const snapshot = this.snapshots ? await this.snapshots.load(streamId) : undefined;
+  private async rebuild(streamId: string, atVersion?: number): Promise<LoadedAggregate<State>> {
+    const last = atVersion === undefined ? undefined : assertNonNegativeInteger(atVersion, "atVersion");
+    const snapshot = this.snapshots
+      ? await this.snapshots.load(streamId, last === undefined ? {} : { maxVersion: last })
+      : undefined;
     const usable = snapshot && snapshot.schemaVersion === this.schemaVersion ? snapshot : undefined;
     let state = usable
       ? this.aggregate.fromSnapshot
@@ -188,8 +200,9 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     let replayed = 0;
     let fromVersion: number | undefined = version + 1;
     try {
-      while (fromVersion !== undefined) {
-        const page = await this.store.readStream(streamId, { fromVersion });
+      while (fromVersion !== undefined && (last === undefined || fromVersion <= last)) {
+        const limit = last === undefined ? {} : { limit: last - fromVersion + 1 };
+        const page = await this.store.readStream(streamId, { fromVersion, ...limit });
         for (const event of page.events) {
           state = this.aggregate.evolve(state, event as unknown as Event);
           version = event.version;

@@ -289,6 +289,24 @@ describe("AggregateRepository snapshots", () => {
     expect((await store.getStreamInfo(streamId)).version).toBe(2);
   });
 
+  it("rebuilds the state as it was at an earlier version, from a snapshot at or below it", async () => {
+    const repository = new AggregateRepository(store, orderAggregate);
+    const streamId = newOrder();
+    await repository.handle(streamId, command(place));
+    for (const sku of ["a", "b", "c", "d"]) await repository.handle(streamId, command(add(sku)));
+    await repository.saveSnapshot(streamId, 2, (await repository.load(streamId, { atVersion: 2 })).state);
+
+    const atThree = await repository.load(streamId, { atVersion: 3 });
+    const atOne = await repository.load(streamId, { atVersion: 1 });
+    const beyond = await repository.load(streamId, { atVersion: 99 });
+
+    expect(atThree).toMatchObject({ version: 3, snapshotVersion: 2, replayed: 1 });
+    expect(Object.keys(atThree.state.items)).toEqual(["a", "b"]);
+    expect(atOne).toMatchObject({ version: 1, replayed: 1, state: { status: "placed", items: {} } });
+    expect(atOne.snapshotVersion).toBeUndefined();
+    expect(beyond.version).toBe(5);
+  });
+
   it("uses toSnapshot and fromSnapshot for state that is not plain JSON", async () => {
     type Skus = Set<string>;
     const repository = new AggregateRepository<Skus, { type: "Tagged"; data: { sku: string } }>(
