@@ -37,7 +37,7 @@ export interface LocalPollerOptions {
   readonly sequencer?: StreamHandler;
   /** @default the `handler` of each entry of lambdas/projections/registry.ts */
   readonly projections?: readonly LocalProjection[];
-  /** Records per sequencer invocation (the event source mapping's batch size). @default 100 */
+  /** Records per sequencer invocation (the event source mapping's batch size). @default 1000 */
   readonly batchSize?: number;
   /** Wait between polls when the stream had nothing. @default 50 */
   readonly idleMs?: number;
@@ -74,7 +74,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
   const dynamodb = new DynamoDBClient({ endpoint: options.endpoint, region: "us-east-1", credentials });
   // DynamoDB Local's stream ARNs name the region `ddblocal`: the endpoint must be given explicitly.
   const streams = new DynamoDBStreamsClient({ endpoint: options.endpoint, region: "ddblocal", credentials });
-  const batchSize = options.batchSize ?? 100;
+  const batchSize = options.batchSize ?? 1000;
   const idleMs = options.idleMs ?? 50;
   const stats = { invocations: 0, records: 0, redeliveries: 0 };
   let stopped = false;

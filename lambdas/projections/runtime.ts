@@ -124,6 +124,11 @@ export interface Projection {
 /** The batch's staged writes: documents by id (undefined = delete) and parked events. */
 interface Staged {
   docs: Map<string, unknown>;
+  /**
+   * Documents as committed, kept for the run: only the lease holder writes them, and a runner that
+   * lost the lease (or was reset under) fails its next commit and drops this with the run.
+   */
+  readonly committed: Map<string, unknown>;
   parked: Record<string, AttributeValue>[];
   lastError?: ProjectionError;
   processed: number;
@@ -210,6 +215,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       async get<T>(id: string): Promise<T | undefined> {
         if (local.has(id)) return local.get(id) as T | undefined;
         if (staged.docs.has(id)) return structuredClone(staged.docs.get(id)) as T | undefined;
+        if (staged.committed.has(id)) return structuredClone(staged.committed.get(id)) as T | undefined;
         const { Item } = await store.client.send(
           new GetItemCommand({
             TableName: store.tableName,
@@ -218,7 +224,9 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           }),
         );
         const text = Item?.[PROJECTION.docAttr]?.S;
-        return text === undefined ? undefined : (JSON.parse(text) as T);
+        const doc = text === undefined ? undefined : (JSON.parse(text) as T);
+        staged.committed.set(id, doc);
+        return structuredClone(doc);
       },
       put(id: string, doc: unknown): void {
         if (typeof id !== "string" || id.length === 0)
@@ -375,16 +383,18 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     let checkpoint = start;
     let processed = 0;
     let parked = 0;
+    const committed = new Map<string, unknown>();
     while (Date.now() < deadline) {
       const page = await store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter });
-      let staged: Staged = { docs: new Map(), parked: [], processed: 0 };
+      let staged: Staged = { docs: new Map(), committed, parked: [], processed: 0 };
       const flush = async (position: number) => {
         if (position === checkpoint.position && staged.docs.size === 0 && staged.parked.length === 0) return;
         await commit(store, owner, checkpoint, position, staged);
         processed += staged.processed;
         parked += staged.parked.length;
         checkpoint = { ...checkpoint, position, parkedCount: checkpoint.parkedCount + staged.parked.length };
-        staged = { docs: new Map(), parked: [], processed: 0 };
+        for (const [id, doc] of staged.docs) committed.set(id, doc);
+        staged = { docs: new Map(), committed, parked: [], processed: 0 };
       };
       for (const event of page.events) {
         if (wanted(event)) {
@@ -464,7 +474,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         const chosen = positions ? all.filter((entry) => positions.includes(entry.position)) : all;
         for (const entry of chosen) {
           const event = await eventAt(store, entry);
-          const staged: Staged = { docs: new Map(), parked: [], processed: 0 };
+          const staged: Staged = { docs: new Map(), committed: new Map(), parked: [], processed: 0 };
           const outcome = event
             ? await apply(store, start.generation, staged, event, entry.attempts)
             : {

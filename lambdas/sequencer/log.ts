@@ -111,6 +111,42 @@ export async function readEventItems(
   return events;
 }
 
+/**
+ * Event items by key, for many streams' short version ranges at once: BatchGetItem (consistent),
+ * 100 keys a call. Returns each stream's items in version order; a missing item is left out.
+ */
+export async function getEventItems(
+  client: DynamoDBClient,
+  tableName: string,
+  ranges: readonly { readonly streamId: string; readonly afterVersion: number; readonly toVersion: number }[],
+): Promise<Map<string, PendingEvent[]>> {
+  const keys: Record<string, AttributeValue>[] = [];
+  for (const { streamId, afterVersion, toVersion } of ranges) {
+    for (let version = afterVersion + 1; version <= toVersion; version++) {
+      keys.push({ [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(versionKey(version)) });
+    }
+  }
+  const found = new Map<string, PendingEvent[]>();
+  for (let start = 0; start < keys.length; start += 100) {
+    let wanted: Record<string, AttributeValue>[] | undefined = keys.slice(start, start + 100);
+    for (let attempt = 0; wanted && wanted.length > 0; attempt++) {
+      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
+      const answer: BatchGetItemCommandOutput = await client.send(
+        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: wanted, ConsistentRead: true } } }),
+      );
+      for (const item of answer.Responses?.[tableName] ?? []) {
+        const streamId = (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length);
+        const list = found.get(streamId) ?? [];
+        list.push({ streamId, version: Number(item[ATTR.version]?.N), item });
+        found.set(streamId, list);
+      }
+      wanted = answer.UnprocessedKeys?.[tableName]?.Keys;
+    }
+  }
+  for (const list of found.values()) list.sort((a, b) => a.version - b.version);
+  return found;
+}
+
 /** The `$all` entry of an event: a copy of its item with the stream id, category and position. */
 export function logEntry(event: PendingEvent, position: number): Record<string, AttributeValue> {
   const { [KEYS.partition]: _pk, [KEYS.sort]: _sk, ...attributes } = event.item;

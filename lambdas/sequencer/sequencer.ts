@@ -13,7 +13,17 @@ import type { DynamoDBClient, AttributeValue as SdkAttributeValue } from "@aws-s
 import type { AttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { readHeadPosition } from "../core/all.ts";
 import { ATTR, ITEM_KIND, KEYS, PREFIX, SORT_KEY } from "../core/constants.ts";
-import { type PendingEvent, PositionConflictError, readCursors, readEventItems, writeToLog } from "./log.ts";
+import {
+  getEventItems,
+  type PendingEvent,
+  PositionConflictError,
+  readCursors,
+  readEventItems,
+  writeToLog,
+} from "./log.ts";
+
+/** Version ranges up to this long are read by key (BatchGetItem); longer ones by Query. */
+const SHORT_RANGE = 10;
 
 export interface SequencerConfig {
   readonly client: DynamoDBClient;
@@ -78,18 +88,33 @@ export async function sequence(
   for (const change of changes) {
     targets.set(change.streamId, Math.max(targets.get(change.streamId) ?? 0, change.toVersion));
   }
-  const pending = new Map<string, PendingEvent[]>();
-  await mapLimited(streamIds, 16, async (streamId) => {
-    const cursor = cursors.get(streamId) ?? 0;
-    const target = targets.get(streamId) ?? 0;
-    if (cursor >= target) return;
-    const events = await readEventItems(client, tableName, streamId, cursor, target);
-    const missing = events.findIndex((event, offset) => event.version !== cursor + offset + 1);
-    if (missing !== -1 || events.length !== target - cursor) {
-      throw new Error(`stream ${streamId}: versions ${cursor + 1}..${target} are not all in the table`);
+  // Short ranges (the usual case: a few events per stream per batch) by key in one BatchGetItem,
+  // long ones (a stream far behind) by Query.
+  const ranges = streamIds
+    .map((streamId) => ({
+      streamId,
+      afterVersion: cursors.get(streamId) ?? 0,
+      toVersion: targets.get(streamId) ?? 0,
+    }))
+    .filter((range) => range.afterVersion < range.toVersion);
+  const short = ranges.filter((range) => range.toVersion - range.afterVersion <= SHORT_RANGE);
+  const pending = await getEventItems(client, tableName, short);
+  await mapLimited(
+    ranges.filter((range) => range.toVersion - range.afterVersion > SHORT_RANGE),
+    16,
+    async ({ streamId, afterVersion, toVersion }) => {
+      pending.set(streamId, await readEventItems(client, tableName, streamId, afterVersion, toVersion));
+    },
+  );
+  for (const { streamId, afterVersion, toVersion } of ranges) {
+    const events = pending.get(streamId) ?? [];
+    const missing = events.findIndex((event, offset) => event.version !== afterVersion + offset + 1);
+    if (missing !== -1 || events.length !== toVersion - afterVersion) {
+      throw new Error(
+        `stream ${streamId}: versions ${afterVersion + 1}..${toVersion} are not all in the table`,
+      );
     }
-    pending.set(streamId, events);
-  });
+  }
 
   const ordered: PendingEvent[] = [];
   const taken = new Map<string, number>();
