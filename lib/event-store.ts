@@ -235,6 +235,7 @@ const KMS_READ = ["kms:Decrypt", "kms:DescribeKey"];
 const KMS_WRITE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*"];
 
 const STREAM_KEYS = `${PREFIX.stream}*`;
+const SNAPSHOT_KEYS = `${PREFIX.snapshot}*`;
 const ALL_KEYS = `${PREFIX.all}*`;
 const PROJECTION_KEYS = `${PREFIX.projection}*`;
 
@@ -333,18 +334,20 @@ export class EventStore extends Construct {
   }
 
   /**
-   * Save snapshots, which prunes older ones with BatchWriteItem (a delete): only `STREAM#` keys.
-   * IAM cannot hold a delete to `SNAPSHOT#` sort keys, so this also allows deleting stream items.
+   * Save snapshots and prune older ones (BatchWriteItem deletes) on `SNAPSHOT#` keys only, plus the
+   * ConditionCheck of the stream's head. Snapshots have partitions of their own precisely so that
+   * this delete cannot reach an event: `dynamodb:LeadingKeys` sees partition keys only.
    */
   public grantWriteSnapshots(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
-    return this.grantTable(grantee, [DDB.query, DDB.put, DDB.conditionCheck, DDB.batchWrite], [STREAM_KEYS]);
+    this.grantTable(grantee, [DDB.conditionCheck], [STREAM_KEYS]);
+    return this.grantTable(grantee, [DDB.query, DDB.put, DDB.batchWrite], [SNAPSHOT_KEYS]);
   }
 
-  /** Read streams, stream info and snapshots: GetItem and Query on `STREAM#` keys only. */
+  /** Read streams, stream info and snapshots: GetItem and Query on `STREAM#` and `SNAPSHOT#` keys only. */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
-    return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS]);
+    return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS]);
   }
 
   /** Read $all and streams: GetItem and Query on `ALL#` and `STREAM#` keys only. */

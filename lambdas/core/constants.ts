@@ -131,7 +131,11 @@ export const LOCAL_ENV = {
   dataDir: "CAIRN_DATA_DIR",
 } as const;
 
-/** Snapshots: `SNAPSHOT#<version>` items in the stream's own partition, `kind` = "snapshot". */
+/**
+ * Snapshots: items PK `SNAPSHOT#<streamId>`, SK `SNAPSHOT#<version>`, `kind` = "snapshot". They
+ * have a partition of their own, not the stream's, so IAM can let a function prune snapshots
+ * (a delete) without letting it delete events: `dynamodb:LeadingKeys` sees partition keys only.
+ */
 export const SNAPSHOT = {
   /** Attribute holding the snapshot's state, as JSON text. */
   stateAttr: "state",
@@ -140,6 +144,7 @@ export const SNAPSHOT = {
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
 } as const;
+export const snapshotStreamKey = (streamId: string): string => `${PREFIX.snapshot}${streamId}`;
 export const snapshotKey = (version: number): string =>
   `${PREFIX.snapshot}${String(version).padStart(VERSION_DIGITS, "0")}`;
 export const snapshotVersionFromKey = (sortKey: string): number =>

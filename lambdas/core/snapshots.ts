@@ -15,6 +15,7 @@ import {
   SNAPSHOT,
   SORT_KEY,
   snapshotKey,
+  snapshotStreamKey,
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
@@ -89,7 +90,7 @@ export class SnapshotStore {
     const bytes = Buffer.byteLength(stateJson);
     if (bytes > SNAPSHOT.maxStateBytes)
       throw new PayloadTooLargeError("state", SNAPSHOT.maxStateBytes, bytes);
-    const pk = S(streamKey(streamId));
+    const pk = S(snapshotStreamKey(streamId));
     const createdAt = new Date().toISOString();
     try {
       await this.client.send(
@@ -98,7 +99,7 @@ export class SnapshotStore {
             {
               ConditionCheck: {
                 TableName: this.tableName,
-                Key: { [KEYS.partition]: pk, [KEYS.sort]: S(SORT_KEY.head) },
+                Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(SORT_KEY.head) },
                 ConditionExpression: "#v >= :v",
                 ExpressionAttributeNames: { "#v": ATTR.version },
                 ExpressionAttributeValues: { ":v": N(version) },
@@ -157,7 +158,7 @@ export class SnapshotStore {
         Limit: 1,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
         ExpressionAttributeValues: {
-          ":pk": S(streamKey(streamId)),
+          ":pk": S(snapshotStreamKey(streamId)),
           ":low": S(snapshotKey(0)),
           ":high": S(high),
         },
@@ -185,7 +186,7 @@ export class SnapshotStore {
           TableName: this.tableName,
           ConsistentRead: true,
           KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
-          ExpressionAttributeValues: { ":pk": S(streamKey(streamId)), ":prefix": S(PREFIX.snapshot) },
+          ExpressionAttributeValues: { ":pk": S(snapshotStreamKey(streamId)), ":prefix": S(PREFIX.snapshot) },
           ProjectionExpression: KEYS.sort,
           ExclusiveStartKey: startKey,
         }),
@@ -204,7 +205,7 @@ export class SnapshotStore {
     for (let start = 0; start < doomed.length; start += 25) {
       let requests = doomed.slice(start, start + 25).map((version) => ({
         DeleteRequest: {
-          Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(snapshotKey(version)) },
+          Key: { [KEYS.partition]: S(snapshotStreamKey(streamId)), [KEYS.sort]: S(snapshotKey(version)) },
         },
       }));
       for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {

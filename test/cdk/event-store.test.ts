@@ -30,6 +30,7 @@ const idOfType = (type: string): string => {
 };
 const TABLE = "GlobalTable.Arn";
 const streamKeys = `${PREFIX.stream}*`;
+const snapshotKeys = `${PREFIX.snapshot}*`;
 const allKeys = `${PREFIX.all}*`;
 const projectionKeys = `${PREFIX.projection}*`;
 
@@ -147,36 +148,36 @@ describe("the functions", () => {
 });
 
 describe("least privilege: each function's permissions, as exact sets", () => {
-  it("write: appends and snapshots on stream keys only; nothing on $all or projections", () => {
+  it("write: appends on stream keys without delete; snapshot writes and prunes on snapshot keys only", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: write");
     // THEN
-    const tableActions = [
-      "GetItem",
-      "Query",
-      "PutItem",
-      "UpdateItem",
-      "ConditionCheckItem",
-      "BatchWriteItem",
-    ];
+    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"];
     expect(permissions).toEqual(
       [
         ...ownLogs(),
         ...lines(
-          tableActions.map((a) => `dynamodb:${a}`),
+          appendActions.map((a) => `dynamodb:${a}`),
           TABLE,
           [streamKeys],
         ),
+        ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [snapshotKeys]),
       ].sort(),
     );
+    expect(permissions.filter((line) => line.includes("Delete") || line.includes("BatchWrite"))).toEqual([
+      `dynamodb:BatchWriteItem ${TABLE} ${snapshotKeys}`,
+    ]);
   });
 
-  it("read: GetItem and Query on stream keys, nothing that writes", () => {
+  it("read: GetItem and Query on stream and snapshot keys, nothing that writes", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: read");
     // THEN
     expect(permissions).toEqual(
-      [...ownLogs(), ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys])].sort(),
+      [
+        ...ownLogs(),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys, snapshotKeys]),
+      ].sort(),
     );
   });
 

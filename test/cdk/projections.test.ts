@@ -182,10 +182,13 @@ describe("grants for users' own functions", () => {
     );
   });
 
-  it("grantRead: GetItem and Query of stream keys", () => {
+  it("grantRead: GetItem and Query of stream and snapshot keys", () => {
     // THEN
     expect(permissionsOf(template, idOf(reader))).toEqual(
-      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`]).sort(),
+      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+        `${PREFIX.stream}*`,
+        `${PREFIX.snapshot}*`,
+      ]).sort(),
     );
   });
 
@@ -211,22 +214,18 @@ describe("addCommandHandler", () => {
       Runtime: "nodejs24.x",
       Environment: { Variables: Match.objectLike({ [ENV.tableName]: Match.anyValue() }) },
     });
-    const tableActions = [
-      "GetItem",
-      "Query",
-      "PutItem",
-      "UpdateItem",
-      "ConditionCheckItem",
-      "BatchWriteItem",
-    ];
+    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"];
     expect(permissionsOf(template, roleId)).toEqual(
       [
         ...lines(["logs:CreateLogStream", "logs:PutLogEvents"], "LogGroup.Arn"),
         ...lines(
-          tableActions.map((a) => `dynamodb:${a}`),
+          appendActions.map((a) => `dynamodb:${a}`),
           TABLE,
           [`${PREFIX.stream}*`],
         ),
+        ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
+          `${PREFIX.snapshot}*`,
+        ]),
       ].sort(),
     );
   });
@@ -313,7 +312,7 @@ describe("EventStore props", () => {
     });
     expect(permissionsOf(template, stack.getLogicalId(reader.node.defaultChild as iam.CfnRole))).toEqual(
       [
-        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`]),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.snapshot}*`]),
         ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
       ].sort(),
     );

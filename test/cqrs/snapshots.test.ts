@@ -11,6 +11,7 @@ import {
   SnapshotStore,
   StreamNotFoundError,
   snapshotKey,
+  snapshotStreamKey,
   streamKey,
   ValidationError,
 } from "../../lambdas/core/index.ts";
@@ -147,7 +148,7 @@ describe("SnapshotStore", () => {
     const { Item } = await store.client.send(
       new GetItemCommand({
         TableName: store.tableName,
-        Key: { [KEYS.partition]: { S: streamKey(streamId) }, [KEYS.sort]: { S: snapshotKey(3) } },
+        Key: { [KEYS.partition]: { S: snapshotStreamKey(streamId) }, [KEYS.sort]: { S: snapshotKey(3) } },
       }),
     );
     expect(Item?.[ATTR.kind]?.S).toBe(ITEM_KIND.snapshot);
