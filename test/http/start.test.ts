@@ -79,14 +79,14 @@ const append = (url: string, streamId: string, headers: Record<string, string> =
   });
 
 afterEach(() => {
-  // A test that failed half-way must not leave a server or a DynamoDB Local behind.
+  // A test that failed half-way must not leave a server or a DynamoDB Local behind: the whole
+  // process group goes, also when `npm start` itself already exited and left its Java child.
   for (const child of children.splice(0)) {
-    if (child.exitCode === null && child.signalCode === null && child.pid) {
-      try {
-        process.kill(-child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
+    if (!child.pid) continue;
+    try {
+      process.kill(-child.pid, "SIGKILL");
+    } catch {
+      // the group is already gone
     }
   }
 });
