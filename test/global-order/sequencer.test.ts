@@ -114,7 +114,7 @@ describe("sequencer", () => {
     expect(logProblems(log, new Map([[a, 6]]))).toEqual([]);
   });
 
-  it("ignores records that are not appends: event items, snapshots, metadata, projections, $all, removals", async () => {
+  it("ignores records that are not appends: event items, snapshots, metadata, append guards, projections, $all, removals", async () => {
     // Prepare
     const store = await freshStore();
     const a = `A-${randomUUID()}`;
@@ -177,6 +177,16 @@ describe("sequencer", () => {
         [ATTR.kind]: { S: ITEM_KIND.head },
         [ATTR.version]: { N: "1" },
       }),
+      record(
+        "INSERT",
+        { PK: pk, SK: { S: "APPEND#some-event-id" } },
+        {
+          PK: pk,
+          SK: { S: "APPEND#some-event-id" },
+          [ATTR.kind]: { S: ITEM_KIND.appendGuard },
+          [ATTR.version]: { N: "1" },
+        },
+      ),
       // a head record whose version did not move (a write of other attributes)
       record(
         "MODIFY",
