@@ -240,16 +240,19 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     return context;
   }
 
-  /** Runs the handler on one event with bounded retries; its writes join `staged` only when it passes. */
+  /**
+   * Runs the handler on one event with bounded retries. Its writes come back (they join `staged`
+   * only when it passes, see `merge`); a failed try's writes are dropped.
+   */
   async function apply(
     store: EventStore,
     generation: number,
     staged: Staged,
     event: RecordedEvent,
     attemptsSoFar = 0,
-  ): Promise<{ ok: true } | { ok: false; error: unknown; attempts: number }> {
+  ): Promise<{ ok: true; writes: Map<string, unknown> } | { ok: false; error: unknown; attempts: number }> {
     const handle = handlers[event.type];
-    if (!handle) return { ok: true };
+    if (!handle) return { ok: true, writes: new Map() };
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const local = new Map<string, unknown>();
@@ -257,8 +260,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         await handle(event, contextFor(store, generation, staged, local));
         if (local.size > FLUSH_AT_ITEMS)
           throw new Error(`one event wrote ${local.size} documents; at most ${FLUSH_AT_ITEMS}`);
-        for (const [id, doc] of local) staged.docs.set(id, doc);
-        return { ok: true };
+        return { ok: true, writes: local };
       } catch (error) {
         lastError = error;
         if (attempt < maxAttempts)
@@ -396,10 +398,18 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         for (const [id, doc] of staged.docs) committed.set(id, doc);
         staged = { docs: new Map(), committed, parked: [], processed: 0 };
       };
+      let done = checkpoint.position;
       for (const event of page.events) {
         if (wanted(event)) {
           const outcome = await apply(store, checkpoint.generation, staged, event);
-          if (!outcome.ok) {
+          const adding = outcome.ok
+            ? [...outcome.writes.keys()].filter((id) => !staged.docs.has(id)).length
+            : 1;
+          // Commit what came before when this event's writes would not fit in the same transaction.
+          if (staged.docs.size + staged.parked.length + adding > FLUSH_AT_ITEMS) await flush(done);
+          if (outcome.ok) {
+            for (const [id, doc] of outcome.writes) staged.docs.set(id, doc);
+          } else {
             staged.parked.push(parkedItem(checkpoint.generation, event, outcome.error, outcome.attempts));
             staged.lastError = {
               message: messageOf(outcome.error),
@@ -411,7 +421,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           }
           staged.processed++;
         }
-        if (staged.docs.size + staged.parked.length >= FLUSH_AT_ITEMS) await flush(event.globalPosition ?? 0);
+        done = event.globalPosition ?? done;
       }
       const reached = page.nextAfter ?? page.headPosition;
       await flush(Math.max(reached, checkpoint.position));
@@ -483,6 +493,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
                 attempts: entry.attempts,
               };
           if (outcome.ok) {
+            for (const [id, doc] of outcome.writes) staged.docs.set(id, doc);
             await transact(store, [
               {
                 Update: {

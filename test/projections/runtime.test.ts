@@ -229,6 +229,31 @@ describe("projection runtime", () => {
     expect(await readProjectionDocument(store, name, a)).toBeUndefined();
   });
 
+  it("splits a batch whose documents do not fit in one transaction", async () => {
+    // Prepare: each event writes 40 documents, a batch of 5 events 200
+    const name = uniqueName("wide");
+    const a = `Wide-${randomUUID()}`;
+    await appendSequenced(a, counted(1, 2, 3, 4, 5));
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name,
+      categories: ["Wide"],
+      handlers: {
+        Counted: (event, context) => {
+          for (let doc = 0; doc < 40; doc++) context.put(`${event.data.n}-${doc}`, { n: event.data.n, doc });
+        },
+      },
+    });
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result).toMatchObject({ ran: true, processed: 5, parked: 0 });
+    expect(await readProjectionDocument(store, name, "1-0")).toEqual({ n: 1, doc: 0 });
+    expect(await readProjectionDocument(store, name, "5-39")).toEqual({ n: 5, doc: 39 });
+    expect((await getProjectionStatus(store, name)).lag).toBe(0);
+  });
+
   it("reaches the same state after a reset and rebuild", async () => {
     // Prepare
     const projection = counter(uniqueName("rebuild"));
