@@ -4,8 +4,9 @@
  *  - events per second through `$all` while appends run, beside the raw append rate (one
  *    TransactWriteItems of the head update and the event Put, no `$all`) measured in the same run;
  *  - the sequencer's drain rate on a backlog (appends first, then the poller), beside the same raw rate;
- *  - projection lag sampled under sustained appends: its maximum in the last half of the run beside
- *    the first half, so a lag that grows with time shows as a ratio well below 1.
+ *  - projection lag sampled under sustained appends (at 30% of the rate `$all` reached above, since
+ *    appends, sequencer and projection share one DynamoDB Local): its 90th percentile in the last
+ *    half of the run beside the first half, so a lag that grows with time shows as a ratio well below 1.
  */
 import {
   type AttributeValue,
@@ -25,7 +26,8 @@ const STREAMS = 40;
 const APPENDS = 600;
 const WORKERS = 8;
 const SUSTAIN_MS = 20_000;
-const SUSTAINED_APPENDS_PER_SECOND = 40;
+/** The sustained load: this share of the rate `$all` reached while appends ran, measured first in the same run. */
+const SUSTAINED_SHARE = 0.3;
 const SAMPLE_EVERY_MS = 250;
 
 const data = { sku: "SKU-12345", quantity: 3, unitPrice: 19.99 };
@@ -112,7 +114,7 @@ const section: BenchSection = {
     const live = new EventStore({ client: context.client, tableName: await context.newTable("bench-all") });
     const livePoller = pollerFor(context, live);
     const started = performance.now();
-    await throughput(APPENDS, WORKERS, (index) => append(live, index));
+    const appendRate = await throughput(APPENDS, WORKERS, (index) => append(live, index));
     await waitForHead(live, APPENDS);
     const throughAll = APPENDS / ((performance.now() - started) / 1000);
     await livePoller.stop();
@@ -123,6 +125,14 @@ const section: BenchSection = {
       baseline: raw,
       baselineName: "raw appends (no $all)",
       note: `${APPENDS} one-event appends, ${WORKERS} writers, ${STREAMS} streams`,
+    });
+    rows.push({
+      name: "events through $all vs the appends of the same run",
+      unit: "events/s",
+      ours: throughAll,
+      baseline: appendRate,
+      baselineName: "appends beside the sequencer",
+      note: "1.00 = $all done the moment the appends are (they share one DynamoDB Local)",
     });
 
     // The sequencer alone on a backlog: appends first, then the poller starts from the stream's start.
@@ -188,7 +198,7 @@ const section: BenchSection = {
       }
     })();
     const begin = performance.now();
-    const interval = 1000 / SUSTAINED_APPENDS_PER_SECOND;
+    const interval = 1000 / Math.max(5, throughAll * SUSTAINED_SHARE);
     let index = 0;
     const inFlight: Promise<unknown>[] = [];
     while (performance.now() - begin < SUSTAIN_MS) {
@@ -213,13 +223,16 @@ const section: BenchSection = {
     const half = SUSTAIN_MS / 2;
     const first = samples.filter((sample) => sample.at < half);
     const last = samples.filter((sample) => sample.at >= half && sample.at < SUSTAIN_MS);
-    const maxOf = (list: typeof samples, pick: (sample: (typeof samples)[number]) => number) =>
-      Math.max(1, ...list.map(pick));
+    /** The 90th percentile (at least 1, so ratios stay finite): a single spike does not decide it. */
+    const p90 = (list: typeof samples, pick: (sample: (typeof samples)[number]) => number) => {
+      const sorted = list.map(pick).sort((x, y) => x - y);
+      return Math.max(1, sorted[Math.floor(sorted.length * 0.9)] ?? 0);
+    };
     rows.push({
-      name: "projection lag, max over the last half",
+      name: "projection lag, p90 over the last half",
       unit: "events",
-      ours: maxOf(last, (sample) => sample.lag),
-      baseline: maxOf(first, (sample) => sample.lag),
+      ours: p90(last, (sample) => sample.lag),
+      baseline: p90(first, (sample) => sample.lag),
       baselineName: "first half",
       lowerIsBetter: true,
       note: `bounded when the ratio is not well below 1; ${rate.toFixed(0)} appends/s for ${SUSTAIN_MS / 1000} s`,
@@ -231,10 +244,10 @@ const section: BenchSection = {
       note: `${(median(samples.map((sample) => sample.lag)) / Math.max(rate, 1)).toFixed(2)} s at that rate`,
     });
     rows.push({
-      name: "$all lag behind appends, max over the last half",
+      name: "$all lag behind appends, p90 over the last half",
       unit: "events",
-      ours: maxOf(last, (sample) => sample.allLag),
-      baseline: maxOf(first, (sample) => sample.allLag),
+      ours: p90(last, (sample) => sample.allLag),
+      baseline: p90(first, (sample) => sample.allLag),
       baselineName: "first half",
       lowerIsBetter: true,
     });

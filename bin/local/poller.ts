@@ -61,6 +61,7 @@ interface ShardState {
 }
 
 const PROJECTION_WAKE = { source: "cairn.local-poller", "detail-type": "Wake" } as const;
+const RERUN_AFTER_MS = 100;
 
 /** Starts polling at once; `stop()` finishes the batch in hand and the projection runs in flight. */
 export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
@@ -90,14 +91,18 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
       return;
     }
     runner.running = (async () => {
-      do {
+      for (;;) {
         runner.again = false;
         try {
           await projection.handler(PROJECTION_WAKE);
         } catch (error) {
           log(`local poller: projection ${projection.name} failed`, error);
         }
-      } while (runner.again && !stopped);
+        if (!runner.again || stopped) break;
+        // Wake-ups that came during the run are one more run, a moment later, so that under load
+        // each run takes a batch of events rather than one.
+        await sleep(RERUN_AFTER_MS);
+      }
       runner.running = undefined;
     })();
   };

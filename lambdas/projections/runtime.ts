@@ -22,7 +22,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, GLOBAL_LOG, ITEM_KIND, PROJECTION } from "../core/constants.ts";
+import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { storeFromEnv } from "../http/config.ts";
@@ -31,6 +31,7 @@ import {
   type Checkpoint,
   checkpointKey,
   docKey,
+  getProjectionStatus,
   listParkedEvents,
   type ParkedEvent,
   type ProjectionError,
@@ -81,6 +82,11 @@ export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
   readonly retryDelayMs?: number;
   /** How long a lease lasts without a checkpoint write; a runner that dies is replaced after this. @default 30000 */
   readonly leaseMs?: number;
+  /**
+   * At the head, how long a run waits for more events before it lets go of the lease: under a
+   * steady flow of appends one run keeps going instead of one run per wake-up. @default 250
+   */
+  readonly lingerMs?: number;
 }
 
 export interface RunOptions {
@@ -136,6 +142,8 @@ interface Staged {
 
 /** A batch commits early when its writes reach this many items (a transaction takes 100). */
 const FLUSH_AT_ITEMS = 90;
+/** While lingering at the head, the head is read this often. */
+const LINGER_POLL_MS = 50;
 
 class LeaseLostError extends Error {
   override readonly name = "LeaseLostError";
@@ -156,6 +164,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
   const maxAttempts = definition.maxAttempts ?? 3;
   const retryDelayMs = definition.retryDelayMs ?? 100;
   const leaseMs = definition.leaseMs ?? 30_000;
+  const lingerMs = definition.lingerMs ?? 250;
 
   async function acquire(store: EventStore, owner: string): Promise<Checkpoint | undefined> {
     const now = Date.now();
@@ -381,6 +390,16 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
   const wanted = (event: RecordedEvent) =>
     !categories || categories.some((category) => event.streamId.split("-", 1)[0] === category);
 
+  /** At the head: waits up to `lingerMs` (holding the lease) for `$all` to move past `position`. */
+  async function newEventsWithin(store: EventStore, position: number, deadline: number): Promise<boolean> {
+    const until = Math.min(Date.now() + lingerMs, deadline);
+    while (Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, LINGER_POLL_MS));
+      if ((await readHeadPosition(store.client, store.tableName)) > position) return true;
+    }
+    return false;
+  }
+
   async function catchUp(store: EventStore, owner: string, start: Checkpoint, deadline: number) {
     let checkpoint = start;
     let processed = 0;
@@ -425,7 +444,8 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       }
       const reached = page.nextAfter ?? page.headPosition;
       await flush(Math.max(reached, checkpoint.position));
-      if (page.nextAfter === undefined) break;
+      if (page.nextAfter === undefined && !(await newEventsWithin(store, checkpoint.position, deadline)))
+        break;
     }
     return { checkpoint, processed, parked };
   }
@@ -555,10 +575,39 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       }
       const remaining = context?.getRemainingTimeInMillis();
       const budgetMs = remaining === undefined ? 60_000 : Math.max(1000, remaining - 10_000);
-      return projection.run(store, { budgetMs });
+      const result = await projection.run(store, { budgetMs });
+      // In Lambda (a context is given), the lag and parked count go to CloudWatch for the alarms.
+      if (context) process.stdout.write(`${JSON.stringify(await metricsRecord(store, name))}\n`);
+      return result;
     },
   };
   return projection;
+}
+
+/**
+ * The projection's lag and parked count as one CloudWatch Embedded Metric Format record (METRICS in
+ * constants.ts: namespace from POWERTOOLS_METRICS_NAMESPACE, one dimension `Projection`).
+ */
+export async function metricsRecord(store: EventStore, name: string): Promise<Record<string, unknown>> {
+  const status = await getProjectionStatus(store, name);
+  return {
+    _aws: {
+      Timestamp: Date.now(),
+      CloudWatchMetrics: [
+        {
+          Namespace: process.env[ENV.metricsNamespace] ?? METRICS.defaultNamespace,
+          Dimensions: [[METRICS.projectionDimension]],
+          Metrics: [
+            { Name: METRICS.projectionLag, Unit: "Count" },
+            { Name: METRICS.parkedEvents, Unit: "Count" },
+          ],
+        },
+      ],
+    },
+    [METRICS.projectionDimension]: name,
+    [METRICS.projectionLag]: status.lag,
+    [METRICS.parkedEvents]: status.parkedCount,
+  };
 }
 
 /** The event a parked entry names, read back from `$all`. */

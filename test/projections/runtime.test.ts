@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
-import { defineProjection } from "../../lambdas/projections/runtime.ts";
+import { defineProjection, metricsRecord } from "../../lambdas/projections/runtime.ts";
 import {
   checkpointKey,
   getProjectionStatus,
@@ -252,6 +252,35 @@ describe("projection runtime", () => {
     expect(await readProjectionDocument(store, name, "1-0")).toEqual({ n: 1, doc: 0 });
     expect(await readProjectionDocument(store, name, "5-39")).toEqual({ n: 5, doc: 39 });
     expect((await getProjectionStatus(store, name)).lag).toBe(0);
+  });
+
+  it("reports its lag and parked count as a CloudWatch embedded-metric record", async () => {
+    // Prepare
+    const projection = counter(uniqueName("metrics"));
+    await appendSequenced(`Ctr-${randomUUID()}`, counted(1, 2));
+    const head = (await store.readAll({ limit: 1 })).headPosition;
+
+    // Act
+    const record = await metricsRecord(store, projection.name);
+
+    // Assess
+    expect(record).toMatchObject({
+      _aws: {
+        CloudWatchMetrics: [
+          {
+            Namespace: "Cairn",
+            Dimensions: [["Projection"]],
+            Metrics: [
+              { Name: "ProjectionLag", Unit: "Count" },
+              { Name: "ParkedEvents", Unit: "Count" },
+            ],
+          },
+        ],
+      },
+      Projection: projection.name,
+      ProjectionLag: head,
+      ParkedEvents: 0,
+    });
   });
 
   it("reaches the same state after a reset and rebuild", async () => {
