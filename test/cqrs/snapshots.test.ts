@@ -12,7 +12,6 @@ import {
   StreamNotFoundError,
   snapshotKey,
   snapshotStreamKey,
-  streamKey,
   ValidationError,
 } from "../../lambdas/core/index.ts";
 import { createTestTable } from "../support/dynamodb.ts";
