@@ -93,8 +93,8 @@ export const resetProjectionRoute: RouteHandler = async (request) => {
 };
 
 /**
- * `GET /projections/{name}/documents/{id}`: one read-model document (not in the route table yet;
- * proposed for the "admin" function).
+ * `GET /projections/{name}/documents/{id}`: one read-model document of the projection's current
+ * generation (the example order-summary keeps one per order, id = the order id).
  */
 export const getProjectionDocument: RouteHandler = async (request) => {
   const name = projectionOf(request);

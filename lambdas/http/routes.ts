@@ -15,6 +15,7 @@ export const ROUTES = {
   "GET /all": "admin",
   "GET /projections": "admin",
   "GET /projections/{name}": "admin",
+  "GET /projections/{name}/documents/{id}": "admin",
   "POST /projections/{name}/reset": "admin",
 } as const satisfies Record<string, ApiFunction>;
 

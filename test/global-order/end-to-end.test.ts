@@ -137,10 +137,13 @@ describe("$all and projections under the local poller", () => {
     ]);
     await post([{ type: "ItemRemoved", data: { sku: "pear" } }]);
     await post([{ type: "OrderConfirmed", data: { confirmedAt: "2026-11-22T00:00:00Z" } }]);
+    // The projected state, read over HTTP the way a client would.
     const projected = () =>
       eventually(async () => {
-        const doc = await readProjectionDocument<OrderSummary>(store, "order-summary", orderId);
-        return doc?.version === 5 ? doc : undefined;
+        const answer = await http("GET", `/projections/order-summary/documents/${orderId}`);
+        return answer.status === 200 && (answer.body as OrderSummary).version === 5
+          ? (answer.body as OrderSummary)
+          : undefined;
       });
     const before = await projected();
 
@@ -163,5 +166,9 @@ describe("$all and projections under the local poller", () => {
       "order-summary",
     );
     expect((await http("GET", "/projections/nope")).status).toBe(404);
+    expect(await readProjectionDocument<OrderSummary>(store, "order-summary", orderId)).toEqual(after);
+    const missing = await http("GET", `/projections/order-summary/documents/${randomUUID()}`);
+    expect(missing.status).toBe(404);
+    expect(missing.body.error.code).toBe("NotFound");
   });
 });

@@ -75,7 +75,10 @@ describe("openapi.yaml", () => {
     "$route answers through the local server with a documented response",
     async ({ method, template }) => {
       // Prepare
-      const path = template.replace("{streamId}", streamId).replace("{name}", projection);
+      const path = template
+        .replace("{streamId}", streamId)
+        .replace("{name}", projection)
+        .replace("{id}", "no-such-document");
       const body = exampleBody(method, template);
       const request =
         body === undefined ? {} : { json: method === "PUT" ? { ...(body as object), version: 1 } : body };
