@@ -12,7 +12,10 @@ import type {
   RecordedEvent,
   StreamInfo,
 } from "../core/types.ts";
+import type { ParkedEvent, ProjectionStatus } from "../projections/state.ts";
 import { ApiError, errorFromResponse } from "./errors.ts";
+
+export type { ParkedEvent, ProjectionStatus };
 
 type Credentials = ConstructorParameters<typeof SignatureV4>[0]["credentials"];
 
@@ -57,42 +60,6 @@ export interface ClientReadAllResult {
   readonly headPosition: number;
   /** Pass as `after` to read on; absent when the read reached `headPosition`. */
   readonly nextAfter?: number;
-}
-
-/** A projection's status as the API reports it. */
-export interface ProjectionStatus {
-  readonly name: string;
-  /** The last position of `$all` processed (0 = none). */
-  readonly position: number;
-  /** The head of `$all` when the status was read. */
-  readonly headPosition: number;
-  /** `headPosition - position`. */
-  readonly lag: number;
-  /** Poison events set aside after their retries. */
-  readonly parkedCount: number;
-  /** Read-model generation; a reset starts a new one. */
-  readonly generation: number;
-  /** A runner holds the lease. */
-  readonly running: boolean;
-  readonly lastError?: {
-    readonly message: string;
-    readonly position: number;
-    readonly eventId: string;
-    readonly type: string;
-    readonly at: string;
-  };
-  readonly updatedAt?: string;
-}
-
-export interface ParkedEvent {
-  readonly position: number;
-  readonly streamId: string;
-  readonly version: number;
-  readonly eventId: string;
-  readonly type: string;
-  readonly error: string;
-  readonly attempts: number;
-  readonly parkedAt: string;
 }
 
 /** A projection's status with its first parked events. */
