@@ -1,4 +1,3 @@
-import { logger } from "../observability.ts";
 import { isStreamNotFound, isWrongExpectedVersion } from "./errors.ts";
 import type { EventStore } from "./event-store.ts";
 import type { DomainEvent } from "./schemas.ts";
@@ -48,7 +47,7 @@ export interface AggregateRepositoryOptions {
   readonly snapshotPolicy?: SnapshotPolicy;
   /** Conflicts `handle` retries (reload, decide again, append) unless a call says otherwise. @default 0 */
   readonly maxRetries?: number;
-  /** Called when a background snapshot write fails; the failure is never thrown. @default a logged warning */
+  /** Called when a background snapshot write fails; the failure is never thrown. @default console.warn */
   readonly onSnapshotError?: (error: unknown, streamId: string, version: number) => void;
 }
 
@@ -237,7 +236,7 @@ export class AggregateRepository<State, Event extends DomainEvent> {
         const report =
           this.options.onSnapshotError ??
           ((failure: unknown) =>
-            logger.warn("background snapshot failed", { streamId, version, error: failure as Error }));
+            console.warn("cairn: background snapshot failed", { streamId, version, error: String(failure) }));
         report(error, streamId, version);
       })
       .finally(() => this.pending.delete(write));
