@@ -8,7 +8,15 @@
  */
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { AggregateRepository } from "../lambdas/core/aggregate.ts";
-import { KEYS, LIMITS, PREFIX, snapshotKey, streamKey, versionKey } from "../lambdas/core/constants.ts";
+import {
+  KEYS,
+  LIMITS,
+  PREFIX,
+  snapshotKey,
+  snapshotStreamKey,
+  streamKey,
+  versionKey,
+} from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
 import { orderStreamId } from "../lambdas/examples/order/events.ts";
@@ -60,7 +68,7 @@ async function seed(
 async function rawQuery(
   client: DynamoDBClient,
   tableName: string,
-  streamId: string,
+  partitionKey: string,
   low: string,
   high: string,
   limit?: number,
@@ -76,7 +84,7 @@ async function rawQuery(
         Limit: limit,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
         ExpressionAttributeValues: {
-          ":pk": { S: streamKey(streamId) },
+          ":pk": { S: partitionKey },
           ":low": { S: low },
           ":high": { S: high },
         },
@@ -144,7 +152,13 @@ const section: BenchSection = {
         if (loaded.version !== longest) throw new Error(`loaded ${loaded.version} of ${longest}`);
       },
       async () => {
-        const items = await rawQuery(client, tableName, longStream, versionKey(1), `${PREFIX.version}:`);
+        const items = await rawQuery(
+          client,
+          tableName,
+          streamKey(longStream),
+          versionKey(1),
+          `${PREFIX.version}:`,
+        );
         if (items.length !== longest) throw new Error(`raw read ${items.length} of ${longest}`);
       },
     );
@@ -172,13 +186,19 @@ const section: BenchSection = {
           const [snapshot] = await rawQuery(
             client,
             tableName,
-            streamId,
+            snapshotStreamKey(streamId),
             snapshotKey(0),
             `${PREFIX.snapshot}:`,
             1,
           );
           const from = Number(snapshot?.version?.N) + 1;
-          const items = await rawQuery(client, tableName, streamId, versionKey(from), `${PREFIX.version}:`);
+          const items = await rawQuery(
+            client,
+            tableName,
+            streamKey(streamId),
+            versionKey(from),
+            `${PREFIX.version}:`,
+          );
           if (items.length !== AFTER_SNAPSHOT) throw new Error(`raw read ${items.length}`);
         },
       );
