@@ -1,6 +1,8 @@
 /**
- * `npm run bench`: every section on one DynamoDB Local, each figure beside a raw AWS SDK baseline
- * measured in the same run. Absolute numbers on a shared machine are noise; the ratios are the result.
+ * `npm run bench`: each section on a DynamoDB Local of its own (DynamoDB Local slows down as the
+ * stream records of earlier sections pile up in it), each figure beside a raw AWS SDK baseline
+ * measured in the same section. Absolute numbers on a shared machine are noise; the ratios are the
+ * result. `npm run bench -- core http` runs only the sections named.
  */
 import { existsSync } from "node:fs";
 import { startDynamoDbLocal } from "../bin/local/dynamodb-local.ts";
@@ -12,24 +14,24 @@ process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 const only = process.argv.slice(2);
 
-const local = await startDynamoDbLocal();
-const client = localClient(local.endpoint);
-const context: BenchContext = {
-  endpoint: local.endpoint,
-  client,
-  newTable: (prefix) => newTable(client, prefix),
-};
-console.log(`Cairn bench on DynamoDB Local (${local.source}, ${local.endpoint}), Node ${process.version}`);
-try {
-  for (const name of SECTIONS) {
-    if (only.length > 0 && !only.includes(name)) continue;
-    const file = new URL(`./${name}.ts`, import.meta.url);
-    if (!existsSync(file)) continue;
-    const section = (await import(file.href)).default as BenchSection;
-    console.log(`\n${section.title}`);
+console.log(`Cairn bench, Node ${process.version}`);
+for (const name of SECTIONS) {
+  if (only.length > 0 && !only.includes(name)) continue;
+  const file = new URL(`./${name}.ts`, import.meta.url);
+  if (!existsSync(file)) continue;
+  const section = (await import(file.href)).default as BenchSection;
+  const local = await startDynamoDbLocal();
+  const client = localClient(local.endpoint);
+  const context: BenchContext = {
+    endpoint: local.endpoint,
+    client,
+    newTable: (prefix) => newTable(client, prefix),
+  };
+  try {
+    console.log(`\n${section.title} (DynamoDB Local: ${local.source}, ${local.endpoint})`);
     for (const row of await section.run(context)) console.log(formatRow(row));
+  } finally {
+    client.destroy();
+    await local.stop();
   }
-} finally {
-  client.destroy();
-  await local.stop();
 }
