@@ -1,6 +1,6 @@
 /**
- * `npm run bench`: each section on a DynamoDB Local of its own (DynamoDB Local slows down as the
- * stream records of earlier sections pile up in it), each figure beside a raw AWS SDK baseline
+ * `npm run bench`: each section on a DynamoDB Local of its own (one that earlier sections filled is
+ * many times slower), each figure beside a raw AWS SDK baseline
  * measured in the same section. Absolute numbers on a shared machine are noise; the ratios are the
  * result. `npm run bench -- core http` runs only the sections named.
  */
