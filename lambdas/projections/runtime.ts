@@ -26,6 +26,7 @@ import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/c
 import type { EventStore } from "../core/event-store.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { storeFromEnv } from "../http/config.ts";
+import { logger } from "../observability.ts";
 import {
   assertProjectionName,
   type Checkpoint,
@@ -430,6 +431,17 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
             for (const [id, doc] of outcome.writes) staged.docs.set(id, doc);
           } else {
             staged.parked.push(parkedItem(checkpoint.generation, event, outcome.error, outcome.attempts));
+            logger.warn("projection parked an event", {
+              projection: name,
+              globalPosition: event.globalPosition,
+              streamId: event.streamId,
+              eventId: event.eventId,
+              type: event.type,
+              attempts: outcome.attempts,
+              error: messageOf(outcome.error),
+              ...(event.metadata.correlationId ? { correlationId: event.metadata.correlationId } : {}),
+              ...(event.metadata.causationId ? { causationId: event.metadata.causationId } : {}),
+            });
             staged.lastError = {
               message: messageOf(outcome.error),
               position: event.globalPosition ?? 0,
