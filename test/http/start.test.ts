@@ -22,7 +22,13 @@ interface Started {
 /** Spawns the real `npm start` entry and waits for the line that names its URL. */
 async function npmStart(env: Record<string, string | undefined>, args: string[] = []): Promise<Started> {
   const port = await freePort();
-  const childEnv: Record<string, string | undefined> = { ...process.env, PORT: String(port), ...env };
+  const childEnv: Record<string, string | undefined> = {
+    ...process.env,
+    // npm start logs every request at INFO, as a user sees it (the suite itself runs at WARN).
+    POWERTOOLS_LOG_LEVEL: "INFO",
+    PORT: String(port),
+    ...env,
+  };
   for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
   const child = spawn(join(root, "node_modules/.bin/tsx"), ["bin/start.ts", ...args], {
     cwd: root,
