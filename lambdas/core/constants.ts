@@ -195,6 +195,12 @@ export const PROJECTION = {
   leaseUntilAttr: "leaseUntil",
   parkedCountAttr: "parkedCount",
   lastErrorAttr: "lastError",
+  /**
+   * Crash detection: JSON `{ position, crashes }` of the one event a run applies alone after it took
+   * over from a run that crashed (`crashes` = earlier runs that crashed on it). A commit, the next
+   * lease and a reset clear it.
+   */
+  inFlightAttr: "inFlight",
   /** Document attribute holding the read model's JSON text. */
   docAttr: "doc",
 } as const;

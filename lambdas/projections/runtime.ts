@@ -10,6 +10,10 @@
  *   was reset under) writes nothing.
  * - A handler that keeps failing on an event is retried `maxAttempts` times, then the event is parked
  *   (in the same transaction as the checkpoint) and the projection moves on.
+ * - A handler that crashes the whole run (timeout, out of memory) leaves the lease behind, unreleased.
+ *   The run that takes over applies that batch one event at a time, each recorded in flight on the
+ *   checkpoint first; an event on which `maxCrashes` such runs crashed is parked. Costs nothing
+ *   until a crash: a run that ends normally releases its lease.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -33,6 +37,7 @@ import {
   checkpointKey,
   docKey,
   getProjectionStatus,
+  type InFlight,
   listParkedEvents,
   type ParkedEvent,
   type ProjectionError,
@@ -79,6 +84,11 @@ export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
   readonly batchSize?: number;
   /** Tries per event before it is parked. @default 3 */
   readonly maxAttempts?: number;
+  /**
+   * Runs that may crash (Lambda timeout, out of memory: the run never gets to catch the error)
+   * while this one event is the only one in flight, before it is parked. @default 3
+   */
+  readonly maxCrashes?: number;
   /** Wait before retry n is n times this. @default 100 */
   readonly retryDelayMs?: number;
   /** How long a lease lasts without a checkpoint write; a runner that dies is replaced after this. @default 30000 */
@@ -150,6 +160,14 @@ class LeaseLostError extends Error {
   override readonly name = "LeaseLostError";
 }
 
+/**
+ * What a run learns when it takes over a lease that the previous run never released (it crashed):
+ * that run's batch is suspect, and `inFlight`, when set, is the one event it was applying alone.
+ */
+interface Crash {
+  readonly inFlight?: InFlight;
+}
+
 export function defineProjection<E extends DomainEvent = DomainEvent>(
   definition: ProjectionDefinition<E>,
 ): Projection {
@@ -163,11 +181,20 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
   const categories = definition.categories ? [...definition.categories] : undefined;
   const batchSize = definition.batchSize ?? 100;
   const maxAttempts = definition.maxAttempts ?? 3;
+  const maxCrashes = Math.max(1, definition.maxCrashes ?? 3);
   const retryDelayMs = definition.retryDelayMs ?? 100;
   const leaseMs = definition.leaseMs ?? 30_000;
   const lingerMs = definition.lingerMs ?? 250;
 
-  async function acquire(store: EventStore, owner: string): Promise<Checkpoint | undefined> {
+  /**
+   * Takes the lease. A previous owner still on the item (its lease ran out, so the condition let us
+   * in) never released it: that run crashed, and `crash` says so. The in-flight record is read and
+   * cleared here, so it only ever speaks of the run that acquired last.
+   */
+  async function acquire(
+    store: EventStore,
+    owner: string,
+  ): Promise<{ checkpoint: Checkpoint; crash?: Crash } | undefined> {
     const now = Date.now();
     try {
       const { Attributes } = await store.client.send(
@@ -175,7 +202,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           TableName: store.tableName,
           Key: checkpointKey(name),
           UpdateExpression:
-            "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :zero), #parked = if_not_exists(#parked, :zero), #kind = :kind",
+            "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :zero), #parked = if_not_exists(#parked, :zero), #kind = :kind REMOVE #flight",
           ConditionExpression: "attribute_not_exists(#owner) OR #lease < :now OR #owner = :me",
           ExpressionAttributeNames: {
             "#owner": PROJECTION.ownerAttr,
@@ -184,6 +211,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
             "#gen": PROJECTION.generationAttr,
             "#parked": PROJECTION.parkedCountAttr,
             "#kind": ATTR.kind,
+            "#flight": PROJECTION.inFlightAttr,
           },
           ExpressionAttributeValues: {
             ":me": { S: owner },
@@ -192,10 +220,18 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
             ":zero": { N: "0" },
             ":kind": { S: ITEM_KIND.projection },
           },
-          ReturnValues: "ALL_NEW",
+          ReturnValues: "ALL_OLD",
         }),
       );
-      return toCheckpoint(Attributes);
+      const { inFlight, ...old } = toCheckpoint(Attributes);
+      const checkpoint: Checkpoint = { ...old, owner, leaseUntil: now + leaseMs };
+      if (old.owner === undefined || old.owner === owner) return { checkpoint };
+      logger.warn("projection took over from a run that crashed", {
+        projection: name,
+        position: old.position,
+        ...(inFlight ? { inFlightPosition: inFlight.position, earlierCrashes: inFlight.crashes } : {}),
+      });
+      return { checkpoint, crash: inFlight ? { inFlight } : {} };
     } catch (error) {
       if (error instanceof ConditionalCheckFailedException) return undefined;
       throw error;
@@ -216,6 +252,45 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       );
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  /** Records the one event about to be applied, so a crash on it is counted by the run that takes over. */
+  async function markInFlight(
+    store: EventStore,
+    owner: string,
+    checkpoint: Checkpoint,
+    inFlight: InFlight,
+  ): Promise<void> {
+    try {
+      await store.client.send(
+        new UpdateItemCommand({
+          TableName: store.tableName,
+          Key: checkpointKey(name),
+          UpdateExpression: "SET #flight = :flight, #lease = :until",
+          ConditionExpression: "#owner = :me AND #pos = :old AND #gen = :gen",
+          ExpressionAttributeNames: {
+            "#flight": PROJECTION.inFlightAttr,
+            "#lease": PROJECTION.leaseUntilAttr,
+            "#owner": PROJECTION.ownerAttr,
+            "#pos": PROJECTION.positionAttr,
+            "#gen": PROJECTION.generationAttr,
+          },
+          ExpressionAttributeValues: {
+            ":flight": { S: JSON.stringify(inFlight) },
+            ":until": { N: String(Date.now() + leaseMs) },
+            ":me": { S: owner },
+            ":old": { N: String(checkpoint.position) },
+            ":gen": { N: String(checkpoint.generation) },
+          },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException)
+        throw new LeaseLostError(`projection ${name}: the checkpoint moved (lease lost or reset)`, {
+          cause: error,
+        });
+      throw error;
     }
   }
 
@@ -314,6 +389,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       "#gen": PROJECTION.generationAttr,
       "#parked": PROJECTION.parkedCountAttr,
       "#at": ATTR.updatedAt,
+      "#flight": PROJECTION.inFlightAttr,
     };
     const values: Record<string, AttributeValue> = {
       ":me": { S: owner },
@@ -330,7 +406,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       values[":err"] = { S: JSON.stringify(staged.lastError) };
       update += ", #err = :err";
     }
-    update += " ADD #parked :n";
+    update += " ADD #parked :n REMOVE #flight";
     const items: TransactWriteItem[] = [
       {
         Update: {
@@ -401,11 +477,24 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     return false;
   }
 
-  async function catchUp(store: EventStore, owner: string, start: Checkpoint, deadline: number) {
+  /**
+   * Applies batches from the checkpoint until the head (or the deadline). After a crash (`crash`),
+   * the first batch goes one event at a time: each is recorded in flight on the checkpoint, applied
+   * and committed alone, so the next crash names one event; the event a run crashed on is parked,
+   * unapplied, once `maxCrashes` runs crashed on it.
+   */
+  async function catchUp(
+    store: EventStore,
+    owner: string,
+    start: Checkpoint,
+    deadline: number,
+    crash?: Crash,
+  ) {
     let checkpoint = start;
     let processed = 0;
     let parked = 0;
     const committed = new Map<string, unknown>();
+    let oneByOne = crash !== undefined;
     while (Date.now() < deadline) {
       const page = await store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter });
       let staged: Staged = { docs: new Map(), committed, parked: [], processed: 0 };
@@ -419,9 +508,32 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         staged = { docs: new Map(), committed, parked: [], processed: 0 };
       };
       let done = checkpoint.position;
+      let stopped = false;
       for (const event of page.events) {
         if (wanted(event)) {
-          const outcome = await apply(store, checkpoint.generation, staged, event);
+          const at = event.globalPosition ?? 0;
+          let outcome: Awaited<ReturnType<typeof apply>>;
+          if (oneByOne) {
+            // Each event is committed before the next is marked: a crash names exactly one event.
+            await flush(done);
+            if (Date.now() >= deadline) {
+              stopped = true;
+              break;
+            }
+            const crashes = crash?.inFlight?.position === at ? crash.inFlight.crashes + 1 : 0;
+            if (crashes >= maxCrashes) {
+              outcome = {
+                ok: false,
+                error: `the handler crashed the run ${crashes} times`,
+                attempts: crashes,
+              };
+            } else {
+              await markInFlight(store, owner, checkpoint, { position: at, crashes });
+              outcome = await apply(store, checkpoint.generation, staged, event);
+            }
+          } else {
+            outcome = await apply(store, checkpoint.generation, staged, event);
+          }
           const adding = outcome.ok
             ? [...outcome.writes.keys()].filter((id) => !staged.docs.has(id)).length
             : 1;
@@ -444,7 +556,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
             });
             staged.lastError = {
               message: messageOf(outcome.error),
-              position: event.globalPosition ?? 0,
+              position: at,
               eventId: event.eventId,
               type: event.type,
               at: new Date().toISOString(),
@@ -453,6 +565,11 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           staged.processed++;
         }
         done = event.globalPosition ?? done;
+      }
+      oneByOne = false;
+      if (stopped) {
+        await flush(done);
+        break;
       }
       const reached = page.nextAfter ?? page.headPosition;
       await flush(Math.max(reached, checkpoint.position));
@@ -487,11 +604,11 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           break;
         }
         position = current.position;
-        const start = await acquire(store, owner);
-        if (!start) break;
+        const lease = await acquire(store, owner);
+        if (!lease) break;
         ran = true;
         try {
-          const result = await catchUp(store, owner, start, deadline);
+          const result = await catchUp(store, owner, lease.checkpoint, deadline, lease.crash);
           processed += result.processed;
           parked += result.parked;
           position = result.checkpoint.position;
@@ -507,7 +624,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
 
     async replayParked(store, positions) {
       const owner = randomUUID();
-      const start = await acquire(store, owner);
+      const start = (await acquire(store, owner))?.checkpoint;
       if (!start) throw new Error(`projection ${name} is running; replay parked events when it is idle`);
       let replayed = 0;
       let stillParked = 0;

@@ -69,6 +69,14 @@ export interface ParkedEvent {
   readonly parkedAt: string;
 }
 
+/** The event a run applies alone after taking over from a crashed run (see `inFlightAttr`). */
+export interface InFlight {
+  /** Its `$all` position. */
+  readonly position: number;
+  /** Earlier runs that crashed while it was the only event in flight. */
+  readonly crashes: number;
+}
+
 /** The checkpoint as stored. */
 export interface Checkpoint {
   readonly position: number;
@@ -77,6 +85,7 @@ export interface Checkpoint {
   readonly owner?: string;
   readonly leaseUntil?: number;
   readonly lastError?: ProjectionError;
+  readonly inFlight?: InFlight;
   readonly updatedAt?: string;
 }
 
@@ -112,6 +121,7 @@ export function toCheckpoint(item: Record<string, AttributeValue> | undefined): 
   const owner = item?.[PROJECTION.ownerAttr]?.S;
   const leaseUntil = item?.[PROJECTION.leaseUntilAttr]?.N;
   const updatedAt = item?.[ATTR.updatedAt]?.S;
+  const inFlight = item?.[PROJECTION.inFlightAttr]?.S;
   return {
     position: Number(item?.[PROJECTION.positionAttr]?.N ?? 0),
     generation: Number(item?.[PROJECTION.generationAttr]?.N ?? 0),
@@ -119,6 +129,7 @@ export function toCheckpoint(item: Record<string, AttributeValue> | undefined): 
     ...(owner ? { owner } : {}),
     ...(leaseUntil ? { leaseUntil: Number(leaseUntil) } : {}),
     ...(lastError ? { lastError: JSON.parse(lastError) as ProjectionError } : {}),
+    ...(inFlight ? { inFlight: JSON.parse(inFlight) as InFlight } : {}),
     ...(updatedAt ? { updatedAt } : {}),
   };
 }
@@ -222,7 +233,7 @@ export async function resetProjection(table: ProjectionTable, name: string): Pro
       TableName: table.tableName,
       Key: checkpointKey(name),
       UpdateExpression:
-        "SET #pos = :zero, #parked = :zero, #gen = if_not_exists(#gen, :zero) + :one, #kind = :kind, #at = :now REMOVE #owner, #lease, #err",
+        "SET #pos = :zero, #parked = :zero, #gen = if_not_exists(#gen, :zero) + :one, #kind = :kind, #at = :now REMOVE #owner, #lease, #err, #flight",
       ExpressionAttributeNames: {
         "#pos": PROJECTION.positionAttr,
         "#parked": PROJECTION.parkedCountAttr,
@@ -232,6 +243,7 @@ export async function resetProjection(table: ProjectionTable, name: string): Pro
         "#owner": PROJECTION.ownerAttr,
         "#lease": PROJECTION.leaseUntilAttr,
         "#err": PROJECTION.lastErrorAttr,
+        "#flight": PROJECTION.inFlightAttr,
       },
       ExpressionAttributeValues: {
         ":zero": { N: "0" },

@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
-import { defineProjection, metricsRecord } from "../../lambdas/projections/runtime.ts";
+import {
+  defineProjection,
+  metricsRecord,
+  type ProjectionContext,
+  type RunResult,
+} from "../../lambdas/projections/runtime.ts";
 import {
   checkpointKey,
   getProjectionStatus,
@@ -305,5 +310,185 @@ describe("projection runtime", () => {
     const after = await Promise.all(streams.map((id) => readProjectionDocument(store, projection.name, id)));
     expect(after).toEqual(before);
     expect(before[0]).toEqual({ values: [0, 1] });
+  });
+});
+
+describe("projection runtime, when a handler crashes the whole run", () => {
+  /**
+   * A projection whose handler, on the events `crashOn` picks, never returns: the run is stuck there
+   * as a Lambda that timed out or was killed is, and the test abandons it. It catches nothing and
+   * writes nothing more; its lease (300 ms here) runs out and the next run takes over.
+   */
+  function crashing(name: string, category: string, crashOn: (event: RecordedEvent) => boolean) {
+    const calls: RecordedEvent[] = [];
+    let crashed: (() => void) | undefined;
+    const count = async (event: RecordedEvent<string, { n: number }>, context: ProjectionContext) => {
+      calls.push(event);
+      if (crashOn(event)) {
+        crashed?.();
+        return new Promise<void>(() => {});
+      }
+      const doc = (await context.get<{ values: number[] }>(event.streamId)) ?? { values: [] };
+      context.put(event.streamId, { values: [...doc.values, event.data.n] });
+    };
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name,
+      categories: [category],
+      handlers: { Counted: count },
+      leaseMs: 300,
+      lingerMs: 0,
+      retryDelayMs: 1,
+    });
+    /** One wake-up: its result, or "crashed" once the handler hangs (the run is then abandoned). */
+    const wakeUp = async (): Promise<RunResult | "crashed"> => {
+      const hung = new Promise<"crashed">((resolve) => {
+        crashed = () => resolve("crashed");
+      });
+      const outcome = await Promise.race([projection.run(store), hung]);
+      if (outcome === "crashed") {
+        // Wait out the abandoned run's lease, as the next wake-up after a Lambda timeout would.
+        while ((await getProjectionStatus(store, name)).running)
+          await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      return outcome;
+    };
+    return { projection, calls, wakeUp };
+  }
+
+  it("parks an event that crashed the run maxCrashes times alone, then applies the rest exactly once", async () => {
+    // Prepare: a batch of five events; a-2 crashes every run that applies it
+    const name = uniqueName("crash");
+    const category = `Crash${randomUUID().slice(0, 6)}`;
+    const a = `${category}-a`;
+    const b = `${category}-b`;
+    const isPoison = (event: RecordedEvent) => event.streamId === a && (event.data as { n: number }).n === 2;
+    const { calls, wakeUp } = crashing(name, category, isPoison);
+    await appendSequenced(a, counted(1, 2));
+    await appendSequenced(b, counted(10));
+    await appendSequenced(a, counted(3));
+    await appendSequenced(b, counted(11));
+
+    // Act: wake it up until a run finishes (bounded, in case it never does)
+    const outcomes: (RunResult | "crashed")[] = [];
+    for (let wakeUps = 0; wakeUps < 10; wakeUps++) {
+      const outcome = await wakeUp();
+      outcomes.push(outcome);
+      if (outcome !== "crashed") break;
+    }
+
+    // Assess: one crash in the batch, three with a-2 alone in flight (the default maxCrashes), then
+    // a run that parks it without calling the handler and goes on to the head
+    expect(outcomes.slice(0, 4)).toEqual(["crashed", "crashed", "crashed", "crashed"]);
+    expect(outcomes[4]).toMatchObject({ ran: true, parked: 1 });
+    expect(outcomes).toHaveLength(5);
+    expect(calls.filter(isPoison)).toHaveLength(4);
+    const parked = await listParkedEvents(store, name);
+    expect(parked.map((event) => [event.streamId, event.version, event.attempts, event.error])).toEqual([
+      [a, 2, 3, "the handler crashed the run 3 times"],
+    ]);
+    expect(await readProjectionDocument(store, name, a)).toEqual({ values: [1, 3] });
+    expect(await readProjectionDocument(store, name, b)).toEqual({ values: [10, 11] });
+    const status = await getProjectionStatus(store, name);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 1, running: false });
+    expect(status.lastError?.message).toBe("the handler crashed the run 3 times");
+    expect(await wakeUp()).toMatchObject({ ran: false, processed: 0 });
+  });
+
+  it("parks after maxCrashes of the projection's option", async () => {
+    // Prepare
+    const name = uniqueName("crash-once");
+    const category = `Crash${randomUUID().slice(0, 6)}`;
+    const a = `${category}-a`;
+    const calls: RecordedEvent[] = [];
+    let crashed: (() => void) | undefined;
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name,
+      categories: [category],
+      maxCrashes: 1,
+      leaseMs: 300,
+      lingerMs: 0,
+      handlers: {
+        Counted: (event, context) => {
+          calls.push(event);
+          if (event.data.n === 2) {
+            crashed?.();
+            return new Promise<void>(() => {});
+          }
+          context.put(`${event.data.n}`, { n: event.data.n });
+        },
+      },
+    });
+    await appendSequenced(a, counted(1, 2, 3));
+    const wakeUp = async () => {
+      const hung = new Promise<"crashed">((resolve) => {
+        crashed = () => resolve("crashed");
+      });
+      const outcome = await Promise.race([projection.run(store), hung]);
+      while ((await getProjectionStatus(store, name)).running)
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      return outcome;
+    };
+
+    // Act
+    const outcomes = [await wakeUp(), await wakeUp(), await wakeUp()];
+
+    // Assess: the batch crashes, a-2 alone crashes once, then it is parked
+    expect(outcomes.slice(0, 2)).toEqual(["crashed", "crashed"]);
+    expect(outcomes[2]).toMatchObject({ ran: true, parked: 1 });
+    expect(calls.filter((event) => (event.data as { n: number }).n === 2)).toHaveLength(2);
+    expect((await listParkedEvents(store, name)).map((event) => event.error)).toEqual([
+      "the handler crashed the run 1 times",
+    ]);
+    expect(await readProjectionDocument(store, name, "1")).toEqual({ n: 1 });
+    expect(await readProjectionDocument(store, name, "3")).toEqual({ n: 3 });
+  });
+
+  it("parks nothing when the crash does not come back", async () => {
+    // Prepare: the run crashes once on a-2 (say, the process was killed), then never again
+    const name = uniqueName("crash-transient");
+    const category = `Crash${randomUUID().slice(0, 6)}`;
+    const a = `${category}-a`;
+    let crashes = 0;
+    const { calls, wakeUp } = crashing(
+      name,
+      category,
+      (event) => event.streamId === a && (event.data as { n: number }).n === 2 && crashes++ === 0,
+    );
+    await appendSequenced(a, counted(1, 2, 3));
+
+    // Act
+    const outcomes = [await wakeUp(), await wakeUp()];
+
+    // Assess
+    expect(outcomes[0]).toBe("crashed");
+    expect(outcomes[1]).toMatchObject({ ran: true, parked: 0 });
+    expect(calls).toHaveLength(5);
+    expect(await readProjectionDocument(store, name, a)).toEqual({ values: [1, 2, 3] });
+    expect(await getProjectionStatus(store, name)).toMatchObject({ lag: 0, parkedCount: 0, running: false });
+  });
+
+  it("costs a normal run no write beyond the lease, one commit per batch and the release", async () => {
+    // Prepare
+    const category = `Cost${randomUUID().slice(0, 6)}`;
+    const { projection } = crashing(uniqueName("cost"), category, () => false);
+    await appendSequenced(`${category}-a`, counted(1, 2, 3));
+    const writes: string[] = [];
+    const counting = new EventStore({
+      client: {
+        send: async (command: object) => {
+          const kind = command.constructor.name;
+          if (!/^(Get|Query|BatchGet)/.test(kind)) writes.push(kind);
+          return store.client.send(command as never);
+        },
+      } as unknown as DynamoDBClient,
+      tableName: store.tableName,
+    });
+
+    // Act
+    const result = await projection.run(counting);
+
+    // Assess
+    expect(result).toMatchObject({ ran: true, processed: 3 });
+    expect(writes).toEqual(["UpdateItemCommand", "TransactWriteItemsCommand", "UpdateItemCommand"]);
   });
 });
