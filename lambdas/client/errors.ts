@@ -1,5 +1,6 @@
 import {
   CairnError,
+  ContentionError,
   type ErrorCode,
   NotFoundError,
   PayloadTooLargeError,
@@ -40,6 +41,7 @@ interface ErrorBody {
   readonly currentVersion?: unknown;
   readonly limit?: unknown;
   readonly actual?: unknown;
+  readonly attempts?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -71,6 +73,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new PayloadTooLargeError(text(error.field, "body"), num(error.limit), num(error.actual));
     case "NotFound":
       return new NotFoundError(message);
+    case "Contention":
+      return new ContentionError(text(error.streamId), num(error.attempts));
     default:
       return new ApiError(status, "InternalError", message, body);
   }

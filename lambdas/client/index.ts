@@ -1,5 +1,6 @@
 /** The TypeScript HTTP client for Cairn's API, and the typed errors it throws. */
 export {
+  ContentionError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,

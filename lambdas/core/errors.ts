@@ -6,6 +6,7 @@ export type ErrorCode =
   | "WrongExpectedVersion"
   | "StreamNotFound"
   | "PayloadTooLarge"
+  | "Contention"
   | "NotFound"
   | "InternalError";
 
@@ -77,6 +78,28 @@ export class WrongExpectedVersionError extends CairnError {
       expectedVersion: this.expectedVersion,
       currentVersion: this.currentVersion,
     };
+  }
+}
+
+/**
+ * The append met other writers on the same stream every time it tried (DynamoDB cancelled its
+ * transaction for a conflict, or `any` lost the race each time). Nothing was written; it is safe
+ * to retry with the same event ids.
+ */
+export class ContentionError extends CairnError {
+  readonly code = "Contention";
+  override readonly name = "ContentionError";
+
+  constructor(
+    readonly streamId: string,
+    readonly attempts: number,
+    options?: ErrorOptions,
+  ) {
+    super(`stream ${streamId} is too contended: ${attempts} attempts met other writers`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), streamId: this.streamId, attempts: this.attempts };
   }
 }
 

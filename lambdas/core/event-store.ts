@@ -20,7 +20,12 @@ import {
   streamKey,
   versionKey,
 } from "./constants.ts";
-import { StreamNotFoundError, ValidationError, WrongExpectedVersionError } from "./errors.ts";
+import {
+  ContentionError,
+  StreamNotFoundError,
+  ValidationError,
+  WrongExpectedVersionError,
+} from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import type {
   AppendOptions,
@@ -143,7 +148,8 @@ export class EventStore {
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.write(streamId, events, version);
       if (outcome.ok) return outcome.result;
-      if (outcome.contended && attempt < this.maxAppendAttempts) {
+      if (outcome.contended) {
+        if (attempt >= this.maxAppendAttempts) throw new ContentionError(streamId, attempt);
         await backoff(attempt);
         continue;
       }
@@ -178,9 +184,7 @@ export class EventStore {
           cause: new Error(`event id ${events[0]?.eventId} began another append to this stream`),
         });
       }
-      if (attempt >= this.maxAppendAttempts) {
-        throw new WrongExpectedVersionError(streamId, expected, outcome.head?.version ?? current);
-      }
+      if (attempt >= this.maxAppendAttempts) throw new ContentionError(streamId, attempt);
       await backoff(attempt);
       head = outcome.head ?? (await this.readHead(streamId));
     }
@@ -249,6 +253,8 @@ export class EventStore {
             [ATTR.data]: S(event.dataJson),
             [ATTR.metadata]: S(event.metadataJson),
             [ATTR.createdAt]: now,
+            // The first event of an append records its size, so a retry is told from a prefix of it.
+            ...(index === 0 ? { [ATTR.lastAppendCount]: N(events.length) } : {}),
           },
           ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
         },
@@ -301,16 +307,34 @@ export class EventStore {
     };
   }
 
-  /** The original result when `events` already sit in the stream from version `from` on. */
+  /**
+   * The original result when `events` are exactly the append that began at version `from`: the
+   * same ids in the same order, and the first event says its append held that many events (so a
+   * prefix or a suffix of an earlier append is not taken for a retry of it).
+   */
   private async findAt(
     streamId: string,
     events: PreparedEvent[],
     from: number,
   ): Promise<AppendResult | undefined> {
-    const { events: stored } = await this.readStream(streamId, { fromVersion: from, limit: events.length });
+    const { Items = [] } = await this.client.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        ConsistentRead: true,
+        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+        ProjectionExpression: "#id, #count",
+        ExpressionAttributeNames: { "#id": ATTR.eventId, "#count": ATTR.lastAppendCount },
+        ExpressionAttributeValues: {
+          ":pk": S(streamKey(streamId)),
+          ":low": S(versionKey(from)),
+          ":high": S(versionKey(from + events.length - 1)),
+        },
+      }),
+    );
     const same =
-      stored.length === events.length &&
-      stored.every((event, index) => event.eventId === events[index]?.eventId);
+      Items.length === events.length &&
+      Items[0]?.[ATTR.lastAppendCount]?.N === String(events.length) &&
+      Items.every((item, index) => item[ATTR.eventId]?.S === events[index]?.eventId);
     return same ? duplicateResult(streamId, events, from) : undefined;
   }
 

@@ -17,6 +17,7 @@ const STATUS: Record<CairnError["code"], number> = {
   NotFound: 404,
   WrongExpectedVersion: 409,
   PayloadTooLarge: 413,
+  Contention: 503,
   InternalError: 500,
 };
 

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type AppendResult,
+  ContentionError,
   EventStore,
   type ExpectedVersion,
   type NewEvent,
@@ -254,6 +255,29 @@ describe("appendToStream", () => {
       expect(await versionsOf(streamId)).toEqual([1, 2]);
     });
 
+    it.each([[0], ["any"], ["no_stream"]] as const)(
+      "refuses a prefix or a suffix of an earlier append as its retry (%j)",
+      async (mode) => {
+        const streamId = newStream();
+        const [a, b, c] = [event(1, randomUUID()), event(2, randomUUID()), event(3, randomUUID())];
+        await store.appendToStream(streamId, [a, b, c], { expectedVersion: mode });
+
+        const prefix = store.appendToStream(streamId, [a, b], { expectedVersion: mode });
+        await expect(prefix).rejects.toBeInstanceOf(WrongExpectedVersionError);
+        const suffix = store.appendToStream(streamId, [b, c], {
+          expectedVersion: mode === "any" ? "any" : 1,
+        });
+
+        if (mode === "any") {
+          // An `any` batch that does not begin an earlier append is appended as a new one.
+          await expect(suffix).resolves.toMatchObject({ duplicate: false, fromVersion: 4 });
+        } else {
+          await expect(suffix).rejects.toBeInstanceOf(WrongExpectedVersionError);
+          expect(await versionsOf(streamId)).toEqual([1, 2, 3]);
+        }
+      },
+    );
+
     it.each([[0], ["any"]] as const)(
       "treats concurrent retries of one batch as a single append (%j)",
       async (mode) => {
@@ -269,6 +293,31 @@ describe("appendToStream", () => {
         expect(await versionsOf(streamId)).toEqual([1, 2]);
       },
     );
+  });
+});
+
+describe("contention", () => {
+  it("gives up with a ContentionError, not a version conflict, when every attempt meets other writers", async () => {
+    // Prepare: a store that may try only once, and many 'any' writers on one stream.
+    const impatient = new EventStore({
+      client: store.client,
+      tableName: store.tableName,
+      maxAppendAttempts: 1,
+    });
+    const streamId = newStream();
+    await impatient.appendToStream(streamId, [event(0)]);
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 8 }, (_, n) => impatient.appendToStream(streamId, [event(n)])),
+    );
+
+    // Assess: the losers say so, nothing they sent was written, and the stream stays dense.
+    const lost = outcomes.filter((outcome) => outcome.status === "rejected");
+    expect(lost.length).toBeGreaterThan(0);
+    for (const outcome of lost) expect(outcome.reason).toBeInstanceOf(ContentionError);
+    const written = outcomes.filter((outcome) => outcome.status === "fulfilled").length;
+    expect(await versionsOf(streamId)).toEqual(Array.from({ length: 1 + written }, (_, i) => i + 1));
   });
 });
 
