@@ -19,7 +19,15 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import { LambdaSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
-import { ATTR, ENV, ITEM_KIND, METRICS, PREFIX, projectionPrefix } from "../lambdas/core/constants.ts";
+import {
+  ATTR,
+  ENV,
+  ITEM_KIND,
+  METRICS,
+  PREFIX,
+  PROJECTION_NAME_PATTERN,
+  projectionPrefix,
+} from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../lambdas/http/routes.ts";
 import { bundlingOptions, LAMBDA_RUNTIME, REPO_ROOT } from "./bundling.ts";
@@ -207,8 +215,7 @@ export interface Projection {
   readonly categories?: readonly string[];
 }
 
-/** A projection's name: it is a key prefix and an IAM pattern, so no `*`, `?` or `#`. */
-export const PROJECTION_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export { PROJECTION_NAME_PATTERN };
 
 /** The Lambda entry of each API function of lambdas/http/routes.ts. */
 export const API_ENTRIES: Record<ApiFunction, string> = {

@@ -36,7 +36,7 @@ export const ATTR = {
   updatedAt: "updatedAt",
   /** Item kind marker, so stream consumers can tell items apart without parsing keys. */
   kind: "kind",
-  /** Head and append guard: the number of events in the append that wrote it. */
+  /** Head, append guard and an append's first event: the number of events in that append. */
   lastAppendCount: "lastCount",
 } as const;
 
@@ -185,6 +185,12 @@ export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPr
  * `DOC` and parked events `PROJECTION#<name>#G<gen>#PARKED`/`POSITION#<15 digits>`, where `<gen>` is
  * the generation a reset increments (so a reset hides the old read model at once).
  */
+/**
+ * A projection's name: 1 to 63 lowercase letters, digits and dashes. It is a key prefix and an IAM
+ * `dynamodb:LeadingKeys` pattern, so the CDK construct and the runtime check the same rule.
+ */
+export const PROJECTION_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
 export const PROJECTION = {
   checkpointSortKey: "CHECKPOINT",
   docSortKey: "DOC",

@@ -153,6 +153,10 @@ interface Staged {
 
 /** A batch commits early when its writes reach this many items (a transaction takes 100). */
 const FLUSH_AT_ITEMS = 90;
+/** A read-model document's JSON, in UTF-8 bytes (a DynamoDB item stops at 400 KB). */
+const MAX_DOCUMENT_BYTES = 350 * 1024;
+/** Staged document bytes that make a batch commit (a transaction stops at 4 MB). */
+const FLUSH_AT_BYTES = 3 * 1024 * 1024;
 /** While lingering at the head, the head is read this often. */
 const LINGER_POLL_MS = 50;
 
@@ -316,7 +320,13 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       put(id: string, doc: unknown): void {
         if (typeof id !== "string" || id.length === 0)
           throw new Error("a document id must be a non-empty string");
-        local.set(id, JSON.parse(JSON.stringify(doc)));
+        const json = JSON.stringify(doc) ?? "null";
+        const bytes = Buffer.byteLength(json);
+        // Refused here, inside the handler, so it is retried and parked like any handler error
+        // instead of failing the checkpoint's transaction on every run.
+        if (bytes > MAX_DOCUMENT_BYTES)
+          throw new Error(`document ${id} is ${bytes} bytes; at most ${MAX_DOCUMENT_BYTES}`);
+        local.set(id, JSON.parse(json));
       },
       delete(id: string): void {
         local.set(id, undefined);
@@ -495,12 +505,17 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     let parked = 0;
     const committed = new Map<string, unknown>();
     let oneByOne = crash !== undefined;
+    // The lease is renewed by each commit: a batch commits early rather than outlive half of it.
+    let committedAt = Date.now();
+    let stagedBytes = 0;
     while (Date.now() < deadline) {
       const page = await store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter });
       let staged: Staged = { docs: new Map(), committed, parked: [], processed: 0 };
       const flush = async (position: number) => {
         if (position === checkpoint.position && staged.docs.size === 0 && staged.parked.length === 0) return;
         await commit(store, owner, checkpoint, position, staged);
+        committedAt = Date.now();
+        stagedBytes = 0;
         processed += staged.processed;
         parked += staged.parked.length;
         checkpoint = { ...checkpoint, position, parkedCount: checkpoint.parkedCount + staged.parked.length };
@@ -532,13 +547,25 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
               outcome = await apply(store, checkpoint.generation, staged, event);
             }
           } else {
+            if (Date.now() - committedAt > leaseMs / 2) await flush(done);
             outcome = await apply(store, checkpoint.generation, staged, event);
           }
           const adding = outcome.ok
             ? [...outcome.writes.keys()].filter((id) => !staged.docs.has(id)).length
             : 1;
+          const addingBytes = outcome.ok
+            ? [...outcome.writes.values()].reduce<number>(
+                (sum, doc) => sum + Buffer.byteLength(JSON.stringify(doc ?? null)),
+                0,
+              )
+            : 0;
           // Commit what came before when this event's writes would not fit in the same transaction.
-          if (staged.docs.size + staged.parked.length + adding > FLUSH_AT_ITEMS) await flush(done);
+          if (
+            staged.docs.size + staged.parked.length + adding > FLUSH_AT_ITEMS ||
+            stagedBytes + addingBytes > FLUSH_AT_BYTES
+          )
+            await flush(done);
+          stagedBytes += addingBytes;
           if (outcome.ok) {
             for (const [id, doc] of outcome.writes) staged.docs.set(id, doc);
           } else {
@@ -613,7 +640,12 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
           parked += result.parked;
           position = result.checkpoint.position;
         } catch (error) {
-          if (error instanceof LeaseLostError) break;
+          if (error instanceof LeaseLostError) {
+            logger.warn("projection lost its lease; another runner or a reset took over", {
+              projection: name,
+            });
+            break;
+          }
           throw error;
         } finally {
           await release(store, owner);

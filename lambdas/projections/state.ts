@@ -19,6 +19,7 @@ import {
   ITEM_KIND,
   KEYS,
   PROJECTION,
+  PROJECTION_NAME_PATTERN,
   positionKey,
   projectionCheckpointKey,
   projectionDocKey,
@@ -89,10 +90,8 @@ export interface Checkpoint {
   readonly updatedAt?: string;
 }
 
-const PROJECTION_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
-
 export function assertProjectionName(name: unknown): asserts name is string {
-  if (typeof name !== "string" || !PROJECTION_NAME.test(name)) {
+  if (typeof name !== "string" || !PROJECTION_NAME_PATTERN.test(name)) {
     throw new ValidationError("name", "must be 1 to 63 lowercase letters, digits and dashes");
   }
 }

@@ -492,3 +492,68 @@ describe("projection runtime, when a handler crashes the whole run", () => {
     expect(writes).toEqual(["UpdateItemCommand", "TransactWriteItemsCommand", "UpdateItemCommand"]);
   });
 });
+
+describe("long batches and refused writes", () => {
+  it("renews its lease during a long batch, so wake-ups that arrive meanwhile do not redo its work", async () => {
+    // Prepare: 12 events that each fail 3 times, 100 then 200 ms apart: ~3.6 s, beyond the 2 s lease.
+    const category = `Slow${randomUUID().slice(0, 8)}`;
+    await appendSequenced(`${category}-1`, counted(...Array.from({ length: 12 }, (_, n) => n)));
+    const calls: string[] = [];
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("slow"),
+      categories: [category],
+      leaseMs: 2_000,
+      maxAttempts: 3,
+      retryDelayMs: 100,
+      handlers: {
+        Counted: async (event) => {
+          calls.push(event.eventId);
+          throw new Error("always fails");
+        },
+      },
+    });
+
+    // Act: a wake-up every 600 ms while the first run works, as SNS would under steady appends.
+    const runs: Promise<RunResult>[] = [];
+    for (let wake = 0; wake < 8; wake++) {
+      runs.push(projection.run(store, { budgetMs: 30_000 }));
+      await new Promise((resolve) => setTimeout(resolve, 600));
+    }
+    await Promise.all(runs);
+
+    // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });
+    expect(calls).toHaveLength(12 * 3);
+    expect(new Set(calls).size).toBe(12);
+  });
+
+  it("parks an event whose document DynamoDB would refuse, and goes on with the others", async () => {
+    // Prepare
+    const category = `Big${randomUUID().slice(0, 8)}`;
+    const streamId = `${category}-1`;
+    await appendSequenced(streamId, counted(1, 2, 3));
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("big"),
+      categories: [category],
+      retryDelayMs: 1,
+      handlers: {
+        Counted: async (event, context) => {
+          const doc = event.data.n === 2 ? { blob: "x".repeat(500 * 1024) } : { n: event.data.n };
+          context.put(`${event.streamId}-${event.data.n}`, doc);
+        },
+      },
+    });
+
+    // Act
+    await projection.run(store);
+
+    // Assess
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 1 });
+    expect(status.lastError?.message).toMatch(/bytes; at most/);
+    expect(await readProjectionDocument(store, projection.name, `${streamId}-1`)).toEqual({ n: 1 });
+    expect(await readProjectionDocument(store, projection.name, `${streamId}-3`)).toEqual({ n: 3 });
+    expect(await readProjectionDocument(store, projection.name, `${streamId}-2`)).toBeUndefined();
+  });
+});
