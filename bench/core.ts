@@ -17,7 +17,7 @@ import {
 import { ATTR, ITEM_KIND, KEYS, PREFIX, SORT_KEY, streamKey, versionKey } from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
-import { type BenchRow, type BenchSection, interleaved } from "./harness.ts";
+import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleaved } from "./harness.ts";
 
 const WORKERS = 8;
 const SINGLE_APPENDS = 1200;
@@ -26,13 +26,8 @@ const BATCH = 20;
 const READ_EVENTS = 10_000;
 const READ_ROUNDS = 12;
 
-const payload = {
-  orderId: "0f8fad5b-d9cb-469f-a165-70867728950e",
-  sku: "SKU-12345",
-  quantity: 3,
-  price: 19.99,
-};
-const metadata = { correlationId: "c0ffee00-0000-4000-8000-000000000001" };
+const payload = BENCH_DATA;
+const metadata = BENCH_METADATA;
 const newEvent = (): NewEvent => ({ type: "ItemAdded", data: payload, metadata });
 
 /** The same attributes the store writes for an event, so both sides move the same bytes. */

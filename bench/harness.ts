@@ -31,6 +31,15 @@ export interface BenchRow {
   readonly note?: string;
 }
 
+/** The event the benchmarks append: a typical ~100-byte order line with a correlation id. */
+export const BENCH_DATA = {
+  orderId: "0f8fad5b-d9cb-469f-a165-70867728950e",
+  sku: "SKU-12345",
+  quantity: 3,
+  price: 19.99,
+};
+export const BENCH_METADATA = { correlationId: "c0ffee00-0000-4000-8000-000000000001" };
+
 export function localClient(endpoint: string): DynamoDBClient {
   return new DynamoDBClient({
     endpoint,

@@ -12,7 +12,7 @@ import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
 import { schemas, upcasters } from "../lambdas/domain.ts";
 import { logger } from "../lambdas/observability.ts";
-import { type BenchRow, type BenchSection, interleaved } from "./harness.ts";
+import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleaved } from "./harness.ts";
 
 const WORKERS = 8;
 const APPENDS_PER_WORKER = 120;
@@ -21,18 +21,11 @@ const READS_PER_WORKER = 60;
 const READ_STREAM_EVENTS = 2000;
 const PAGE = 100;
 
-const payload = {
-  orderId: "0f8fad5b-d9cb-469f-a165-70867728950e",
-  sku: "SKU-12345",
-  quantity: 3,
-  price: 19.99,
-};
-const metadata = { correlationId: "c0ffee00-0000-4000-8000-000000000001" };
 const newEvent = (): NewEvent => ({
   eventId: crypto.randomUUID(),
   type: "ItemAdded.Bench",
-  data: payload,
-  metadata,
+  data: BENCH_DATA,
+  metadata: BENCH_METADATA,
 });
 
 const section: BenchSection = {
