@@ -9,15 +9,13 @@ import {
   StreamNotFoundError,
   WrongExpectedVersionError,
 } from "../../lambdas/core/index.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  const table = await createTestTable();
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore());
 });
 afterAll(() => drop());
 

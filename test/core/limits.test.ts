@@ -1,22 +1,20 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
-  EventStore,
+  type EventStore,
   LIMITS,
   type NewEvent,
   PayloadTooLargeError,
   StreamNotFoundError,
   ValidationError,
 } from "../../lambdas/core/index.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  const table = await createTestTable();
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore());
 });
 afterAll(() => drop());
 

@@ -1,15 +1,13 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventStore, type JsonValue, StreamNotFoundError } from "../../lambdas/core/index.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { type EventStore, type JsonValue, StreamNotFoundError } from "../../lambdas/core/index.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  const table = await createTestTable();
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore());
 });
 afterAll(() => drop());
 

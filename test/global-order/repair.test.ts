@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { DeleteItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { allLogKey, EventStore, KEYS, positionKey } from "../../lambdas/core/index.ts";
+import { allLogKey, type EventStore, KEYS, positionKey } from "../../lambdas/core/index.ts";
 import {
   catchUpGlobalLog,
   deleteGlobalLog,
@@ -9,7 +9,7 @@ import {
   verifyGlobalLog,
 } from "../../lambdas/sequencer/repair.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 import { batch, headRecord, logProblems, readWholeLog } from "./helpers.ts";
 
 let store: EventStore;
@@ -17,9 +17,7 @@ let drop: () => Promise<void>;
 const expected = new Map<string, number>();
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-repair");
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore("cairn-repair"));
 });
 afterAll(() => drop());
 

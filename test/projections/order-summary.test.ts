@@ -1,21 +1,19 @@
 import { randomUUID } from "node:crypto";
 import { pathToFileURL } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventStore, type NewEvent } from "../../lambdas/core/index.ts";
+import type { EventStore, NewEvent } from "../../lambdas/core/index.ts";
 import type { OrderEvent } from "../../lambdas/examples/order/events.ts";
 import { orderIdOf, orderSummary } from "../../lambdas/projections/order-summary.ts";
 import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
 import { getProjectionStatus, readProjectionDocument } from "../../lambdas/projections/state.ts";
 import { sequence } from "../../lambdas/sequencer/sequencer.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-order-summary");
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore("cairn-order-summary"));
 });
 afterAll(() => drop());
 

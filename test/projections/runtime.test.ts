@@ -16,15 +16,13 @@ import {
   resetProjection,
 } from "../../lambdas/projections/state.ts";
 import { sequence } from "../../lambdas/sequencer/sequencer.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-projections");
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ store, drop } = await createTestStore("cairn-projections"));
 });
 afterAll(() => drop());
 

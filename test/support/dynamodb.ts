@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { inject } from "vitest";
+import { EventStore } from "../../lambdas/core/event-store.ts";
 import { ensureTable } from "../../lambdas/core/table.ts";
 
 /** A client for the run's DynamoDB Local (the credentials are placeholders DynamoDB Local accepts). */
@@ -29,4 +30,12 @@ export async function createTestTable(prefix = "cairn-test"): Promise<{
       client.destroy();
     },
   };
+}
+
+/** A store on a fresh table of its own, and the way to drop that table afterwards. */
+export async function createTestStore(
+  prefix?: string,
+): Promise<{ store: EventStore; drop: () => Promise<void> }> {
+  const table = await createTestTable(prefix);
+  return { store: new EventStore({ client: table.client, tableName: table.tableName }), drop: table.drop };
 }
