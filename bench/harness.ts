@@ -71,24 +71,6 @@ export async function throughput(
 }
 
 /**
- * Measures two contenders in alternating rounds (A B A B …) so drift on a shared, noisy machine
- * falls on both alike; returns each one's median rate.
- */
-export async function compare(
-  rounds: number,
-  ours: () => Promise<number>,
-  baseline: () => Promise<number>,
-): Promise<{ ours: number; baseline: number }> {
-  const a: number[] = [];
-  const b: number[] = [];
-  for (let round = 0; round < rounds; round++) {
-    b.push(await baseline());
-    a.push(await ours());
-  }
-  return { ours: median(a), baseline: median(b) };
-}
-
-/**
  * Interleaves the two contenders operation by operation: each of `workers` runs `perWorker` pairs,
  * alternating which goes first, and each operation is timed alone. Load from elsewhere on a
  * shared machine then falls on both alike. Returns operations per second of busy time for each.
