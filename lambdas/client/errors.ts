@@ -5,6 +5,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  ThrottledError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../core/errors.ts";
@@ -42,6 +43,7 @@ interface ErrorBody {
   readonly limit?: unknown;
   readonly actual?: unknown;
   readonly attempts?: unknown;
+  readonly retryAfterSeconds?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -75,6 +77,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new NotFoundError(message);
     case "Contention":
       return new ContentionError(text(error.streamId), num(error.attempts));
+    case "Throttled":
+      return new ThrottledError(num(error.retryAfterSeconds), message);
     default:
       return new ApiError(status, "InternalError", message, body);
   }

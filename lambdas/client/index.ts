@@ -4,6 +4,7 @@ export {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  ThrottledError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../core/errors.ts";

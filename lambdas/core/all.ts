@@ -1,11 +1,22 @@
+/**
+ * Reading `$all`. Entries are references in chunks (chunks.ts): a read takes the head position
+ * (consistent), Queries the page partitions covering the positions it looks at, expands the
+ * references, applies the `types` / `category` filters to them (a skipped event is never read), and
+ * reads the selected events from their streams by key (consistent BatchGetItem, 100 keys a call,
+ * several calls at once), returning them in position order through the store's `toEvent`.
+ */
 import {
   type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
 } from "@aws-sdk/client-dynamodb";
-import { ATTR, allLogKey, GLOBAL_LOG, KEYS, positionKey } from "./constants.ts";
+import { type ChunkEntry, chunkFromItem, entriesOf, pageOf } from "./chunks.ts";
+import { ATTR, allPageKey, categoryOf, GLOBAL_LOG, KEYS, PREFIX, positionKey, streamKey, versionKey } from "./constants.ts";
 import { ValidationError } from "./errors.ts";
+import { asThrottled } from "./throttling.ts";
 import type { RecordedEvent } from "./types.ts";
 import { assertNonNegativeInteger, assertPositiveInteger } from "./validate.ts";
 
@@ -28,6 +39,7 @@ export interface ReadAllResult {
   /**
    * Pass as `after` to read on; absent when the read reached `headPosition`. With a filter it can
    * be set while `events` is short or empty: the positions up to it were looked at and skipped.
+   * Also set when the page stopped before 5 MB of events.
    */
   readonly nextAfter?: number;
 }
@@ -43,6 +55,24 @@ export interface AllReader {
 const FILTERED_SCAN_BUDGET = 5000;
 /** A missing position below the head is re-read this many times before it is reported as a hole. */
 const HOLE_RETRIES = 3;
+/** A page of events stops before this much event JSON (API Gateway and Lambda answer at most 6 MB). */
+export const MAX_PAGE_BYTES = 5 * 1024 * 1024;
+/** BatchGetItem calls in flight at once, and chunks per page Query call. */
+const READ_CONCURRENCY = 8;
+const CHUNKS_PER_QUERY = 50;
+
+const EVENT_ATTRIBUTES = [
+  KEYS.partition,
+  ATTR.eventId,
+  ATTR.type,
+  ATTR.version,
+  ATTR.schemaVersion,
+  ATTR.data,
+  ATTR.metadata,
+  ATTR.createdAt,
+] as const;
+const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
+const EVENT_PROJECTION_NAMES = Object.fromEntries(EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]));
 
 /** The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read. */
 export async function readHeadPosition(client: DynamoDBClient, tableName: string): Promise<number> {
@@ -53,6 +83,8 @@ export async function readHeadPosition(client: DynamoDBClient, tableName: string
         [KEYS.partition]: { S: GLOBAL_LOG.counterKey },
         [KEYS.sort]: { S: GLOBAL_LOG.counterSortKey },
       },
+      ProjectionExpression: "#p",
+      ExpressionAttributeNames: { "#p": GLOBAL_LOG.positionAttr },
       ConsistentRead: true,
     }),
   );
@@ -62,7 +94,8 @@ export async function readHeadPosition(client: DynamoDBClient, tableName: string
 /**
  * Reads `$all` after a position, in position order. The head is read first and only positions up to
  * it are returned, each only when every position before it was seen, so a reader never sees p+1
- * before p. Filters are applied here; the positions they skip still move `nextAfter` on.
+ * before p. Filters are applied to the references; the positions they skip still move `nextAfter`.
+ * Throws ThrottledError when DynamoDB keeps throttling the read.
  */
 export async function readAll(store: AllReader, options: ReadAllOptions = {}): Promise<ReadAllResult> {
   const after = options.after === undefined ? 0 : assertNonNegativeInteger(options.after, "after");
@@ -78,75 +111,192 @@ export async function readAll(store: AllReader, options: ReadAllOptions = {}): P
   if (category !== undefined && (typeof category !== "string" || category.length === 0)) {
     throw new ValidationError("category", "must be a non-empty string");
   }
-  const filtered = types !== undefined || category !== undefined;
-  const budget = filtered ? Math.max(FILTERED_SCAN_BUDGET, limit) : limit;
-
-  const headPosition = await readHeadPosition(store.client, store.tableName);
-  const events: RecordedEvent[] = [];
-  let position = after;
-  let scanned = 0;
-  while (position < headPosition && events.length < limit && scanned < budget) {
-    const from = position + 1;
-    const bucketEnd = (Math.floor(from / GLOBAL_LOG.bucketSize) + 1) * GLOBAL_LOG.bucketSize - 1;
-    const to = Math.min(headPosition, bucketEnd, position + (budget - scanned));
-    const wanted = filtered ? to - position : Math.min(to - position, limit - events.length);
-    const items = await readRange(store, from, to, wanted);
-    for (const item of items) {
-      const itemPosition = Number(item[GLOBAL_LOG.positionAttr]?.N);
-      position = itemPosition;
-      scanned++;
-      const type = item[ATTR.type]?.S;
-      if (types && !types.has(type as string)) continue;
-      if (category !== undefined && item[GLOBAL_LOG.categoryAttr]?.S !== category) continue;
-      const streamId = item[GLOBAL_LOG.streamIdAttr]?.S as string;
-      events.push({ ...store.toEvent(streamId, item), globalPosition: itemPosition });
-      if (events.length === limit) break;
-    }
+  try {
+    return await read(store, after, limit, types, category);
+  } catch (error) {
+    throw asThrottled(error);
   }
-  return position < headPosition ? { events, headPosition, nextAfter: position } : { events, headPosition };
+}
+
+async function read(
+  store: AllReader,
+  after: number,
+  limit: number,
+  types: ReadonlySet<string> | undefined,
+  category: string | undefined,
+): Promise<ReadAllResult> {
+  const filtered = types !== undefined || category !== undefined;
+  const headPosition = await readHeadPosition(store.client, store.tableName);
+  const end = Math.min(headPosition, after + (filtered ? Math.max(FILTERED_SCAN_BUDGET, limit) : limit));
+  if (end <= after) return { events: [], headPosition };
+
+  const selected: ChunkEntry[] = [];
+  let looked = after;
+  for (const entry of await readEntries(store, after + 1, end)) {
+    if (selected.length === limit) break;
+    looked = entry.position;
+    if (types && !types.has(entry.type)) continue;
+    if (category !== undefined && categoryOf(entry.streamId) !== category) continue;
+    selected.push(entry);
+  }
+  const { events, complete } = await readEvents(store, selected);
+  const reached = complete ? looked : (events[events.length - 1]?.globalPosition ?? after);
+  return reached < headPosition ? { events, headPosition, nextAfter: reached } : { events, headPosition };
 }
 
 /**
- * The entries `from`..`to` of one log partition, at most `wanted` of them, dense from `from`. A
- * position missing below the head is re-read a few times (it cannot stay missing: the sequencer
- * writes entries and the head in one transaction) and then reported, never skipped.
+ * The entries `from`..`to`, dense, from the page partitions (backward Queries from `to` that stop
+ * at the chunk holding `from`). A position missing below the head is re-read a few times (it cannot
+ * stay missing: the sequencer writes chunks and the head in one transaction) and then reported.
  */
-async function readRange(
-  store: AllReader,
-  from: number,
-  to: number,
-  wanted: number,
-): Promise<Record<string, AttributeValue>[]> {
+async function readEntries(store: AllReader, from: number, to: number): Promise<ChunkEntry[]> {
+  const pages: number[] = [];
+  for (let page = pageOf(from); page <= pageOf(to); page++) pages.push(page);
   for (let attempt = 0; ; attempt++) {
-    const items: Record<string, AttributeValue>[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await store.client.send(
-        new QueryCommand({
-          TableName: store.tableName,
-          ConsistentRead: true,
-          KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-          ExpressionAttributeValues: {
-            ":pk": { S: allLogKey(from) },
-            ":low": { S: positionKey(from) },
-            ":high": { S: positionKey(to) },
-          },
-          ExclusiveStartKey: startKey,
-          Limit: wanted - items.length,
-        }),
-      );
-      items.push(...(page.Items ?? []));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey && items.length < wanted);
-    const dense = items.every((item, index) => Number(item[GLOBAL_LOG.positionAttr]?.N) === from + index);
-    if (dense && items.length === wanted) return items;
+    const perPage = new Map<number, ChunkEntry[]>();
+    await mapLimited(pages, READ_CONCURRENCY, async (page) => {
+      perPage.set(page, await readPage(store, Math.max(from, page * GLOBAL_LOG.pageSize), to));
+    });
+    const entries = pages.flatMap((page) => perPage.get(page) ?? []);
+    const hole = entries.findIndex((entry, index) => entry.position !== from + index);
+    if (hole === -1 && entries.length === to - from + 1) return entries;
     if (attempt >= HOLE_RETRIES) {
-      const missing =
-        from + items.findIndex((item, index) => Number(item[GLOBAL_LOG.positionAttr]?.N) !== from + index);
+      const missing = hole === -1 ? from + entries.length : from + hole;
       throw new Error(
-        `$all has no entry at position ${dense ? from + items.length : missing} below its head; run \`npm run all -- verify\``,
+        `$all has no entry at position ${missing} below its head; run \`npm run all -- verify\``,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
   }
+}
+
+/** The entries from `from` to `to` (at most to the end of `from`'s page), in order: chunks read backward from `to`. */
+async function readPage(store: AllReader, from: number, to: number): Promise<ChunkEntry[]> {
+  const chunks = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  for (;;) {
+    const answer = await store.client.send(
+      new QueryCommand({
+        TableName: store.tableName,
+        ConsistentRead: true,
+        ScanIndexForward: false,
+        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} <= :high`,
+        ExpressionAttributeValues: { ":pk": { S: allPageKey(from) }, ":high": { S: positionKey(to) } },
+        ExclusiveStartKey: startKey,
+        Limit: CHUNKS_PER_QUERY,
+      }),
+    );
+    let reached = false;
+    for (const item of answer.Items ?? []) {
+      const chunk = chunkFromItem(item);
+      chunks.push(chunk);
+      if (chunk.first <= from) {
+        reached = true;
+        break;
+      }
+    }
+    startKey = answer.LastEvaluatedKey;
+    if (reached || !startKey) break;
+  }
+  const entries: ChunkEntry[] = [];
+  for (const chunk of chunks.reverse()) {
+    for (const entry of entriesOf(chunk)) {
+      if (entry.position >= from && entry.position <= to) entries.push(entry);
+    }
+  }
+  return entries;
+}
+
+/**
+ * The events `entries` reference, in their order, read from their streams by key. Stops before
+ * MAX_PAGE_BYTES of event JSON (`complete` is then false). A referenced event that is not in the
+ * table is an error.
+ */
+async function readEvents(
+  store: AllReader,
+  entries: readonly ChunkEntry[],
+): Promise<{ events: RecordedEvent[]; complete: boolean }> {
+  const groups: ChunkEntry[][] = [];
+  for (let start = 0; start < entries.length; start += 100) groups.push(entries.slice(start, start + 100));
+  const items = new Map<string, Record<string, AttributeValue>>();
+  const sizes = new Map<string, number>();
+  let fetched = 0;
+  let next = 0;
+  let taken = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(READ_CONCURRENCY, groups.length) }, async () => {
+      // Groups are taken in order while what was fetched so far is under the page limit.
+      while (next < groups.length && fetched < MAX_PAGE_BYTES) {
+        const group = groups[next++] as ChunkEntry[];
+        taken++;
+        for (const item of await batchGetEvents(store, group)) {
+          const key = `${item[KEYS.partition]?.S}\u0000${item[ATTR.version]?.N}`;
+          const size = eventBytes(item);
+          items.set(key, item);
+          sizes.set(key, size);
+          fetched += size;
+        }
+      }
+    }),
+  );
+  const events: RecordedEvent[] = [];
+  let bytes = 0;
+  // Every group taken was read in full; the groups not taken lie past the page's byte limit.
+  for (const entry of entries.slice(0, taken * 100)) {
+    const key = `${PREFIX.stream}${entry.streamId}\u0000${entry.version}`;
+    const item = items.get(key);
+    if (!item) {
+      throw new Error(
+        `$all position ${entry.position} references ${entry.streamId} version ${entry.version}, which is not in the table`,
+      );
+    }
+    const size = sizes.get(key) ?? 0;
+    if (events.length > 0 && bytes + size > MAX_PAGE_BYTES) return { events, complete: false };
+    bytes += size;
+    events.push({ ...store.toEvent(entry.streamId, item), globalPosition: entry.position });
+  }
+  return { events, complete: events.length === entries.length };
+}
+
+/** What an event adds to a page: its data and metadata text plus the envelope around them. */
+function eventBytes(item: Record<string, AttributeValue>): number {
+  return (item[ATTR.data]?.S?.length ?? 0) + (item[ATTR.metadata]?.S?.length ?? 0) + 300;
+}
+
+async function batchGetEvents(store: AllReader, group: readonly ChunkEntry[]) {
+  const found: Record<string, AttributeValue>[] = [];
+  let keys: Record<string, AttributeValue>[] | undefined = group.map((entry) => ({
+    [KEYS.partition]: { S: streamKey(entry.streamId) },
+    [KEYS.sort]: { S: versionKey(entry.version) },
+  }));
+  for (let attempt = 0; keys && keys.length > 0; attempt++) {
+    if (attempt > 0) {
+      const wait = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    const answer: BatchGetItemCommandOutput = await store.client.send(
+      new BatchGetItemCommand({
+        RequestItems: {
+          [store.tableName]: {
+            Keys: keys,
+            ConsistentRead: true,
+            ProjectionExpression: EVENT_PROJECTION,
+            ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
+          },
+        },
+      }),
+    );
+    found.push(...(answer.Responses?.[store.tableName] ?? []));
+    keys = answer.UnprocessedKeys?.[store.tableName]?.Keys;
+  }
+  return found;
+}
+
+async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await run(items[next++] as T);
+    }),
+  );
 }

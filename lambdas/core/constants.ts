@@ -56,6 +56,10 @@ export const ENV = {
   wakeTopicArn: "CAIRN_WAKE_TOPIC_ARN",
   /** CloudWatch namespace of the custom metrics (METRICS); Powertools Metrics reads this name too. */
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
+  /** The reconciler: the table's stream ARN, the sequencer's failure queue URL, the grace period in seconds. */
+  tableStreamArn: "CAIRN_TABLE_STREAM_ARN",
+  failureQueueUrl: "CAIRN_FAILURE_QUEUE_URL",
+  reconcileGraceSeconds: "CAIRN_RECONCILE_GRACE_SECONDS",
 } as const;
 
 /**
@@ -152,31 +156,83 @@ export const snapshotVersionFromKey = (sortKey: string): number =>
 
 /**
  * The global log `$all`, written only by the sequencer (lambdas/sequencer). Every key starts with
- * `ALL#`: the counter `ALL#HEAD`/`HEAD`, one cursor per stream `ALL#STREAM#<streamId>`/`CURSOR`
- * (the last version of that stream given a position), and the entries `ALL#LOG#<bucket>`/
- * `POSITION#<15 digits>`, each a copy of the event item plus `streamId`, `category`, `position`.
+ * `ALL#`. Entries are references, in chunks: one chunk item per sequencer write (per page it
+ * touches), PK `ALL#PAGE#<position ÷ pageSize, 10 digits>`, SK `POSITION#<first, 15 digits>`,
+ * holding `first`, `last` and `refs`: the stream version ranges it positions, in position order
+ * (see lambdas/core/chunks.ts). Readers resolve references to the event items in the streams.
+ * The counter `ALL#HEAD`/`HEAD` holds `position` (the last given out) and the sequencer's lease
+ * (`owner`, `leaseUntil`, `pending`); one cursor per stream `ALL#STREAM#<streamId>`/`CURSOR` holds
+ * the last version of that stream with a position (and `aside` when the stream is set aside, listed
+ * under `ALL#ASIDE`/`<streamId>`).
  */
 export const GLOBAL_LOG = {
   counterKey: "ALL#HEAD",
   counterSortKey: "HEAD",
   cursorPrefix: "ALL#STREAM#",
   cursorSortKey: "CURSOR",
-  logPrefix: "ALL#LOG#",
+  pagePrefix: "ALL#PAGE#",
   positionPrefix: "POSITION#",
-  /** Positions per log partition: the active partition moves on every this many events. */
-  bucketSize: 1000,
-  /** Attributes of the counter, cursors and entries. */
+  /** Set-aside streams: one item per stream under this partition key, SK = the stream id. */
+  asideKey: "ALL#ASIDE",
+  /** The reconciler's per-shard checkpoints: PK this, SK `SHARD#<shardId>`. */
+  reconcilerKey: "ALL#RECONCILER",
+  reconcilerShardPrefix: "SHARD#",
+  /**
+   * Positions per page partition. A page takes about 70 bytes of references per position over its
+   * short active life (~70 KB, ~140 transactional write units in all), so no partition key is hot.
+   */
+  pageSize: 1000,
+  /** A chunk item's `refs` stop here (an item stops at 400 KB); a longer write makes more chunks. */
+  maxChunkBytes: 300 * 1024,
+  /** Attributes of the counter, cursors, chunks and set-aside items. */
   positionAttr: "position",
+  ownerAttr: "owner",
+  leaseUntilAttr: "leaseUntil",
+  /** On the counter: the first positions of the chunks whose cursors may not all be written yet. */
+  pendingAttr: "pending",
+  firstAttr: "first",
+  lastAttr: "last",
+  refsAttr: "refs",
+  asideAttr: "aside",
   streamIdAttr: "streamId",
-  categoryAttr: "category",
   defaultReadLimit: 100,
   maxReadLimit: 1000,
 } as const;
-export const allLogKey = (position: number): string =>
-  `${GLOBAL_LOG.logPrefix}${String(Math.floor(position / GLOBAL_LOG.bucketSize)).padStart(VERSION_DIGITS, "0")}`;
+export const allPageKey = (position: number): string =>
+  `${GLOBAL_LOG.pagePrefix}${String(Math.floor(position / GLOBAL_LOG.pageSize)).padStart(VERSION_DIGITS, "0")}`;
 export const positionKey = (position: number): string =>
   `${GLOBAL_LOG.positionPrefix}${String(position).padStart(POSITION_DIGITS, "0")}`;
 export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPrefix}${streamId}`;
+
+/**
+ * The sequencer (lambdas/sequencer): its lease on the counter and how it waits and retries.
+ * One invocation per stream shard runs at once; the lease serializes their writes.
+ */
+export const SEQUENCER = {
+  /** A lease lasts this long without renewal; a holder that crashed is replaced after it. */
+  leaseMs: 10_000,
+  /** A hold renews its lease when it has run this long. */
+  renewAfterMs: 4_000,
+  /** Waiting for the lease: the first wait, and the longest (jittered ±50%). */
+  waitMinMs: 5,
+  waitMaxMs: 100,
+  /** Consistent re-reads of a head change's missing events before the stream is set aside. */
+  missingRereads: 3,
+  /** Time kept back from the invocation's deadline for the release and the answer. */
+  deadlineMarginMs: 2_000,
+} as const;
+
+/** Custom metrics of the sequencer and the reconciler (namespace ENV.metricsNamespace), no dimension. */
+export const GLOBAL_METRICS = {
+  /** Streams set aside now (the count of `ALL#ASIDE` items). */
+  setAsideStreams: "SetAsideStreams",
+  /** Events the reconciler found without a position (and then positioned), per run. */
+  eventsWithoutPosition: "EventsWithoutPosition",
+  /** Age in seconds of the oldest head change the reconciler found without a position, per run. */
+  oldestWithoutPositionSeconds: "OldestWithoutPositionAge",
+  /** Stream records that expired before the reconciler read them (run `npm run all -- catch-up`). */
+  trimmedRecords: "TrimmedStreamRecords",
+} as const;
 
 /**
  * Projection items: every key of projection `<name>` starts with `PROJECTION#<name>#` (IAM

@@ -7,6 +7,7 @@ export type ErrorCode =
   | "StreamNotFound"
   | "PayloadTooLarge"
   | "Contention"
+  | "Throttled"
   | "NotFound"
   | "InternalError";
 
@@ -103,6 +104,28 @@ export class ContentionError extends CairnError {
   }
 }
 
+/**
+ * DynamoDB refused the request for want of capacity (a partition over its write or read units, a
+ * throttled transaction, the account's request limit) after the SDK's own retries. Nothing was
+ * written; retry after `retryAfterSeconds`, with the same event ids for an append.
+ */
+export class ThrottledError extends CairnError {
+  readonly code = "Throttled";
+  override readonly name = "ThrottledError";
+
+  constructor(
+    readonly retryAfterSeconds: number,
+    message = `DynamoDB is throttling this request; retry after ${retryAfterSeconds} s`,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), retryAfterSeconds: this.retryAfterSeconds };
+  }
+}
+
 export class StreamNotFoundError extends CairnError {
   readonly code = "StreamNotFound";
   override readonly name = "StreamNotFoundError";
@@ -130,5 +153,6 @@ export const isValidationError = (error: unknown): error is ValidationError =>
   error instanceof ValidationError;
 export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVersionError =>
   error instanceof WrongExpectedVersionError;
+export const isThrottled = (error: unknown): error is ThrottledError => error instanceof ThrottledError;
 export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
   error instanceof StreamNotFoundError;

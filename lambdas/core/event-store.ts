@@ -27,6 +27,7 @@ import {
   WrongExpectedVersionError,
 } from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
+import { asThrottled } from "./throttling.ts";
 import type {
   AppendOptions,
   AppendResult,
@@ -134,9 +135,11 @@ export class EventStore {
       prepared = await checkNewEvents(events, prepared, this.schemas, this.upcasters);
     }
     if (typeof expected === "number" || expected === "no_stream") {
-      return this.appendAtVersion(streamId, prepared, expected === "no_stream" ? 0 : expected, expected);
+      return throttled(
+        this.appendAtVersion(streamId, prepared, expected === "no_stream" ? 0 : expected, expected),
+      );
     }
-    return this.appendAtEnd(streamId, prepared, expected);
+    return throttled(this.appendAtEnd(streamId, prepared, expected));
   }
 
   private async appendAtVersion(
@@ -339,12 +342,14 @@ export class EventStore {
   }
 
   private async readHead(streamId: string): Promise<Head | undefined> {
-    const { Item } = await this.client.send(
-      new GetItemCommand({
-        TableName: this.tableName,
-        Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(SORT_KEY.head) },
-        ConsistentRead: true,
-      }),
+    const { Item } = await throttled(
+      this.client.send(
+        new GetItemCommand({
+          TableName: this.tableName,
+          Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(SORT_KEY.head) },
+          ConsistentRead: true,
+        }),
+      ),
     );
     return Item ? toHead(Item) : undefined;
   }
@@ -391,12 +396,14 @@ export class EventStore {
     while (more) {
       // One more than wanted, so the answer knows whether there is more.
       const wanted = limit - events.length + 1;
-      const page = await this.client.send(
-        new QueryCommand({
-          ...input,
-          ExclusiveStartKey: startKey,
-          Limit: wanted > 10_000 ? undefined : wanted,
-        }),
+      const page = await throttled(
+        this.client.send(
+          new QueryCommand({
+            ...input,
+            ExclusiveStartKey: startKey,
+            Limit: wanted > 10_000 ? undefined : wanted,
+          }),
+        ),
       );
       for (const item of page.Items ?? []) {
         if (events.length === limit) {
@@ -469,6 +476,13 @@ function duplicateResult(streamId: string, events: PreparedEvent[], from: number
     eventIds: events.map((event) => event.eventId),
     duplicate: true,
   };
+}
+
+/** DynamoDB's throttles, once the SDK's own retries are spent, as a ThrottledError (HTTP 503). */
+function throttled<T>(operation: Promise<T>): Promise<T> {
+  return operation.catch((error: unknown) => {
+    throw asThrottled(error);
+  });
 }
 
 function backoff(attempt: number): Promise<void> {

@@ -9,3 +9,5 @@ export * from "./table.ts";
 export type * from "./types.ts";
 export * from "./upcasting.ts";
 export { assertStreamId, parseExpectedVersion } from "./validate.ts";
+export * from "./throttling.ts";
+export * from "./chunks.ts";

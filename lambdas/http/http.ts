@@ -1,6 +1,12 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
 import { HTTP } from "../core/constants.ts";
-import { type CairnError, isCairnError, PayloadTooLargeError, ValidationError } from "../core/errors.ts";
+import {
+  type CairnError,
+  isCairnError,
+  isThrottled,
+  PayloadTooLargeError,
+  ValidationError,
+} from "../core/errors.ts";
 import { logger } from "../observability.ts";
 import type { RouteKey } from "./routes.ts";
 
@@ -18,6 +24,7 @@ const STATUS: Record<CairnError["code"], number> = {
   WrongExpectedVersion: 409,
   PayloadTooLarge: 413,
   Contention: 503,
+  Throttled: 503,
   InternalError: 500,
 };
 
@@ -35,7 +42,8 @@ export function errorResponse(error: unknown): HttpResponse {
     const status = STATUS[error.code];
     if (status >= 500) logger.error("request failed", error);
     else logger.info("request refused", { code: error.code, reason: error.message });
-    return json(status, { error: error.toJSON() });
+    const retryAfter = isThrottled(error) ? { "retry-after": String(error.retryAfterSeconds) } : undefined;
+    return json(status, { error: error.toJSON() }, retryAfter);
   }
   logger.error("unhandled error", error as Error);
   return json(500, { error: { code: "InternalError", message: "internal error" } });

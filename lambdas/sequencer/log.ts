@@ -1,273 +1,378 @@
 /**
- * Writing the global log `$all`: the one place positions are given out. Every write is one
- * TransactWriteItems of the counter (conditioned on the position it read), the cursor of each stream
- * in it (conditioned on the version it read) and the entries. Two writers that overlap cannot give one
- * event two positions, one position two events, or leave a hole: the loser's condition fails and it
- * plans again from what is now in the table.
+ * The sequencer's reads and writes of the table: event types by version (to verify that a head
+ * change's events exist and to reference them), the per-stream cursors, the chunks of `$all` and
+ * the cursor updates that follow them. Every call retries DynamoDB's throttles inside the
+ * invocation (`retryThrottled`, bounded by the deadline) and UnprocessedKeys with back-off.
  */
 import {
   type AttributeValue,
   BatchGetItemCommand,
   type BatchGetItemCommandOutput,
+  ConditionalCheckFailedException,
   type DynamoDBClient,
   QueryCommand,
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
+  UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
-import {
-  ATTR,
-  allCursorKey,
-  allLogKey,
-  categoryOf,
-  GLOBAL_LOG,
-  ITEM_KIND,
-  KEYS,
-  PREFIX,
-  positionKey,
-  streamKey,
-  versionKey,
-} from "../core/constants.ts";
+import { type Chunk, chunkFromItem, chunkItem, chunkKey } from "../core/chunks.ts";
+import { ATTR, allCursorKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX, streamKey, versionKey } from "../core/constants.ts";
+import { retryThrottled } from "../core/throttling.ts";
 
-/** An event item read from its stream, waiting for a position. */
-export interface PendingEvent {
-  readonly streamId: string;
+/** What every sequencer call needs: the table, a deadline no retry passes, and where warnings go. */
+export interface LogContext {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /** Epoch ms; throttles are retried until then. */
+  readonly deadline: number;
+  readonly log: (message: string, detail?: unknown) => void;
+}
+
+/** A stream set aside: versions `from..to` wait for the reconciler (see aside.ts). */
+export interface Aside {
+  readonly from: number;
+  readonly to: number;
+  readonly reason: string;
+  /** ISO time it was first set aside. */
+  readonly since: string;
+  /** Times the reconciler tried it. */
+  readonly attempts: number;
+}
+
+/** A stream's cursor: the last version with a position, and its set-aside record when it has one. */
+export interface Cursor {
   readonly version: number;
-  readonly item: Record<string, AttributeValue>;
+  readonly aside?: Aside;
 }
 
-/** Another writer moved the counter or a cursor first: plan again from the table. */
-export class PositionConflictError extends Error {
-  override readonly name = "PositionConflictError";
-}
+/** Event types of a stream by version: what a chunk's references need, and proof the events exist. */
+export type TypesByVersion = Map<number, string>;
 
-/** TransactWriteItems takes 100 items and 4 MB; entries are copies of events (each up to ~260 KB). */
-const MAX_ITEMS_PER_WRITE = 100;
-const MAX_BYTES_PER_WRITE = 3.5 * 1024 * 1024;
+/** Another writer holds the counter: the lease was lost (or `$all` was rebuilt under us). */
+export class LeaseLostError extends Error {
+  override readonly name = "LeaseLostError";
+}
 
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
 
-/** The last version of each stream that has a position (0 when none has). Consistent reads. */
-export async function readCursors(
-  client: DynamoDBClient,
-  tableName: string,
-  streamIds: readonly string[],
-): Promise<Map<string, number>> {
-  const cursors = new Map<string, number>(streamIds.map((streamId) => [streamId, 0]));
-  for (let start = 0; start < streamIds.length; start += 100) {
-    let keys: Record<string, AttributeValue>[] | undefined = streamIds
-      .slice(start, start + 100)
-      .map((streamId) => ({
-        [KEYS.partition]: S(allCursorKey(streamId)),
-        [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey),
-      }));
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
-      const answer: BatchGetItemCommandOutput = await client.send(
-        new BatchGetItemCommand({
-          RequestItems: { [tableName]: { Keys: keys, ConsistentRead: true } },
-        }),
-      );
-      for (const item of answer.Responses?.[tableName] ?? []) {
-        const streamId = (item[KEYS.partition]?.S ?? "").slice(GLOBAL_LOG.cursorPrefix.length);
-        cursors.set(streamId, Number(item[ATTR.version]?.N ?? 0));
-      }
-      keys = answer.UnprocessedKeys?.[tableName]?.Keys;
-    }
-  }
-  return cursors;
+/** TransactWriteItems takes 100 items and 4 MB. */
+const MAX_ITEMS_PER_WRITE = 100;
+const MAX_BYTES_PER_WRITE = 3.5 * 1024 * 1024;
+/** BatchGetItem calls in flight at once, and cursor updates. */
+const READ_CONCURRENCY = 16;
+const CURSOR_WRITE_CONCURRENCY = 64;
+
+export const send = <T>(ctx: LogContext, operation: () => Promise<T>): Promise<T> =>
+  retryThrottled(operation, {
+    deadline: ctx.deadline,
+    onThrottle: (error, attempt) => {
+      if (attempt === 3) ctx.log("sequencer: DynamoDB keeps throttling; backing off", error);
+    },
+  });
+
+/** Runs `run` over `items`, at most `limit` at a time. */
+export async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await run(items[next++] as T);
+    }),
+  );
 }
 
-/** A stream's event items with versions in (afterVersion, toVersion], in version order. Consistent reads. */
-export async function readEventItems(
-  client: DynamoDBClient,
-  tableName: string,
-  streamId: string,
-  afterVersion: number,
-  toVersion?: number,
-): Promise<PendingEvent[]> {
-  const events: PendingEvent[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await client.send(
-      new QueryCommand({
-        TableName: tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ExpressionAttributeValues: {
-          ":pk": S(streamKey(streamId)),
-          ":low": S(versionKey(afterVersion + 1)),
-          ":high": S(toVersion === undefined ? `${PREFIX.version}:` : versionKey(toVersion)),
-        },
-        ExclusiveStartKey: startKey,
-      }),
-    );
-    for (const item of page.Items ?? []) {
-      events.push({ streamId, version: Number(item[ATTR.version]?.N), item });
+/** Items by key, consistent, 100 keys a call, several calls at once; UnprocessedKeys retried with back-off. */
+export async function batchGet(
+  ctx: LogContext,
+  keys: readonly Record<string, AttributeValue>[],
+  projection?: { expression: string; names: Record<string, string> },
+): Promise<Record<string, AttributeValue>[]> {
+  const groups: Record<string, AttributeValue>[][] = [];
+  for (let start = 0; start < keys.length; start += 100) groups.push(keys.slice(start, start + 100));
+  const found: Record<string, AttributeValue>[] = [];
+  await mapLimited(groups, READ_CONCURRENCY, async (group) => {
+    let wanted: Record<string, AttributeValue>[] | undefined = group;
+    for (let attempt = 0; wanted && wanted.length > 0; attempt++) {
+      if (attempt > 0) await sleep(Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2));
+      const request = wanted;
+      const answer: BatchGetItemCommandOutput = await send(ctx, () =>
+        ctx.client.send(
+          new BatchGetItemCommand({
+            RequestItems: {
+              [ctx.tableName]: {
+                Keys: request,
+                ConsistentRead: true,
+                ...(projection
+                  ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
+                  : {}),
+              },
+            },
+          }),
+        ),
+      );
+      found.push(...(answer.Responses?.[ctx.tableName] ?? []));
+      wanted = answer.UnprocessedKeys?.[ctx.tableName]?.Keys;
     }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return events;
+  });
+  return found;
 }
+
+const TYPE_PROJECTION = {
+  expression: "#pk, #v, #t",
+  names: { "#pk": KEYS.partition, "#v": ATTR.version, "#t": ATTR.type },
+};
 
 /**
- * Event items by key, for many streams' short version ranges at once: BatchGetItem (consistent),
- * 100 keys a call. Returns each stream's items in version order; a missing item is left out.
+ * The types of the events of `ranges` (versions after `afterVersion` up to `toVersion`), read by key
+ * (short ranges) or by Query (long ones), consistently. A version missing from the answer is missing
+ * from the table.
  */
-export async function getEventItems(
-  client: DynamoDBClient,
-  tableName: string,
+export async function readEventTypes(
+  ctx: LogContext,
   ranges: readonly { readonly streamId: string; readonly afterVersion: number; readonly toVersion: number }[],
-): Promise<Map<string, PendingEvent[]>> {
+): Promise<Map<string, TypesByVersion>> {
+  const types = new Map<string, TypesByVersion>();
+  const note = (streamId: string, version: number, type: string) => {
+    const byVersion = types.get(streamId) ?? new Map<number, string>();
+    byVersion.set(version, type);
+    types.set(streamId, byVersion);
+  };
   const keys: Record<string, AttributeValue>[] = [];
+  const long: typeof ranges = ranges.filter((range) => range.toVersion - range.afterVersion > 25);
   for (const { streamId, afterVersion, toVersion } of ranges) {
+    if (toVersion - afterVersion > 25) continue;
     for (let version = afterVersion + 1; version <= toVersion; version++) {
       keys.push({ [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(versionKey(version)) });
     }
   }
-  const found = new Map<string, PendingEvent[]>();
-  for (let start = 0; start < keys.length; start += 100) {
-    let wanted: Record<string, AttributeValue>[] | undefined = keys.slice(start, start + 100);
-    for (let attempt = 0; wanted && wanted.length > 0; attempt++) {
-      if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 20 * 2 ** attempt)));
-      const answer: BatchGetItemCommandOutput = await client.send(
-        new BatchGetItemCommand({ RequestItems: { [tableName]: { Keys: wanted, ConsistentRead: true } } }),
-      );
-      for (const item of answer.Responses?.[tableName] ?? []) {
-        const streamId = (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length);
-        const list = found.get(streamId) ?? [];
-        list.push({ streamId, version: Number(item[ATTR.version]?.N), item });
-        found.set(streamId, list);
+  const [items] = await Promise.all([
+    batchGet(ctx, keys, TYPE_PROJECTION),
+    mapLimited(long, READ_CONCURRENCY, async ({ streamId, afterVersion, toVersion }) => {
+      for (const item of await queryEvents(ctx, streamId, afterVersion, toVersion, TYPE_PROJECTION)) {
+        note(streamId, Number(item[ATTR.version]?.N), item[ATTR.type]?.S ?? "");
       }
-      wanted = answer.UnprocessedKeys?.[tableName]?.Keys;
-    }
+    }),
+  ]);
+  for (const item of items) {
+    note(
+      (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length),
+      Number(item[ATTR.version]?.N),
+      item[ATTR.type]?.S ?? "",
+    );
   }
-  for (const list of found.values()) list.sort((a, b) => a.version - b.version);
-  return found;
+  return types;
 }
 
-/** The `$all` entry of an event: a copy of its item with the stream id, category and position. */
-export function logEntry(event: PendingEvent, position: number): Record<string, AttributeValue> {
-  const { [KEYS.partition]: _pk, [KEYS.sort]: _sk, ...attributes } = event.item;
+/** A stream's event items with versions in (afterVersion, toVersion], in version order. Consistent reads. */
+export async function queryEvents(
+  ctx: LogContext,
+  streamId: string,
+  afterVersion: number,
+  toVersion?: number,
+  projection?: { expression: string; names: Record<string, string> },
+): Promise<Record<string, AttributeValue>[]> {
+  const items: Record<string, AttributeValue>[] = [];
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const exclusiveStartKey = startKey;
+    const page = await send(ctx, () =>
+      ctx.client.send(
+        new QueryCommand({
+          TableName: ctx.tableName,
+          ConsistentRead: true,
+          KeyConditionExpression: `#pk = :pk AND #sk BETWEEN :low AND :high`,
+          ...(projection ? { ProjectionExpression: projection.expression } : {}),
+          ExpressionAttributeNames: { ...(projection?.names ?? {}), "#pk": KEYS.partition, "#sk": KEYS.sort },
+          ExpressionAttributeValues: {
+            ":pk": S(streamKey(streamId)),
+            ":low": S(versionKey(afterVersion + 1)),
+            ":high": S(toVersion === undefined ? `${PREFIX.version}:` : versionKey(toVersion)),
+          },
+          ExclusiveStartKey: exclusiveStartKey,
+        }),
+      ),
+    );
+    items.push(...(page.Items ?? []));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return items;
+}
+
+export const cursorKey = (streamId: string): Record<string, AttributeValue> => ({
+  [KEYS.partition]: S(allCursorKey(streamId)),
+  [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey),
+});
+
+export function asideFrom(value: AttributeValue | undefined): Aside | undefined {
+  const map = value?.M;
+  if (!map) return undefined;
   return {
-    ...attributes,
-    [KEYS.partition]: S(allLogKey(position)),
-    [KEYS.sort]: S(positionKey(position)),
-    [ATTR.kind]: S(ITEM_KIND.all),
-    [GLOBAL_LOG.streamIdAttr]: S(event.streamId),
-    [GLOBAL_LOG.categoryAttr]: S(categoryOf(event.streamId)),
-    [GLOBAL_LOG.positionAttr]: N(position),
+    from: Number(map.from?.N ?? 0),
+    to: Number(map.to?.N ?? 0),
+    reason: map.reason?.S ?? "",
+    since: map.since?.S ?? "",
+    attempts: Number(map.attempts?.N ?? 0),
   };
 }
 
-function itemBytes(item: Record<string, AttributeValue>): number {
-  let bytes = 0;
-  for (const [name, value] of Object.entries(item)) {
-    bytes += Buffer.byteLength(name) + (value.S !== undefined ? Buffer.byteLength(value.S) : 24);
-  }
-  return bytes;
-}
+export const asideValue = (aside: Aside): AttributeValue => ({
+  M: {
+    from: N(aside.from),
+    to: N(aside.to),
+    reason: S(aside.reason.slice(0, 1000)),
+    since: S(aside.since),
+    attempts: N(aside.attempts),
+  },
+});
 
-export interface LogWriteResult {
-  /** The counter after the write: the last position given out. */
-  readonly headPosition: number;
-  /** Events given positions. */
-  readonly written: number;
+/** The cursors of these streams (version 0 when a stream has none). Consistent reads. */
+export async function readCursors(ctx: LogContext, streamIds: readonly string[]): Promise<Map<string, Cursor>> {
+  const cursors = new Map<string, Cursor>(streamIds.map((streamId) => [streamId, { version: 0 }]));
+  for (const item of await batchGet(ctx, streamIds.map(cursorKey))) {
+    const streamId = (item[KEYS.partition]?.S ?? "").slice(GLOBAL_LOG.cursorPrefix.length);
+    const aside = asideFrom(item[GLOBAL_LOG.asideAttr]);
+    cursors.set(streamId, { version: Number(item[ATTR.version]?.N ?? 0), ...(aside ? { aside } : {}) });
+  }
+  return cursors;
 }
 
 /**
- * Gives `events` positions counter+1, counter+2, … in the order given, in as few transactions as the
- * limits allow. `events` must hold each stream's events in version order, each stream starting at its
- * cursor + 1. `cursors` is updated as each transaction commits, so after a failure it says what was
- * written. Throws PositionConflictError when another writer got there first.
+ * Moves each stream's cursor up to its version, never back: `SET version = :to` only when the
+ * cursor is lower (or absent). A writer that lost its lease and writes late does no harm.
  */
-export async function writeToLog(
-  client: DynamoDBClient,
-  tableName: string,
-  events: readonly PendingEvent[],
-  cursors: Map<string, number>,
-  counter: number,
-  onCommitted?: (headPosition: number, committed: readonly PendingEvent[]) => void,
-): Promise<LogWriteResult> {
-  let head = counter;
+export async function advanceCursors(ctx: LogContext, targets: ReadonlyMap<string, number>): Promise<void> {
+  await mapLimited([...targets], CURSOR_WRITE_CONCURRENCY, async ([streamId, to]) => {
+    try {
+      await send(ctx, () =>
+        ctx.client.send(
+          new UpdateItemCommand({
+            TableName: ctx.tableName,
+            Key: cursorKey(streamId),
+            UpdateExpression: "SET #v = :to, #kind = :kind",
+            ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
+            ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
+            ExpressionAttributeValues: { ":to": N(to), ":kind": S(ITEM_KIND.all) },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  });
+}
+
+/** Chunks by their first positions, consistent reads; throws when one is missing. */
+export async function readChunks(ctx: LogContext, firsts: readonly number[]): Promise<Chunk[]> {
+  const items = await batchGet(ctx, firsts.map(chunkKey));
+  const chunks = items.map(chunkFromItem).sort((a, b) => a.first - b.first);
+  if (chunks.length !== new Set(firsts).size) {
+    throw new Error(`$all chunks ${firsts.join(", ")} are not all in the table`);
+  }
+  return chunks;
+}
+
+/** The highest version each stream reaches in these chunks: the cursors they call for. */
+export function cursorTargetsOf(chunks: readonly Chunk[]): Map<string, number> {
+  const targets = new Map<string, number>();
+  for (const chunk of chunks) {
+    for (const ref of chunk.refs) {
+      targets.set(ref.streamId, Math.max(targets.get(ref.streamId) ?? 0, ref.toVersion));
+    }
+  }
+  return targets;
+}
+
+/**
+ * Writes chunks after position `from` in as few transactions as the limits allow. Each transaction
+ * moves the counter (only while `owner` holds the lease and the counter is where it was), records
+ * its chunks as `pending`, and puts them. After each
+ * commit `onCommitted` gets the new head and the chunks, and must write their cursors before the
+ * next transaction replaces `pending`. Throws LeaseLostError when the lease or the counter moved.
+ */
+export async function writeChunks(
+  ctx: LogContext,
+  owner: string,
+  leaseUntil: number,
+  from: number,
+  chunks: readonly Chunk[],
+  onCommitted: (headPosition: number, chunks: readonly Chunk[]) => Promise<void>,
+): Promise<number> {
+  let head = from;
   let index = 0;
-  while (index < events.length) {
-    const chunk: PendingEvent[] = [];
-    const chunkStreams = new Map<string, { from: number; to: number }>();
+  while (index < chunks.length) {
+    const batch: Chunk[] = [];
+    const items: TransactWriteItem[] = [];
     let bytes = 0;
-    while (index < events.length) {
-      const event = events[index] as PendingEvent;
-      const range = chunkStreams.get(event.streamId);
-      const expectedVersion = (range ? range.to : (cursors.get(event.streamId) ?? 0)) + 1;
-      if (event.version !== expectedVersion) {
-        throw new Error(
-          `stream ${event.streamId}: version ${event.version} would follow ${expectedVersion - 1} in $all`,
-        );
-      }
-      const size = itemBytes(event.item) + 200;
-      const items = 1 + chunkStreams.size + (range ? 0 : 1) + chunk.length + 1;
-      if (chunk.length > 0 && (items > MAX_ITEMS_PER_WRITE || bytes + size > MAX_BYTES_PER_WRITE)) break;
-      chunk.push(event);
-      bytes += size;
-      chunkStreams.set(event.streamId, { from: range?.from ?? expectedVersion - 1, to: event.version });
-      index++;
-    }
-    const transact: TransactWriteItem[] = [counterUpdate(tableName, head, head + chunk.length)];
-    for (const [streamId, range] of chunkStreams) {
-      transact.push(cursorUpdate(tableName, streamId, range.from, range.to));
-    }
-    chunk.forEach((event, offset) => {
-      transact.push({
+    while (index < chunks.length) {
+      const chunk = chunks[index] as Chunk;
+      const item = chunkItem(chunk);
+      const size = (item[GLOBAL_LOG.refsAttr]?.S?.length ?? 0) + 200;
+      if (batch.length > 0 && (items.length + 2 > MAX_ITEMS_PER_WRITE || bytes + size > MAX_BYTES_PER_WRITE))
+        break;
+      batch.push(chunk);
+      items.push({
         Put: {
-          TableName: tableName,
-          Item: logEntry(event, head + offset + 1),
+          TableName: ctx.tableName,
+          Item: item,
           ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
         },
       });
-    });
+      bytes += size;
+      index++;
+    }
+    const to = (batch[batch.length - 1] as Chunk).last;
+    items.unshift(counterUpdate(ctx.tableName, owner, leaseUntil, head, to, batch));
     try {
-      await client.send(new TransactWriteItemsCommand({ TransactItems: transact }));
+      await send(ctx, () => ctx.client.send(new TransactWriteItemsCommand({ TransactItems: items })));
     } catch (error) {
-      if (error instanceof TransactionCanceledException) {
-        const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code);
-        if (codes.some((code) => code === "ConditionalCheckFailed" || code === "TransactionConflict")) {
-          throw new PositionConflictError(`another writer moved $all first (${codes.join(", ")})`, {
-            cause: error,
-          });
-        }
+      if (
+        error instanceof TransactionCanceledException &&
+        (error.CancellationReasons ?? []).some((reason) => reason.Code === "ConditionalCheckFailed")
+      ) {
+        const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code ?? "None");
+        throw new LeaseLostError(`the $all counter moved under this writer (${codes.join(", ")})`, {
+          cause: error,
+        });
       }
       throw error;
     }
-    head += chunk.length;
-    for (const [streamId, range] of chunkStreams) cursors.set(streamId, range.to);
-    onCommitted?.(head, chunk);
+    head = to;
+    await onCommitted(head, batch);
   }
-  return { headPosition: head, written: events.length };
+  return head;
 }
 
-function counterUpdate(tableName: string, from: number, to: number): TransactWriteItem {
+/** The counter's move from `from` to `to`, held to the lease's owner, recording the chunks as pending. */
+function counterUpdate(
+  tableName: string,
+  owner: string,
+  leaseUntil: number,
+  from: number,
+  to: number,
+  chunks: readonly Chunk[],
+): TransactWriteItem {
   return {
     Update: {
       TableName: tableName,
       Key: { [KEYS.partition]: S(GLOBAL_LOG.counterKey), [KEYS.sort]: S(GLOBAL_LOG.counterSortKey) },
-      UpdateExpression: "SET #p = :to, #kind = :kind",
-      ConditionExpression: from === 0 ? "attribute_not_exists(#p) OR #p = :from" : "#p = :from",
-      ExpressionAttributeNames: { "#p": GLOBAL_LOG.positionAttr, "#kind": ATTR.kind },
-      ExpressionAttributeValues: { ":to": N(to), ":from": N(from), ":kind": S(ITEM_KIND.all) },
+      UpdateExpression: "SET #p = :to, #pending = :pending, #until = :until",
+      ConditionExpression: "#owner = :me AND #p = :from",
+      ExpressionAttributeNames: {
+        "#p": GLOBAL_LOG.positionAttr,
+        "#pending": GLOBAL_LOG.pendingAttr,
+        "#until": GLOBAL_LOG.leaseUntilAttr,
+        "#owner": GLOBAL_LOG.ownerAttr,
+      },
+      ExpressionAttributeValues: {
+        ":to": N(to),
+        ":from": N(from),
+        ":me": S(owner),
+        ":until": N(leaseUntil),
+        ":pending": { NS: chunks.map((chunk) => String(chunk.first)) },
+      },
     },
   };
 }
 
-function cursorUpdate(tableName: string, streamId: string, from: number, to: number): TransactWriteItem {
-  return {
-    Update: {
-      TableName: tableName,
-      Key: { [KEYS.partition]: S(allCursorKey(streamId)), [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey) },
-      UpdateExpression: "SET #v = :to, #kind = :kind",
-      ConditionExpression: from === 0 ? "attribute_not_exists(#v) OR #v = :from" : "#v = :from",
-      ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
-      ExpressionAttributeValues: { ":to": N(to), ":from": N(from), ":kind": S(ITEM_KIND.all) },
-    },
-  };
-}
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

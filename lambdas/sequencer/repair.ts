@@ -1,7 +1,8 @@
 /**
- * Checking and repairing `$all` from the table, for when the stream cannot be trusted: the sequencer
- * fell more than 24 hours behind (the stream's records expired), its on-failure destination holds
- * batches, or the log is suspected. Used by `npm run all -- verify | catch-up | rebuild`.
+ * Checking and repairing `$all` from the table, for when the stream cannot be trusted: records
+ * expired before anything read them (the reconciler counts them and says to run this), or the log
+ * is suspected. Used by `npm run all -- verify | catch-up | rebuild`. These Scan the whole table:
+ * their cost grows with the table, unlike the reconciler's.
  */
 import {
   type AttributeValue,
@@ -11,27 +12,36 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, allLogKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
-import { type PendingEvent, PositionConflictError, readCursors, readEventItems, writeToLog } from "./log.ts";
+import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
+import { allPageKey, ATTR, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
+import { listSetAside } from "./aside.ts";
+import { LeaseLostError, type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
+import type { HeadChange } from "./planner.ts";
+import { positionChanges } from "./positioner.ts";
 
 export interface VerifyReport {
   readonly headPosition: number;
-  /** Entries found in the log partitions. */
+  /** Positions found in the chunks. */
   readonly entries: number;
+  readonly chunks: number;
   readonly streams: number;
   /** Events in the table that have no position yet (the sequencer is behind, or lost records). */
   readonly pending: number;
-  /** Holes, duplicates, entries past the head, per-stream order broken, cursors that disagree. */
+  /** Streams set aside (`ALL#ASIDE`): their events wait for the reconciler. */
+  readonly setAside: number;
+  /** Holes, overlaps, positions past the head, per-stream order broken, cursors that disagree, references to nothing. */
   readonly problems: string[];
 }
 
 const MAX_PROBLEMS = 100;
+/** Head changes positioned per lease hold during a catch-up. */
+const CATCH_UP_GROUP = 5000;
+
+const repairContext = (client: DynamoDBClient, tableName: string, log: (message: string) => void = () => {}) =>
+  ({ client, tableName, deadline: Date.now() + 3_600_000, log }) satisfies LogContext;
 
 /** Stream heads: every stream's id and version, by a Scan of the table (its whole cost). */
-export async function scanStreamHeads(
-  client: DynamoDBClient,
-  tableName: string,
-): Promise<Map<string, number>> {
+export async function scanStreamHeads(client: DynamoDBClient, tableName: string): Promise<Map<string, number>> {
   const heads = new Map<string, number>();
   let startKey: Record<string, AttributeValue> | undefined;
   do {
@@ -47,157 +57,188 @@ export async function scanStreamHeads(
       }),
     );
     for (const item of page.Items ?? []) {
-      heads.set(
-        (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length),
-        Number(item[ATTR.version]?.N ?? 0),
-      );
+      heads.set((item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), Number(item[ATTR.version]?.N ?? 0));
     }
     startKey = page.LastEvaluatedKey;
   } while (startKey);
   return heads;
 }
 
+/** Every chunk of `$all` up to the head's page (and the page after, to catch chunks past the head). */
+async function readAllChunks(client: DynamoDBClient, tableName: string, headPosition: number): Promise<Chunk[]> {
+  const chunks: Chunk[] = [];
+  for (let page = 0; page <= pageOf(headPosition) + 1; page++) {
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const answer = await client.send(
+        new QueryCommand({
+          TableName: tableName,
+          ConsistentRead: true,
+          KeyConditionExpression: `${KEYS.partition} = :pk`,
+          ExpressionAttributeValues: { ":pk": { S: allPageKey(page * GLOBAL_LOG.pageSize) } },
+          ExclusiveStartKey: startKey,
+        }),
+      );
+      chunks.push(...(answer.Items ?? []).map(chunkFromItem));
+      startKey = answer.LastEvaluatedKey;
+    } while (startKey);
+  }
+  return chunks;
+}
+
 /**
  * Reads all of `$all` and the stream heads and reports what is wrong: positions must run 1..head
- * with none missing and none past the head, each stream's versions must appear once each, in order
- * from 1, each entry must be the event at that version, and each cursor must match the log.
+ * with none missing, none twice and none past the head, each chunk within one page, each stream's
+ * versions once each in order from 1, every reference an event of the table with that type, and each
+ * cursor at the last version `$all` holds of its stream.
  */
 export async function verifyGlobalLog(client: DynamoDBClient, tableName: string): Promise<VerifyReport> {
+  const ctx = repairContext(client, tableName);
   const problems: string[] = [];
   const problem = (text: string) => {
     if (problems.length < MAX_PROBLEMS) problems.push(text);
   };
   const headPosition = await readHeadPosition(client, tableName);
+  const chunks = await readAllChunks(client, tableName, headPosition);
   const lastVersion = new Map<string, number>();
-  const idsByStream = new Map<string, Map<number, string>>();
+  const typesByStream = new Map<string, Map<number, string>>();
   let entries = 0;
   let expected = 1;
-  const lastBucket = Math.floor((headPosition + 1) / GLOBAL_LOG.bucketSize) + 1;
-  for (let bucket = 0; bucket <= lastBucket; bucket++) {
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await client.send(
-        new QueryCommand({
-          TableName: tableName,
-          ConsistentRead: true,
-          KeyConditionExpression: `${KEYS.partition} = :pk`,
-          ExpressionAttributeValues: { ":pk": { S: allLogKey(bucket * GLOBAL_LOG.bucketSize) } },
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      for (const item of page.Items ?? []) {
-        entries++;
-        const position = Number(item[GLOBAL_LOG.positionAttr]?.N);
-        const streamId = item[GLOBAL_LOG.streamIdAttr]?.S ?? "";
-        const version = Number(item[ATTR.version]?.N);
-        if (position > headPosition)
-          problem(`entry at position ${position} is past the head ${headPosition}`);
-        else if (position !== expected)
-          problem(`position ${expected} is missing (next entry is ${position})`);
-        expected = position + 1;
-        const last = lastVersion.get(streamId) ?? 0;
-        if (version !== last + 1)
-          problem(`${streamId}: version ${version} at position ${position} follows ${last}`);
-        lastVersion.set(streamId, Math.max(last, version));
-        const ids = idsByStream.get(streamId) ?? new Map<number, string>();
-        ids.set(version, item[ATTR.eventId]?.S ?? "");
-        idsByStream.set(streamId, ids);
+  for (const chunk of chunks) {
+    if (pageOf(chunk.first) !== pageOf(chunk.last)) problem(`chunk ${chunk.first}..${chunk.last} crosses a page`);
+    if (chunk.last > headPosition) problem(`positions ${chunk.first}..${chunk.last} are past the head ${headPosition}`);
+    if (chunk.first > expected) problem(`positions ${expected}..${chunk.first - 1} are missing`);
+    if (chunk.first < expected) problem(`positions ${chunk.first}..${expected - 1} are written twice`);
+    expected = Math.max(expected, chunk.last + 1);
+    let position = chunk.first;
+    for (const ref of chunk.refs) {
+      const last = lastVersion.get(ref.streamId) ?? 0;
+      if (ref.fromVersion !== last + 1) {
+        problem(`${ref.streamId}: version ${ref.fromVersion} at position ${position} follows ${last}`);
       }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+      lastVersion.set(ref.streamId, Math.max(last, ref.toVersion));
+      const types = typesByStream.get(ref.streamId) ?? new Map<number, string>();
+      ref.types.forEach((type, offset) => types.set(ref.fromVersion + offset, type));
+      typesByStream.set(ref.streamId, types);
+      entries += ref.toVersion - ref.fromVersion + 1;
+      position += ref.toVersion - ref.fromVersion + 1;
+    }
   }
   if (expected <= headPosition) problem(`positions ${expected}..${headPosition} are missing`);
 
   const heads = await scanStreamHeads(client, tableName);
-  const cursors = await readCursors(client, tableName, [...heads.keys()]);
+  const cursors = await readCursors(ctx, [...heads.keys()]);
   let pending = 0;
   for (const [streamId, version] of heads) {
-    const cursor = cursors.get(streamId) ?? 0;
+    const cursor = cursors.get(streamId)?.version ?? 0;
     const logged = lastVersion.get(streamId) ?? 0;
     if (cursor !== logged) problem(`${streamId}: cursor says ${cursor}, $all holds versions up to ${logged}`);
     pending += Math.max(0, version - logged);
-    const ids = idsByStream.get(streamId);
-    if (!ids) continue;
-    const events = await readEventItems(client, tableName, streamId, 0, logged);
-    for (const event of events) {
-      const id = event.item[ATTR.eventId]?.S;
-      if (ids.get(event.version) !== id)
-        problem(`${streamId}: the entry of version ${event.version} is not its event`);
+  }
+  const referenced = [...lastVersion].map(([streamId, toVersion]) => ({ streamId, afterVersion: 0, toVersion }));
+  const stored = await readEventTypes(ctx, referenced);
+  for (const [streamId, types] of typesByStream) {
+    if (!heads.has(streamId)) problem(`${streamId}: in $all but has no head`);
+    for (const [version, type] of types) {
+      const actual = stored.get(streamId)?.get(version);
+      if (actual === undefined) problem(`${streamId}: $all references version ${version}, which is not in the table`);
+      else if (actual !== type) problem(`${streamId}: $all says version ${version} is a ${type}, the table a ${actual}`);
     }
   }
-  for (const streamId of lastVersion.keys()) {
-    if (!heads.has(streamId)) problem(`${streamId}: in $all but has no head`);
-  }
-  return { headPosition, entries, streams: heads.size, pending, problems };
+  const setAside = (await listSetAside(ctx)).length;
+  return { headPosition, entries, chunks: chunks.length, streams: heads.size, pending, setAside, problems };
 }
 
 /**
  * Gives positions to every event that has none yet, from the table alone (no stream records):
- * all streams' missing events, ordered by append time, each stream kept in version order. Safe to
- * run while the sequencer runs (the same conditional writes); returns how many it wrote.
+ * all streams' missing events, ordered by append time, each stream kept in version order, set-aside
+ * streams included. Writes through the sequencer's leased path, so it is safe while the sequencer
+ * runs; returns how many it positioned.
  */
 export async function catchUpGlobalLog(
   client: DynamoDBClient,
   tableName: string,
   log: (message: string) => void = () => {},
 ): Promise<number> {
+  const ctx = repairContext(client, tableName, log);
   const heads = await scanStreamHeads(client, tableName);
-  let written = 0;
-  for (let attempt = 1; ; attempt++) {
-    const cursors = await readCursors(client, tableName, [...heads.keys()]);
-    const pending: PendingEvent[] = [];
-    for (const [streamId, version] of heads) {
-      const cursor = cursors.get(streamId) ?? 0;
-      if (cursor < version)
-        pending.push(...(await readEventItems(client, tableName, streamId, cursor, version)));
-    }
-    if (pending.length === 0) return written;
-    log(`${pending.length} events of ${heads.size} streams have no position yet`);
-    const ordered = interleaveByTime(pending);
-    try {
-      for (let start = 0; start < ordered.length; start += 1000) {
-        const counter = await readHeadPosition(client, tableName);
-        const result = await writeToLog(
-          client,
-          tableName,
-          ordered.slice(start, start + 1000),
-          cursors,
-          counter,
-        );
-        written += result.written;
-        log(`$all reaches ${result.headPosition}`);
-      }
-      return written;
-    } catch (error) {
-      if (!(error instanceof PositionConflictError) || attempt >= 20) throw error;
+  const cursors = await readCursors(ctx, [...heads.keys()]);
+  const events: CatchUpEvent[] = [];
+  for (const [streamId, version] of heads) {
+    const cursor = cursors.get(streamId)?.version ?? 0;
+    if (cursor >= version) continue;
+    for (const item of await queryEvents(ctx, streamId, cursor, version)) {
+      events.push({
+        streamId,
+        version: Number(item[ATTR.version]?.N),
+        type: item[ATTR.type]?.S ?? "",
+        createdAt: item[ATTR.createdAt]?.S ?? "",
+      });
     }
   }
+  if (events.length === 0) return 0;
+  log(`${events.length} events of ${new Set(events.map((event) => event.streamId)).size} streams have no position yet`);
+  const ordered = interleaveByTime(events);
+  const known = new Map<string, Map<number, string>>();
+  for (const event of events) {
+    const types = known.get(event.streamId) ?? new Map<number, string>();
+    types.set(event.version, event.type);
+    known.set(event.streamId, types);
+  }
+  let written = 0;
+  for (let start = 0; start < ordered.length; start += CATCH_UP_GROUP) {
+    const changes: HeadChange[] = ordered.slice(start, start + CATCH_UP_GROUP).map((event, index) => ({
+      streamId: event.streamId,
+      fromVersion: event.version - 1,
+      toVersion: event.version,
+      index,
+    }));
+    const retrying = new Set(changes.map((change) => change.streamId));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await positionChanges(ctx, changes, { known, retrying });
+        written += result.written;
+        log(`$all reaches ${result.headPosition}`);
+        break;
+      } catch (error) {
+        if (!(error instanceof LeaseLostError) || attempt >= 10) throw error;
+      }
+    }
+  }
+  return written;
+}
+
+/** An event waiting for a position in a catch-up. */
+export interface CatchUpEvent {
+  readonly streamId: string;
+  readonly version: number;
+  readonly type: string;
+  readonly createdAt: string;
 }
 
 /**
  * Orders events of many streams by append time while keeping each stream in version order: sort by
  * (createdAt, stream, version), then give each stream's slots its events in version order.
  */
-export function interleaveByTime(events: readonly PendingEvent[]): PendingEvent[] {
-  const createdAt = (event: PendingEvent) => event.item[ATTR.createdAt]?.S ?? "";
+export function interleaveByTime<E extends { streamId: string; version: number; createdAt: string }>(
+  events: readonly E[],
+): E[] {
   const sorted = [...events].sort(
-    (a, b) =>
-      createdAt(a).localeCompare(createdAt(b)) ||
-      a.streamId.localeCompare(b.streamId) ||
-      a.version - b.version,
+    (a, b) => a.createdAt.localeCompare(b.createdAt) || a.streamId.localeCompare(b.streamId) || a.version - b.version,
   );
-  const byStream = new Map<string, PendingEvent[]>();
+  const byStream = new Map<string, E[]>();
   for (const event of [...events].sort((a, b) => a.version - b.version)) {
     const list = byStream.get(event.streamId) ?? [];
     list.push(event);
     byStream.set(event.streamId, list);
   }
-  return sorted.map((event) => byStream.get(event.streamId)?.shift() as PendingEvent);
+  return sorted.map((event) => byStream.get(event.streamId)?.shift() as E);
 }
 
 /**
- * Deletes every `$all` item (entries, counter, cursors). Positions change when the log is then
- * rebuilt, so every projection must be reset afterwards; stop the sequencer first.
+ * Deletes every `$all` item (chunks, counter, cursors, set-aside records, the reconciler's
+ * checkpoints). Positions change when the log is then rebuilt, so every projection must be reset
+ * afterwards; stop the sequencer first.
  */
 export async function deleteGlobalLog(client: DynamoDBClient, tableName: string): Promise<number> {
   let deleted = 0;
@@ -220,9 +261,7 @@ export async function deleteGlobalLog(client: DynamoDBClient, tableName: string)
         .slice(start, start + 25)
         .map((key) => ({ DeleteRequest: { Key: key } }));
       while (requests && requests.length > 0) {
-        const answer = await client.send(
-          new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }),
-        );
+        const answer = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
         requests = answer.UnprocessedItems?.[tableName] as typeof requests;
       }
       deleted += Math.min(25, keys.length - start);

@@ -1,54 +1,45 @@
 /**
- * The sequencer: the one consumer of the table's DynamoDB stream. It gives each new event a dense
- * global position and writes the global log `$all`.
+ * The sequencer: the consumer of the table's DynamoDB stream that gives each new event a dense
+ * global position in `$all`. One invocation per stream shard runs at a time (the event source
+ * mapping's rule), many shards at once; the lease on the `$all` counter serializes their writes.
  *
  * DynamoDB Streams orders records per item only, so the order of event-item records means nothing.
  * The sequencer reads only the records of stream heads (one item per stream, so its records come in
- * the stream's order): a head record says versions (old.version, new.version] were appended. It
- * reads those events from the table (consistent Query) and positions them after the stream's cursor,
- * in the order of the head records in the batch. Everything else (event items, snapshots, metadata,
- * projection items, `$all` itself, removals) is ignored.
+ * the stream's order): a head record says versions (old.version, new.version] were appended. Before
+ * it takes the lease it reads those versions' types (consistent BatchGetItem: that proves they exist
+ * and gives the references their types, re-read a few times when missing); under the lease it
+ * positions them after each stream's cursor, in the order of the head records in the batch
+ * (positioner.ts). Everything else (event items, snapshots, metadata, projection items, `$all`
+ * itself, removals) is ignored.
  */
-import type { DynamoDBClient, AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { readHeadPosition } from "../core/all.ts";
-import { ATTR, ITEM_KIND, KEYS, PREFIX, SORT_KEY } from "../core/constants.ts";
-import {
-  getEventItems,
-  type PendingEvent,
-  PositionConflictError,
-  readCursors,
-  readEventItems,
-  writeToLog,
-} from "./log.ts";
+import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { ATTR, ITEM_KIND, KEYS, PREFIX, SEQUENCER, SORT_KEY } from "../core/constants.ts";
+import { LeaseLostError, type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
+import type { HeadChange } from "./planner.ts";
+import { positionChanges } from "./positioner.ts";
 
-/** Version ranges up to this long are read by key (BatchGetItem); longer ones by Query. */
-const SHORT_RANGE = 10;
+export type { HeadChange };
 
 export interface SequencerConfig {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   /** Called once after an invocation extended `$all` (the SNS wake-up in AWS). Failures are logged, not fatal. */
   readonly wake?: (headPosition: number) => Promise<void>;
-  /** Plans tried when another writer keeps moving `$all` first. @default 10 */
+  /** Writes tried when the lease is lost mid-write. @default 10 */
   readonly maxAttempts?: number;
   /** Where warnings go. @default console */
   readonly log?: (message: string, detail?: unknown) => void;
 }
 
-/** What one head record says: `streamId` went from `fromVersion` to `toVersion`. */
-export interface HeadChange {
-  readonly streamId: string;
-  readonly fromVersion: number;
-  readonly toVersion: number;
-  /** The record's index in its batch. */
-  readonly index: number;
+/** What a Lambda context gives the sequencer: the time left, which bounds every wait and retry. */
+export interface SequencerContext {
+  getRemainingTimeInMillis(): number;
 }
 
-export interface SequenceResult {
-  readonly headPosition: number;
-  readonly written: number;
-}
+/** Without a Lambda context (the local poller, tests), an invocation may take this long. */
+const DEFAULT_BUDGET_MS = 60_000;
 
 /** The head change a stream record carries, or undefined for any record that is not an append. */
 export function headChangeOf(record: DynamoDBRecord, index: number): HeadChange | undefined {
@@ -66,128 +57,127 @@ export function headChangeOf(record: DynamoDBRecord, index: number): HeadChange 
 }
 
 /**
- * Gives positions to every event the changes name that has none yet, in the order of the changes:
- * each change's versions after the stream's cursor, up to its `toVersion`. Idempotent: changes
- * already sequenced (a batch delivered twice, a retry after a crash that came after the write) add
- * nothing. `cursors` comes back holding what was committed, also when this throws.
+ * The types of the versions `changes` name, read before the lease (consistent BatchGetItem or
+ * Query). What stays missing after `SEQUENCER.missingRereads` re-reads is left out: the planner
+ * then sets that stream aside.
+ */
+export async function readChangedEvents(
+  ctx: LogContext,
+  changes: readonly HeadChange[],
+): Promise<Map<string, TypesByVersion>> {
+  const wanted = new Map<string, Set<number>>();
+  for (const change of changes) {
+    const versions = wanted.get(change.streamId) ?? new Set<number>();
+    for (let version = change.fromVersion + 1; version <= change.toVersion; version++) versions.add(version);
+    wanted.set(change.streamId, versions);
+  }
+  const known = new Map<string, TypesByVersion>();
+  for (let attempt = 0; attempt <= SEQUENCER.missingRereads; attempt++) {
+    const ranges = [];
+    for (const [streamId, versions] of wanted) {
+      const sorted = [...versions].filter((version) => !known.get(streamId)?.has(version)).sort((a, b) => a - b);
+      let start = sorted[0];
+      for (let index = 0; index < sorted.length; index++) {
+        const version = sorted[index] as number;
+        if (sorted[index + 1] !== version + 1) {
+          ranges.push({ streamId, afterVersion: (start as number) - 1, toVersion: version });
+          start = sorted[index + 1];
+        }
+      }
+    }
+    if (ranges.length === 0) break;
+    if (attempt > 0) await sleep(25 * 2 ** attempt);
+    for (const [streamId, types] of await readEventTypes(ctx, ranges)) {
+      const byVersion = known.get(streamId) ?? new Map<number, string>();
+      for (const [version, type] of types) byVersion.set(version, type);
+      known.set(streamId, byVersion);
+    }
+  }
+  return known;
+}
+
+export interface SequenceResult {
+  readonly headPosition: number;
+  readonly written: number;
+}
+
+/**
+ * Gives positions to every event the changes name that has none yet, in the order of the changes,
+ * through the leased path (what one sequencer invocation does, for callers outside Lambda).
+ * Idempotent: changes already sequenced add nothing. `progress`, when given, comes back holding
+ * per stream the last version known to have a position, also when this throws.
  */
 export async function sequence(
   client: DynamoDBClient,
   tableName: string,
   changes: readonly HeadChange[],
-  cursors: Map<string, number>,
+  progress: Map<string, number> = new Map(),
+  log: (message: string, detail?: unknown) => void = defaultLog,
 ): Promise<SequenceResult> {
-  const streamIds = [...new Set(changes.map((change) => change.streamId))];
-  const [counter, read] = await Promise.all([
-    readHeadPosition(client, tableName),
-    readCursors(client, tableName, streamIds),
-  ]);
-  for (const [streamId, version] of read) cursors.set(streamId, version);
-
-  const targets = new Map<string, number>();
-  for (const change of changes) {
-    targets.set(change.streamId, Math.max(targets.get(change.streamId) ?? 0, change.toVersion));
-  }
-  // Short ranges (the usual case: a few events per stream per batch) by key in one BatchGetItem,
-  // long ones (a stream far behind) by Query.
-  const ranges = streamIds
-    .map((streamId) => ({
-      streamId,
-      afterVersion: cursors.get(streamId) ?? 0,
-      toVersion: targets.get(streamId) ?? 0,
-    }))
-    .filter((range) => range.afterVersion < range.toVersion);
-  const short = ranges.filter((range) => range.toVersion - range.afterVersion <= SHORT_RANGE);
-  const pending = await getEventItems(client, tableName, short);
-  await mapLimited(
-    ranges.filter((range) => range.toVersion - range.afterVersion > SHORT_RANGE),
-    16,
-    async ({ streamId, afterVersion, toVersion }) => {
-      pending.set(streamId, await readEventItems(client, tableName, streamId, afterVersion, toVersion));
-    },
-  );
-  for (const { streamId, afterVersion, toVersion } of ranges) {
-    const events = pending.get(streamId) ?? [];
-    const missing = events.findIndex((event, offset) => event.version !== afterVersion + offset + 1);
-    if (missing !== -1 || events.length !== toVersion - afterVersion) {
-      throw new Error(
-        `stream ${streamId}: versions ${afterVersion + 1}..${toVersion} are not all in the table`,
-      );
-    }
-  }
-
-  const ordered: PendingEvent[] = [];
-  const taken = new Map<string, number>();
-  for (const change of changes) {
-    const events = pending.get(change.streamId);
-    if (!events) continue;
-    const cursor = cursors.get(change.streamId) ?? 0;
-    const done = taken.get(change.streamId) ?? cursor;
-    for (let version = done + 1; version <= change.toVersion; version++) {
-      ordered.push(events[version - cursor - 1] as PendingEvent);
-    }
-    taken.set(change.streamId, Math.max(done, change.toVersion));
-  }
-  if (ordered.length === 0) return { headPosition: counter, written: 0 };
-  return writeToLog(client, tableName, ordered, cursors, counter);
+  const ctx: LogContext = { client, tableName, deadline: Date.now() + DEFAULT_BUDGET_MS, log };
+  const known = await readChangedEvents(ctx, changes);
+  const result = await positionChanges(ctx, changes, { known, progress });
+  return { headPosition: result.headPosition, written: result.written };
 }
 
 /**
  * The sequencer's Lambda handler for `DynamoDBStreamEvent` batches, with partial batch responses:
- * when it cannot finish, it reports the first head record whose events are not all in `$all`, so
- * Lambda redelivers from there (the records before it are done or ignored).
+ * when it cannot finish, it reports the first head record whose events are neither in `$all` nor
+ * set aside, so Lambda redelivers from there (the records before it are done or ignored).
+ * Throttles are retried inside the invocation until its remaining time runs short.
  */
 export function createSequencerHandler(config: SequencerConfig | (() => SequencerConfig)) {
-  return async (event: DynamoDBStreamEvent): Promise<DynamoDBBatchResponse> => {
-    const {
-      client,
-      tableName,
-      wake,
-      maxAttempts = 10,
-      log = defaultLog,
-    } = typeof config === "function" ? config() : config;
+  return async (event: DynamoDBStreamEvent, context?: SequencerContext): Promise<DynamoDBBatchResponse> => {
+    const { client, tableName, wake, maxAttempts = 10, log = defaultLog } =
+      typeof config === "function" ? config() : config;
     const records = event.Records ?? [];
     const changes = records.map(headChangeOf).filter((change) => change !== undefined);
     if (changes.length === 0) return { batchItemFailures: [] };
-    const cursors = new Map<string, number>();
+    const budget = context?.getRemainingTimeInMillis() ?? DEFAULT_BUDGET_MS;
+    const ctx: LogContext = {
+      client,
+      tableName,
+      deadline: Date.now() + Math.max(1000, budget - SEQUENCER.deadlineMarginMs),
+      log,
+    };
+    const progress = new Map<string, number>();
     let written = 0;
     let headPosition = 0;
     let failure: unknown;
-    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-      try {
-        const result = await sequence(client, tableName, changes, cursors);
-        written += result.written;
-        headPosition = result.headPosition;
-        failure = undefined;
-        break;
-      } catch (error) {
-        failure = error;
-        if (!(error instanceof PositionConflictError)) break;
-        await new Promise((resolve) => setTimeout(resolve, Math.random() * Math.min(200, 10 * 2 ** attempt)));
+    try {
+      const known = await readChangedEvents(ctx, changes);
+      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+        try {
+          const result = await positionChanges(ctx, changes, { known, progress });
+          written += result.written;
+          headPosition = result.headPosition;
+          failure = undefined;
+          break;
+        } catch (error) {
+          failure = error;
+          if (!(error instanceof LeaseLostError)) break;
+        }
       }
+    } catch (error) {
+      failure = error;
     }
     if (written > 0 && wake) {
       await wake(headPosition).catch((error: unknown) => log("sequencer: wake-up not sent", error));
     }
     if (failure === undefined) return { batchItemFailures: [] };
+    const unfinished = changes.find((change) => (progress.get(change.streamId) ?? 0) < change.toVersion);
+    if (!unfinished) {
+      log("sequencer: every change is in $all or set aside, but the invocation failed after", failure);
+      return { batchItemFailures: [] };
+    }
     log("sequencer: batch not finished, Lambda will redeliver from the first unfinished record", failure);
-    const unfinished = changes.find((change) => (cursors.get(change.streamId) ?? 0) < change.toVersion);
-    const record = records[unfinished?.index ?? (changes[0] as HeadChange).index];
+    const record = records[unfinished.index];
     return { batchItemFailures: [{ itemIdentifier: record?.dynamodb?.SequenceNumber ?? "" }] };
   };
 }
 
 function defaultLog(message: string, detail?: unknown): void {
-  console.warn(message, detail);
-}
-
-async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await run(items[next++] as T);
-    }),
-  );
+  console.warn(message, detail ?? "");
 }
 
 /** Converts a DynamoDB Streams image (SDK shape) to the shape Lambda delivers (binary as base64). */

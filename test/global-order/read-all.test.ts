@@ -5,8 +5,8 @@ import { createTestTable } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
-/** More events than one log partition holds, so reads cross a partition boundary. */
-const TOTAL = GLOBAL_LOG.bucketSize + 176;
+/** More events than one page partition holds, so reads cross a page boundary. */
+const TOTAL = GLOBAL_LOG.pageSize + 176;
 
 beforeAll(async () => {
   const table = await createTestTable("cairn-read-all");
@@ -25,9 +25,9 @@ beforeAll(async () => {
 afterAll(() => drop());
 
 describe("readAll", () => {
-  it("reads across log partitions densely, with after exclusive and nextAfter to go on", async () => {
+  it("reads across page partitions densely, with after exclusive and nextAfter to go on", async () => {
     // Prepare
-    const after = GLOBAL_LOG.bucketSize - 10;
+    const after = GLOBAL_LOG.pageSize - 10;
 
     // Act
     const first = await store.readAll({ after, limit: 50 });
