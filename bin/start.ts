@@ -11,6 +11,7 @@ import { ENV, LOCAL_ENV } from "../lambdas/core/constants.ts";
 import { ensureTable } from "../lambdas/core/table.ts";
 import { startDynamoDbLocal } from "./local/dynamodb-local.ts";
 import { startLocalPoller } from "./local/poller.ts";
+import { startLocalReconciler } from "./local/reconciler.ts";
 import { startLocalServer } from "./local/server.ts";
 
 const { values: args } = parseArgs({
@@ -46,6 +47,8 @@ try {
 
   // The local DynamoDB-stream poller: drives the sequencer ($all) and the registered projections.
   running.push(startLocalPoller({ endpoint: dynamodb.endpoint, tableName }));
+  // The reconciler, every minute as in AWS: set-aside streams, records the poller never delivered.
+  running.push(startLocalReconciler({ endpoint: dynamodb.endpoint, tableName }));
 
   const where = dataDir ? `data in ${dataDir}` : "in memory";
   console.log(

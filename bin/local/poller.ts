@@ -1,29 +1,32 @@
 /**
  * The local stand-in for Lambda's DynamoDB stream event source mapping and for the sequencer's SNS
  * fan-out, for `npm start` and the tests. It reads DynamoDB Local's stream (shards, their lineage:
- * a child shard only after its parent is drained, iterators renewed when they expire), hands each
- * batch to the sequencer's Lambda `handler` as a `DynamoDBStreamEvent` shaped as Lambda delivers it
- * (redelivering from the reported record on a partial batch failure), then wakes every registered
+ * a child shard only after its parent is drained, iterators renewed when they expire) and hands the
+ * records to virtual shards (virtual-shards.ts): split by partition key into `virtualShards` queues,
+ * each delivered in order, one batch at a time, to its own invocation of the sequencer's Lambda
+ * `handler` as a `DynamoDBStreamEvent` shaped as Lambda delivers it (redelivering from the reported
+ * record on a partial batch failure). After each batch with a head change it wakes every registered
  * projection through its Lambda `handler`, and wakes them on a timer too (the EventBridge schedule).
  */
 import { pathToFileURL } from "node:url";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
-  DescribeStreamCommand,
   DynamoDBStreamsClient,
   ExpiredIteratorException,
   GetRecordsCommand,
   GetShardIteratorCommand,
-  type Shard,
   type _Record as StreamRecord,
   TrimmedDataAccessException,
 } from "@aws-sdk/client-dynamodb-streams";
-import type { DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
+import type { DynamoDBRecord } from "aws-lambda";
 import { ENV } from "../../lambdas/core/constants.ts";
 import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { headChangeOf, toLambdaImage } from "../../lambdas/sequencer/sequencer.ts";
+import { headChangeOf } from "../../lambdas/sequencer/sequencer.ts";
+import { listShards, toLambdaRecord } from "../../lambdas/sequencer/stream-reader.ts";
+import { type StreamHandler, startVirtualShards, type VirtualShardStats } from "./virtual-shards.ts";
 
-export type StreamHandler = (event: DynamoDBStreamEvent) => Promise<DynamoDBBatchResponse>;
+export type { StreamHandler };
+export { toLambdaRecord };
 
 export interface LocalProjection {
   readonly name: string;
@@ -39,6 +42,13 @@ export interface LocalPollerOptions {
   readonly projections?: readonly LocalProjection[];
   /** Records per sequencer invocation (the event source mapping's batch size). @default 1000 */
   readonly batchSize?: number;
+  /**
+   * Virtual shards, each with its own in-order delivery and its own concurrent sequencer
+   * invocation, as the event source mapping runs one batch per shard at a time. @default 1
+   */
+  readonly virtualShards?: number;
+  /** Fault injection: batches for which this returns true are dropped, never delivered. @default none */
+  readonly dropBatch?: (records: readonly DynamoDBRecord[], shard: number) => boolean;
   /** Wait between polls when the stream had nothing. @default 50 */
   readonly idleMs?: number;
   /** The periodic wake-up of every projection (every minute in AWS). @default 1000 */
@@ -48,8 +58,8 @@ export interface LocalPollerOptions {
 
 export interface LocalPoller {
   stop(): Promise<void>;
-  /** Sequencer invocations and records delivered so far. */
-  readonly stats: { invocations: number; records: number; redeliveries: number };
+  /** Sequencer invocations, records delivered, redeliveries and records dropped so far. */
+  readonly stats: VirtualShardStats;
 }
 
 interface ShardState {
@@ -62,8 +72,10 @@ interface ShardState {
 
 const PROJECTION_WAKE = { source: "cairn.local-poller", "detail-type": "Wake" } as const;
 const RERUN_AFTER_MS = 100;
+/** Records read ahead of the virtual shards' deliveries at most. */
+const MAX_BACKLOG = 20_000;
 
-/** Starts polling at once; `stop()` finishes the batch in hand and the projection runs in flight. */
+/** Starts polling at once; `stop()` finishes the batches in hand and the projection runs in flight. */
 export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
   process.env[ENV.tableName] ??= options.tableName;
   process.env.AWS_ENDPOINT_URL_DYNAMODB ??= options.endpoint;
@@ -75,9 +87,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
   const dynamodb = new DynamoDBClient({ endpoint: options.endpoint, region: "us-east-1", credentials });
   // DynamoDB Local's stream ARNs name the region `ddblocal`: the endpoint must be given explicitly.
   const streams = new DynamoDBStreamsClient({ endpoint: options.endpoint, region: "ddblocal", credentials });
-  const batchSize = options.batchSize ?? 1000;
   const idleMs = options.idleMs ?? 50;
-  const stats = { invocations: 0, records: 0, redeliveries: 0 };
   let stopped = false;
   let wakeTimer: NodeJS.Timeout | undefined;
 
@@ -110,38 +120,21 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
     for (const projection of projections) wake(projection);
   };
 
-  async function deliver(sequencer: StreamHandler, arn: string, records: StreamRecord[]) {
-    for (let start = 0; start < records.length && !stopped; ) {
-      const batch = records.slice(start, start + batchSize).map((record) => toLambdaRecord(record, arn));
-      let attempt = 0;
-      let remaining = batch;
-      while (remaining.length > 0) {
-        stats.invocations++;
-        let failedAt: number;
-        try {
-          const { batchItemFailures } = await sequencer({ Records: remaining });
-          const failed = batchItemFailures?.[0]?.itemIdentifier;
-          failedAt =
-            failed === undefined ? -1 : remaining.findIndex((r) => r.dynamodb?.SequenceNumber === failed);
-          if (failed !== undefined && failedAt === -1) failedAt = 0;
-        } catch (error) {
-          log("local poller: the sequencer threw; redelivering the batch", error);
-          failedAt = 0;
-        }
-        if (failedAt === -1) break;
-        stats.redeliveries++;
-        remaining = remaining.slice(failedAt);
-        attempt++;
-        await sleep(Math.min(2000, 20 * 2 ** Math.min(attempt, 7)));
-        if (stopped) return;
-      }
-      stats.records += batch.length;
-      start += batchSize;
-      // As the sequencer's SNS message does: wake the projections only when `$all` may have grown
-      // (not for the records of the sequencer's and the projections' own writes).
-      if (batch.some((record, index) => headChangeOf(record, index) !== undefined)) wakeAll();
-    }
-  }
+  let shards: ReturnType<typeof startVirtualShards> | undefined;
+  const stats: VirtualShardStats = {
+    get invocations() {
+      return shards?.stats.invocations ?? 0;
+    },
+    get records() {
+      return shards?.stats.records ?? 0;
+    },
+    get redeliveries() {
+      return shards?.stats.redeliveries ?? 0;
+    },
+    get dropped() {
+      return shards?.stats.dropped ?? 0;
+    },
+  };
 
   const loop = (async () => {
     const sequencer =
@@ -151,29 +144,43 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
     const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: options.tableName }));
     const arn = Table?.LatestStreamArn;
     if (!arn) throw new Error(`table ${options.tableName} has no stream`);
-    const shards = new Map<string, ShardState>();
+    const delivery = startVirtualShards({
+      count: options.virtualShards ?? 1,
+      batchSize: options.batchSize ?? 1000,
+      handler: sequencer,
+      log,
+      ...(options.dropBatch ? { dropBatch: options.dropBatch } : {}),
+      // As the sequencer's SNS message does: wake the projections only when `$all` may have grown
+      // (not for the records of the sequencer's and the projections' own writes).
+      onDelivered: (batch) => {
+        if (batch.some((record, index) => headChangeOf(record, index) !== undefined)) wakeAll();
+      },
+    });
+    shards = delivery;
+    const known = new Map<string, ShardState>();
     let lastDescribe = 0;
     while (!stopped) {
-      if (Date.now() - lastDescribe > 1000 || [...shards.values()].every((shard) => shard.done)) {
-        for (const shard of await describeShards(streams, arn)) {
-          if (shard.ShardId && !shards.has(shard.ShardId)) {
-            shards.set(shard.ShardId, { shardId: shard.ShardId, parentId: shard.ParentShardId, done: false });
+      if (Date.now() - lastDescribe > 1000 || [...known.values()].every((shard) => shard.done)) {
+        for (const shard of await listShards(streams, arn)) {
+          if (shard.ShardId && !known.has(shard.ShardId)) {
+            known.set(shard.ShardId, { shardId: shard.ShardId, parentId: shard.ParentShardId, done: false });
           }
         }
         lastDescribe = Date.now();
       }
       let any = false;
-      for (const shard of shards.values()) {
+      for (const shard of known.values()) {
         if (stopped) break;
         if (shard.done) continue;
-        const parent = shard.parentId ? shards.get(shard.parentId) : undefined;
+        const parent = shard.parentId ? known.get(shard.parentId) : undefined;
         if (parent && !parent.done) continue;
         const records = await readShard(shard, arn);
         if (records.length > 0) {
           any = true;
-          await deliver(sequencer, arn, records);
+          delivery.push(records.map((record) => toLambdaRecord(record, arn)));
         }
       }
+      while (!stopped && delivery.backlog > MAX_BACKLOG) await sleep(idleMs);
       if (!any) await sleep(idleMs);
     }
   })();
@@ -232,6 +239,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
       stopped = true;
       if (wakeTimer) clearInterval(wakeTimer);
       await finished;
+      await shards?.stop();
       await Promise.all([...runners.values()].map((runner) => runner.running));
       dynamodb.destroy();
       streams.destroy();
@@ -250,42 +258,6 @@ export async function loadRegisteredProjections(): Promise<LocalProjection[]> {
       return { name, handler: module.handler };
     }),
   );
-}
-
-async function describeShards(streams: DynamoDBStreamsClient, arn: string): Promise<Shard[]> {
-  const shards: Shard[] = [];
-  let start: string | undefined;
-  do {
-    const { StreamDescription } = await streams.send(
-      new DescribeStreamCommand({ StreamArn: arn, ExclusiveStartShardId: start }),
-    );
-    shards.push(...(StreamDescription?.Shards ?? []));
-    start = StreamDescription?.LastEvaluatedShardId;
-  } while (start);
-  return shards;
-}
-
-/** One stream record as Lambda delivers it: times in epoch seconds, binary as base64. */
-export function toLambdaRecord(record: StreamRecord, arn: string): DynamoDBRecord {
-  const data = record.dynamodb;
-  const created = data?.ApproximateCreationDateTime;
-  return {
-    eventID: record.eventID ?? "",
-    ...(record.eventName ? { eventName: record.eventName } : {}),
-    eventVersion: record.eventVersion ?? "1.1",
-    eventSource: "aws:dynamodb",
-    awsRegion: record.awsRegion ?? "ddblocal",
-    eventSourceARN: arn,
-    dynamodb: {
-      ...(created ? { ApproximateCreationDateTime: Math.floor(new Date(created).getTime() / 1000) } : {}),
-      ...(data?.Keys ? { Keys: toLambdaImage(data.Keys) } : {}),
-      ...(data?.NewImage ? { NewImage: toLambdaImage(data.NewImage) } : {}),
-      ...(data?.OldImage ? { OldImage: toLambdaImage(data.OldImage) } : {}),
-      ...(data?.SequenceNumber ? { SequenceNumber: data.SequenceNumber } : {}),
-      ...(data?.SizeBytes !== undefined ? { SizeBytes: data.SizeBytes } : {}),
-      ...(data?.StreamViewType ? { StreamViewType: data.StreamViewType } : {}),
-    },
-  };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

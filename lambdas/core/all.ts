@@ -14,7 +14,17 @@ import {
   QueryCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type ChunkEntry, chunkFromItem, entriesOf, pageOf } from "./chunks.ts";
-import { ATTR, allPageKey, categoryOf, GLOBAL_LOG, KEYS, PREFIX, positionKey, streamKey, versionKey } from "./constants.ts";
+import {
+  ATTR,
+  allPageKey,
+  categoryOf,
+  GLOBAL_LOG,
+  KEYS,
+  PREFIX,
+  positionKey,
+  streamKey,
+  versionKey,
+} from "./constants.ts";
 import { ValidationError } from "./errors.ts";
 import { asThrottled } from "./throttling.ts";
 import type { RecordedEvent } from "./types.ts";
@@ -72,7 +82,9 @@ const EVENT_ATTRIBUTES = [
   ATTR.createdAt,
 ] as const;
 const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
-const EVENT_PROJECTION_NAMES = Object.fromEntries(EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]));
+const EVENT_PROJECTION_NAMES = Object.fromEntries(
+  EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
+);
 
 /** The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read. */
 export async function readHeadPosition(client: DynamoDBClient, tableName: string): Promise<number> {

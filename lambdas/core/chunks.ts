@@ -88,7 +88,9 @@ export function chunkFromItem(item: Record<string, AttributeValue>): Chunk {
   const refs = decodeRefs(item[GLOBAL_LOG.refsAttr]?.S ?? "[]");
   const count = refs.reduce((sum, ref) => sum + ref.toVersion - ref.fromVersion + 1, 0);
   if (!Number.isInteger(first) || last !== first + count - 1) {
-    throw new Error(`$all chunk ${item[KEYS.sort]?.S} is damaged: positions ${first}..${last}, ${count} refs`);
+    throw new Error(
+      `$all chunk ${item[KEYS.sort]?.S} is damaged: positions ${first}..${last}, ${count} refs`,
+    );
   }
   return { first, last, refs };
 }

@@ -211,8 +211,8 @@ export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPr
 export const SEQUENCER = {
   /** A lease lasts this long without renewal; a holder that crashed is replaced after it. */
   leaseMs: 10_000,
-  /** A hold renews its lease when it has run this long. */
-  renewAfterMs: 4_000,
+  /** A hold renews its lease when this share of it has run. */
+  renewAfterShare: 0.4,
   /** Waiting for the lease: the first wait, and the longest (jittered ±50%). */
   waitMinMs: 5,
   waitMaxMs: 100,

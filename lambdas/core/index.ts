@@ -1,13 +1,13 @@
 export * from "./aggregate.ts";
 export * from "./all.ts";
+export * from "./chunks.ts";
 export * from "./constants.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
 export * from "./table.ts";
+export * from "./throttling.ts";
 export type * from "./types.ts";
 export * from "./upcasting.ts";
 export { assertStreamId, parseExpectedVersion } from "./validate.ts";
-export * from "./throttling.ts";
-export * from "./chunks.ts";

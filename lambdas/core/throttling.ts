@@ -53,7 +53,10 @@ export interface ThrottleRetryOptions {
  * succeeds, fails otherwise, or the deadline leaves no time for another wait (then the throttle is
  * thrown as it came).
  */
-export async function retryThrottled<T>(operation: () => Promise<T>, options: ThrottleRetryOptions): Promise<T> {
+export async function retryThrottled<T>(
+  operation: () => Promise<T>,
+  options: ThrottleRetryOptions,
+): Promise<T> {
   const minMs = options.minMs ?? 25;
   const maxMs = options.maxMs ?? 1000;
   for (let attempt = 1; ; attempt++) {

@@ -58,7 +58,11 @@ export async function writeSetAside(
             version === 0
               ? "attribute_not_exists(#aside) AND (attribute_not_exists(#v) OR #v = :zero)"
               : "attribute_not_exists(#aside) AND #v = :version",
-          ExpressionAttributeNames: { "#aside": GLOBAL_LOG.asideAttr, "#kind": ATTR.kind, "#v": ATTR.version },
+          ExpressionAttributeNames: {
+            "#aside": GLOBAL_LOG.asideAttr,
+            "#kind": ATTR.kind,
+            "#v": ATTR.version,
+          },
           ExpressionAttributeValues: {
             ":aside": asideValue(aside),
             ":kind": S(ITEM_KIND.all),
@@ -81,7 +85,9 @@ export async function writeSetAside(
     ];
     try {
       await send(ctx, () => ctx.client.send(new TransactWriteItemsCommand({ TransactItems: items })));
-      ctx.log(`sequencer: stream ${streamId} set aside (versions ${aside.from}..${aside.to}): ${aside.reason}`);
+      ctx.log(
+        `sequencer: stream ${streamId} set aside (versions ${aside.from}..${aside.to}): ${aside.reason}`,
+      );
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
       const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code);
@@ -139,7 +145,11 @@ export async function clearAside(ctx: LogContext, cleared: ReadonlyMap<string, A
                   Key: cursorKey(streamId),
                   UpdateExpression: "REMOVE #aside",
                   ConditionExpression: "#aside.#to = :to AND #v >= :to",
-                  ExpressionAttributeNames: { "#aside": GLOBAL_LOG.asideAttr, "#to": "to", "#v": ATTR.version },
+                  ExpressionAttributeNames: {
+                    "#aside": GLOBAL_LOG.asideAttr,
+                    "#to": "to",
+                    "#v": ATTR.version,
+                  },
                   ExpressionAttributeValues: { ":to": N(aside.to) },
                 },
               },
@@ -148,7 +158,9 @@ export async function clearAside(ctx: LogContext, cleared: ReadonlyMap<string, A
           }),
         ),
       );
-      ctx.log(`sequencer: stream ${streamId} is no longer set aside (versions up to ${aside.to} have positions)`);
+      ctx.log(
+        `sequencer: stream ${streamId} is no longer set aside (versions up to ${aside.to} have positions)`,
+      );
     } catch (error) {
       if (!(error instanceof TransactionCanceledException)) throw error;
       const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code);

@@ -17,7 +17,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { GLOBAL_LOG, ITEM_KIND, KEYS, SEQUENCER } from "../core/constants.ts";
-import { type LogContext, LeaseLostError, send, sleep } from "./log.ts";
+import { LeaseLostError, type LogContext, send, sleep } from "./log.ts";
 
 /** A held lease: the counter as it was when taken, and what was left pending. */
 export interface Lease {
@@ -57,6 +57,7 @@ const NAMES = {
  * LeaseTimeoutError when `ctx.deadline` comes first.
  */
 export async function acquireLease(ctx: LogContext, owner: string): Promise<Lease> {
+  const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
   const started = Date.now();
   let wait: number = SEQUENCER.waitMinMs;
   for (let attempt = 1; ; attempt++) {
@@ -67,12 +68,13 @@ export async function acquireLease(ctx: LogContext, owner: string): Promise<Leas
           new UpdateItemCommand({
             TableName: ctx.tableName,
             Key: COUNTER_KEY,
-            UpdateExpression: "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), #kind = :kind",
+            UpdateExpression:
+              "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), #kind = :kind",
             ConditionExpression: "attribute_not_exists(#owner) OR #until < :now",
             ExpressionAttributeNames: NAMES,
             ExpressionAttributeValues: {
               ":me": S(owner),
-              ":until": N(now + SEQUENCER.leaseMs),
+              ":until": N(now + leaseMs),
               ":now": N(now),
               ":zero": N(0),
               ":kind": S(ITEM_KIND.all),
@@ -84,7 +86,7 @@ export async function acquireLease(ctx: LogContext, owner: string): Promise<Leas
       return {
         owner,
         position: Number(Attributes?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
-        leaseUntil: now + SEQUENCER.leaseMs,
+        leaseUntil: now + leaseMs,
         pending: (Attributes?.[GLOBAL_LOG.pendingAttr]?.NS ?? []).map(Number).sort((a, b) => a - b),
         waitedMs: Date.now() - started,
         attempts: attempt,
@@ -94,7 +96,9 @@ export async function acquireLease(ctx: LogContext, owner: string): Promise<Leas
     }
     const pause = wait * (0.5 + Math.random());
     if (Date.now() + pause >= ctx.deadline) {
-      throw new LeaseTimeoutError(`the $all lease stayed taken for ${Date.now() - started} ms (${attempt} attempts)`);
+      throw new LeaseTimeoutError(
+        `the $all lease stayed taken for ${Date.now() - started} ms (${attempt} attempts)`,
+      );
     }
     await sleep(pause);
     wait = Math.min(SEQUENCER.waitMaxMs, wait * 2);
@@ -103,8 +107,9 @@ export async function acquireLease(ctx: LogContext, owner: string): Promise<Leas
 
 /** Extends the lease when the hold has run long; throws LeaseLostError when it is no longer ours. */
 export async function renewLeaseIfDue(ctx: LogContext, lease: Lease): Promise<void> {
-  if (lease.leaseUntil - Date.now() > SEQUENCER.leaseMs - SEQUENCER.renewAfterMs) return;
-  const until = Date.now() + SEQUENCER.leaseMs;
+  const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
+  if (lease.leaseUntil - Date.now() > leaseMs * (1 - SEQUENCER.renewAfterShare)) return;
+  const until = Date.now() + leaseMs;
   try {
     await send(ctx, () =>
       ctx.client.send(

@@ -17,7 +17,16 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type Chunk, chunkFromItem, chunkItem, chunkKey } from "../core/chunks.ts";
-import { ATTR, allCursorKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX, streamKey, versionKey } from "../core/constants.ts";
+import {
+  ATTR,
+  allCursorKey,
+  GLOBAL_LOG,
+  ITEM_KIND,
+  KEYS,
+  PREFIX,
+  streamKey,
+  versionKey,
+} from "../core/constants.ts";
 import { retryThrottled } from "../core/throttling.ts";
 
 /** What every sequencer call needs: the table, a deadline no retry passes, and where warnings go. */
@@ -27,6 +36,8 @@ export interface LogContext {
   /** Epoch ms; throttles are retried until then. */
   readonly deadline: number;
   readonly log: (message: string, detail?: unknown) => void;
+  /** How long the lease on the counter lasts without renewal. @default SEQUENCER.leaseMs */
+  readonly leaseMs?: number;
 }
 
 /** A stream set aside: versions `from..to` wait for the reconciler (see aside.ts). */
@@ -104,7 +115,10 @@ export async function batchGet(
                 Keys: request,
                 ConsistentRead: true,
                 ...(projection
-                  ? { ProjectionExpression: projection.expression, ExpressionAttributeNames: projection.names }
+                  ? {
+                      ProjectionExpression: projection.expression,
+                      ExpressionAttributeNames: projection.names,
+                    }
                   : {}),
               },
             },
@@ -227,7 +241,10 @@ export const asideValue = (aside: Aside): AttributeValue => ({
 });
 
 /** The cursors of these streams (version 0 when a stream has none). Consistent reads. */
-export async function readCursors(ctx: LogContext, streamIds: readonly string[]): Promise<Map<string, Cursor>> {
+export async function readCursors(
+  ctx: LogContext,
+  streamIds: readonly string[],
+): Promise<Map<string, Cursor>> {
   const cursors = new Map<string, Cursor>(streamIds.map((streamId) => [streamId, { version: 0 }]));
   for (const item of await batchGet(ctx, streamIds.map(cursorKey))) {
     const streamId = (item[KEYS.partition]?.S ?? "").slice(GLOBAL_LOG.cursorPrefix.length);

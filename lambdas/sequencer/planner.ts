@@ -162,7 +162,11 @@ export function planPositions(
   const cleared = new Map<string, Aside>();
   for (const streamId of retrying) {
     const aside = cursors.get(streamId)?.aside;
-    if (aside && !stillAside.has(streamId) && (taken.get(streamId) ?? cursors.get(streamId)?.version ?? 0) >= aside.to) {
+    if (
+      aside &&
+      !stillAside.has(streamId) &&
+      (taken.get(streamId) ?? cursors.get(streamId)?.version ?? 0) >= aside.to
+    ) {
       cleared.set(streamId, aside);
     }
   }

@@ -14,6 +14,7 @@ import {
   advanceCursors,
   type Cursor,
   cursorTargetsOf,
+  LeaseLostError,
   type LogContext,
   readChunks,
   readCursors,
@@ -80,7 +81,10 @@ export async function positionChanges(
     const cursors = await readCursors(ctx, streamIds);
     const progress = options.progress ?? new Map<string, number>();
     for (const [streamId, cursor] of cursors) {
-      progress.set(streamId, cursor.aside && !retrying.has(streamId) ? Number.POSITIVE_INFINITY : cursor.version);
+      progress.set(
+        streamId,
+        cursor.aside && !retrying.has(streamId) ? Number.POSITIVE_INFINITY : cursor.version,
+      );
     }
     await readMissing(ctx, changes, cursors, known, retrying);
     await renewLeaseIfDue(ctx, lease);
@@ -96,7 +100,7 @@ export async function positionChanges(
 
     if (plan.count > 0) {
       const chunks = toChunks(lease.position + 1, plan.refs);
-      const until = Date.now() + SEQUENCER.leaseMs;
+      const until = Date.now() + (ctx.leaseMs ?? SEQUENCER.leaseMs);
       cursorsWritten = false;
       await writeChunks(ctx, lease.owner, until, lease.position, chunks, async (head, batch) => {
         lease.position = head;
@@ -125,6 +129,23 @@ export async function positionChanges(
     await releaseLease(ctx, lease, cursorsWritten).catch((error: unknown) =>
       ctx.log("sequencer: the lease was not released (it runs out by itself)", error),
     );
+  }
+}
+
+/** `positionChanges`, tried again (from the lease on) when the lease was lost mid-write. */
+export async function positionRetrying(
+  ctx: LogContext,
+  changes: readonly HeadChange[],
+  options: PositionOptions = {},
+  attempts = 10,
+): Promise<PositionResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await positionChanges(ctx, changes, options);
+    } catch (error) {
+      if (!(error instanceof LeaseLostError) || attempt >= attempts) throw error;
+      ctx.log("sequencer: the lease was lost mid-write; trying again", error);
+    }
   }
 }
 

@@ -13,11 +13,11 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
-import { allPageKey, ATTR, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
+import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
 import { listSetAside } from "./aside.ts";
-import { LeaseLostError, type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
+import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
-import { positionChanges } from "./positioner.ts";
+import { positionRetrying } from "./positioner.ts";
 
 export interface VerifyReport {
   readonly headPosition: number;
@@ -37,11 +37,17 @@ const MAX_PROBLEMS = 100;
 /** Head changes positioned per lease hold during a catch-up. */
 const CATCH_UP_GROUP = 5000;
 
-const repairContext = (client: DynamoDBClient, tableName: string, log: (message: string) => void = () => {}) =>
-  ({ client, tableName, deadline: Date.now() + 3_600_000, log }) satisfies LogContext;
+const repairContext = (
+  client: DynamoDBClient,
+  tableName: string,
+  log: (message: string) => void = () => {},
+) => ({ client, tableName, deadline: Date.now() + 3_600_000, log }) satisfies LogContext;
 
 /** Stream heads: every stream's id and version, by a Scan of the table (its whole cost). */
-export async function scanStreamHeads(client: DynamoDBClient, tableName: string): Promise<Map<string, number>> {
+export async function scanStreamHeads(
+  client: DynamoDBClient,
+  tableName: string,
+): Promise<Map<string, number>> {
   const heads = new Map<string, number>();
   let startKey: Record<string, AttributeValue> | undefined;
   do {
@@ -57,7 +63,10 @@ export async function scanStreamHeads(client: DynamoDBClient, tableName: string)
       }),
     );
     for (const item of page.Items ?? []) {
-      heads.set((item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), Number(item[ATTR.version]?.N ?? 0));
+      heads.set(
+        (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length),
+        Number(item[ATTR.version]?.N ?? 0),
+      );
     }
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -65,7 +74,11 @@ export async function scanStreamHeads(client: DynamoDBClient, tableName: string)
 }
 
 /** Every chunk of `$all` up to the head's page (and the page after, to catch chunks past the head). */
-async function readAllChunks(client: DynamoDBClient, tableName: string, headPosition: number): Promise<Chunk[]> {
+async function readAllChunks(
+  client: DynamoDBClient,
+  tableName: string,
+  headPosition: number,
+): Promise<Chunk[]> {
   const chunks: Chunk[] = [];
   for (let page = 0; page <= pageOf(headPosition) + 1; page++) {
     let startKey: Record<string, AttributeValue> | undefined;
@@ -105,8 +118,10 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   let entries = 0;
   let expected = 1;
   for (const chunk of chunks) {
-    if (pageOf(chunk.first) !== pageOf(chunk.last)) problem(`chunk ${chunk.first}..${chunk.last} crosses a page`);
-    if (chunk.last > headPosition) problem(`positions ${chunk.first}..${chunk.last} are past the head ${headPosition}`);
+    if (pageOf(chunk.first) !== pageOf(chunk.last))
+      problem(`chunk ${chunk.first}..${chunk.last} crosses a page`);
+    if (chunk.last > headPosition)
+      problem(`positions ${chunk.first}..${chunk.last} are past the head ${headPosition}`);
     if (chunk.first > expected) problem(`positions ${expected}..${chunk.first - 1} are missing`);
     if (chunk.first < expected) problem(`positions ${chunk.first}..${expected - 1} are written twice`);
     expected = Math.max(expected, chunk.last + 1);
@@ -118,7 +133,9 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
       }
       lastVersion.set(ref.streamId, Math.max(last, ref.toVersion));
       const types = typesByStream.get(ref.streamId) ?? new Map<number, string>();
-      ref.types.forEach((type, offset) => types.set(ref.fromVersion + offset, type));
+      ref.types.forEach((type, offset) => {
+        types.set(ref.fromVersion + offset, type);
+      });
       typesByStream.set(ref.streamId, types);
       entries += ref.toVersion - ref.fromVersion + 1;
       position += ref.toVersion - ref.fromVersion + 1;
@@ -135,14 +152,20 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
     if (cursor !== logged) problem(`${streamId}: cursor says ${cursor}, $all holds versions up to ${logged}`);
     pending += Math.max(0, version - logged);
   }
-  const referenced = [...lastVersion].map(([streamId, toVersion]) => ({ streamId, afterVersion: 0, toVersion }));
+  const referenced = [...lastVersion].map(([streamId, toVersion]) => ({
+    streamId,
+    afterVersion: 0,
+    toVersion,
+  }));
   const stored = await readEventTypes(ctx, referenced);
   for (const [streamId, types] of typesByStream) {
     if (!heads.has(streamId)) problem(`${streamId}: in $all but has no head`);
     for (const [version, type] of types) {
       const actual = stored.get(streamId)?.get(version);
-      if (actual === undefined) problem(`${streamId}: $all references version ${version}, which is not in the table`);
-      else if (actual !== type) problem(`${streamId}: $all says version ${version} is a ${type}, the table a ${actual}`);
+      if (actual === undefined)
+        problem(`${streamId}: $all references version ${version}, which is not in the table`);
+      else if (actual !== type)
+        problem(`${streamId}: $all says version ${version} is a ${type}, the table a ${actual}`);
     }
   }
   const setAside = (await listSetAside(ctx)).length;
@@ -177,7 +200,9 @@ export async function catchUpGlobalLog(
     }
   }
   if (events.length === 0) return 0;
-  log(`${events.length} events of ${new Set(events.map((event) => event.streamId)).size} streams have no position yet`);
+  log(
+    `${events.length} events of ${new Set(events.map((event) => event.streamId)).size} streams have no position yet`,
+  );
   const ordered = interleaveByTime(events);
   const known = new Map<string, Map<number, string>>();
   for (const event of events) {
@@ -194,16 +219,9 @@ export async function catchUpGlobalLog(
       index,
     }));
     const retrying = new Set(changes.map((change) => change.streamId));
-    for (let attempt = 1; ; attempt++) {
-      try {
-        const result = await positionChanges(ctx, changes, { known, retrying });
-        written += result.written;
-        log(`$all reaches ${result.headPosition}`);
-        break;
-      } catch (error) {
-        if (!(error instanceof LeaseLostError) || attempt >= 10) throw error;
-      }
-    }
+    const result = await positionRetrying(ctx, changes, { known, retrying });
+    written += result.written;
+    log(`$all reaches ${result.headPosition}`);
   }
   return written;
 }
@@ -224,7 +242,8 @@ export function interleaveByTime<E extends { streamId: string; version: number; 
   events: readonly E[],
 ): E[] {
   const sorted = [...events].sort(
-    (a, b) => a.createdAt.localeCompare(b.createdAt) || a.streamId.localeCompare(b.streamId) || a.version - b.version,
+    (a, b) =>
+      a.createdAt.localeCompare(b.createdAt) || a.streamId.localeCompare(b.streamId) || a.version - b.version,
   );
   const byStream = new Map<string, E[]>();
   for (const event of [...events].sort((a, b) => a.version - b.version)) {
@@ -261,7 +280,9 @@ export async function deleteGlobalLog(client: DynamoDBClient, tableName: string)
         .slice(start, start + 25)
         .map((key) => ({ DeleteRequest: { Key: key } }));
       while (requests && requests.length > 0) {
-        const answer = await client.send(new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }));
+        const answer = await client.send(
+          new BatchWriteItemCommand({ RequestItems: { [tableName]: requests } }),
+        );
         requests = answer.UnprocessedItems?.[tableName] as typeof requests;
       }
       deleted += Math.min(25, keys.length - start);

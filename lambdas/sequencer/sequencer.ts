@@ -12,13 +12,12 @@
  * (positioner.ts). Everything else (event items, snapshots, metadata, projection items, `$all`
  * itself, removals) is ignored.
  */
-import type { AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
+import type { DynamoDBClient, AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ATTR, ITEM_KIND, KEYS, PREFIX, SEQUENCER, SORT_KEY } from "../core/constants.ts";
-import { LeaseLostError, type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
+import { type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
-import { positionChanges } from "./positioner.ts";
+import { positionChanges, positionRetrying } from "./positioner.ts";
 
 export type { HeadChange };
 
@@ -31,6 +30,8 @@ export interface SequencerConfig {
   readonly maxAttempts?: number;
   /** Where warnings go. @default console */
   readonly log?: (message: string, detail?: unknown) => void;
+  /** How long the lease on the `$all` counter lasts without renewal. @default SEQUENCER.leaseMs */
+  readonly leaseMs?: number;
 }
 
 /** What a Lambda context gives the sequencer: the time left, which bounds every wait and retry. */
@@ -75,7 +76,9 @@ export async function readChangedEvents(
   for (let attempt = 0; attempt <= SEQUENCER.missingRereads; attempt++) {
     const ranges = [];
     for (const [streamId, versions] of wanted) {
-      const sorted = [...versions].filter((version) => !known.get(streamId)?.has(version)).sort((a, b) => a - b);
+      const sorted = [...versions]
+        .filter((version) => !known.get(streamId)?.has(version))
+        .sort((a, b) => a - b);
       let start = sorted[0];
       for (let index = 0; index < sorted.length; index++) {
         const version = sorted[index] as number;
@@ -128,8 +131,14 @@ export async function sequence(
  */
 export function createSequencerHandler(config: SequencerConfig | (() => SequencerConfig)) {
   return async (event: DynamoDBStreamEvent, context?: SequencerContext): Promise<DynamoDBBatchResponse> => {
-    const { client, tableName, wake, maxAttempts = 10, log = defaultLog } =
-      typeof config === "function" ? config() : config;
+    const {
+      client,
+      tableName,
+      wake,
+      maxAttempts = 10,
+      log = defaultLog,
+      leaseMs,
+    } = typeof config === "function" ? config() : config;
     const records = event.Records ?? [];
     const changes = records.map(headChangeOf).filter((change) => change !== undefined);
     if (changes.length === 0) return { batchItemFailures: [] };
@@ -139,6 +148,7 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
       tableName,
       deadline: Date.now() + Math.max(1000, budget - SEQUENCER.deadlineMarginMs),
       log,
+      ...(leaseMs ? { leaseMs } : {}),
     };
     const progress = new Map<string, number>();
     let written = 0;
@@ -146,18 +156,9 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
     let failure: unknown;
     try {
       const known = await readChangedEvents(ctx, changes);
-      for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-        try {
-          const result = await positionChanges(ctx, changes, { known, progress });
-          written += result.written;
-          headPosition = result.headPosition;
-          failure = undefined;
-          break;
-        } catch (error) {
-          failure = error;
-          if (!(error instanceof LeaseLostError)) break;
-        }
-      }
+      const result = await positionRetrying(ctx, changes, { known, progress }, maxAttempts);
+      written = result.written;
+      headPosition = result.headPosition;
     } catch (error) {
       failure = error;
     }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   DeleteTableCommand,
   type DynamoDBClient,
+  GetItemCommand,
   QueryCommand,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -240,6 +241,64 @@ describe("sequencer", () => {
       [2, 2],
       [3, 3],
     ]);
+  });
+
+  it("finishes the cursors a holder left pending when it died after its write without letting go", async () => {
+    // Prepare: every call after the write fails, as if the Lambda had died there (no cursor
+    // update, no release: the lease stays taken until it runs out)
+    const store = await freshStore();
+    const a = `A-${randomUUID()}`;
+    await store.appendToStream(a, events(3));
+    let dead = false;
+    const dying = {
+      send: async (command: unknown) => {
+        if (dead) throw new Error("the Lambda is gone");
+        const answer = await client.send(command as never);
+        if (command instanceof TransactWriteItemsCommand) dead = true;
+        return answer;
+      },
+    } as unknown as DynamoDBClient;
+    const delivery = batch(headRecord(a, 0, 3));
+    const short = { leaseMs: 500, log: () => {} };
+    const first = await createSequencerHandler({ client: dying, tableName: store.tableName, ...short })(
+      delivery,
+    );
+    const left = await client.send(
+      new GetItemCommand({
+        TableName: store.tableName,
+        Key: { PK: { S: GLOBAL_LOG.counterKey }, SK: { S: GLOBAL_LOG.counterSortKey } },
+        ConsistentRead: true,
+      }),
+    );
+
+    await store.appendToStream(a, events(1));
+
+    // Act: the batch comes again, with the next append's record; the next holder waits out the lease
+    const redelivered = await createSequencerHandler({ client, tableName: store.tableName, ...short })(
+      batch(...delivery.Records, headRecord(a, 3, 4)),
+    );
+
+    // Assess: the first had written its positions, so its batch was done
+    expect(first.batchItemFailures).toEqual([]);
+    expect(left.Item?.[GLOBAL_LOG.pendingAttr]?.NS).toEqual(["1"]);
+    expect(left.Item?.[GLOBAL_LOG.ownerAttr]?.S).toBeDefined();
+    expect(redelivered.batchItemFailures).toEqual([]);
+    const log = await readWholeLog(store);
+    expect(log.map((event) => [event.globalPosition, event.version])).toEqual([
+      [1, 1],
+      [2, 2],
+      [3, 3],
+      [4, 4],
+    ]);
+    const counter = await client.send(
+      new GetItemCommand({
+        TableName: store.tableName,
+        Key: { PK: { S: GLOBAL_LOG.counterKey }, SK: { S: GLOBAL_LOG.counterSortKey } },
+        ConsistentRead: true,
+      }),
+    );
+    expect(counter.Item?.[GLOBAL_LOG.pendingAttr]).toBeUndefined();
+    expect(counter.Item?.[GLOBAL_LOG.ownerAttr]).toBeUndefined();
   });
 
   it("reports the first unfinished record, so Lambda redelivers from there", async () => {
