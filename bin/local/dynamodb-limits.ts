@@ -7,23 +7,24 @@
  * - Forwards every request (DynamoDB and DynamoDB Streams JSON APIs, by `X-Amz-Target`) to the
  *   target; Streams and control-plane calls pass through untouched.
  * - Token buckets per table and partition key value: 1,000 write units/s and 3,000 read units/s,
- *   each holding `burstSeconds` of units (dynamodb-capacity.ts); optional table-wide caps.
- * - Bills as DynamoDB does (dynamodb-billing.ts, dynamodb-operations.ts) and answers throttles as
- *   DynamoDB does (dynamodb-wire.ts).
+ *   each holding `burstSeconds` of units (limits/capacity.ts); optional table-wide caps.
+ * - Bills as DynamoDB does (limits/billing.ts, limits/operations.ts) and answers throttles as
+ *   DynamoDB does (limits/wire.ts).
  * - Each call takes at least its operation's in-region latency (timers, no CPU).
- * - Counts units and throttles by operation, key prefix and key (dynamodb-usage.ts): `usage()`.
+ * - Counts units and throttles by operation, key prefix and key (limits/usage.ts): `usage()`.
  * What it models and what it does not: docs/dynamodb-limits.md.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { CapacityModel } from "./dynamodb-capacity.ts";
-import { MODELLED_OPERATIONS, modelOperation, NotModelled, type TableSchema } from "./dynamodb-operations.ts";
-import { type DynamoDbUsage, UsageLedger } from "./dynamodb-usage.ts";
-import { Forwarder, forwardedHeaders, jsonResponse, type WireResponse } from "./dynamodb-wire.ts";
+import { CapacityModel } from "./limits/capacity.ts";
+import { MODELLED_OPERATIONS, modelOperation } from "./limits/operations.ts";
+import { NotModelled, type TableSchema } from "./limits/requests.ts";
+import { type DynamoDbUsage, UsageLedger } from "./limits/usage.ts";
+import { Forwarder, forwardedHeaders, jsonResponse, type WireResponse } from "./limits/wire.ts";
 
-export type { DynamoDbUsage, KeyHeat, OperationUsage, UnitTotals } from "./dynamodb-usage.ts";
-export { describeUsage } from "./dynamodb-usage.ts";
+export type { DynamoDbUsage, KeyHeat, OperationUsage, UnitTotals } from "./limits/usage.ts";
+export { describeUsage } from "./limits/usage.ts";
 
 /**
  * Minimum response time per operation, in ms: AWS's in-region figures for small items. `streams`

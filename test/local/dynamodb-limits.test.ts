@@ -21,13 +21,13 @@ import {
   GetShardIteratorCommand,
 } from "@aws-sdk/client-dynamodb-streams";
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from "vitest";
-import { itemSize, numberSize, type AttributeMap as WireItem } from "../../bin/local/dynamodb-billing.ts";
 import {
   DEFAULT_LATENCY_MS,
   type DynamoDbLimits,
   type DynamoDbLimitsOptions,
   startDynamoDbLimits,
 } from "../../bin/local/dynamodb-limits.ts";
+import { itemSize, numberSize, type AttributeMap as WireItem } from "../../bin/local/limits/billing.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 /** A clock the test moves by hand: bucket arithmetic is exact, and nothing depends on the machine's speed. */

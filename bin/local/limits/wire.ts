@@ -1,5 +1,5 @@
 /**
- * The HTTP side of the DynamoDB limits proxy (dynamodb-limits.ts): forwarding a request to the
+ * The HTTP side of the DynamoDB limits proxy (../dynamodb-limits.ts): forwarding a request to the
  * target endpoint, and the throttling answers DynamoDB gives, in its JSON protocol (awsJson1_0), so
  * that the AWS SDK turns them into its own exception classes and retries them as it would in AWS.
  *
@@ -17,7 +17,7 @@
 import { randomUUID } from "node:crypto";
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders } from "node:http";
 import { Agent as HttpsAgent, request as httpsRequest } from "node:https";
-import type { ThrottleCause, UnitKind } from "./dynamodb-capacity.ts";
+import type { ThrottleCause, UnitKind } from "./capacity.ts";
 
 export interface WireResponse {
   readonly status: number;

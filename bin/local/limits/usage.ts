@@ -1,9 +1,9 @@
 /**
- * Usage accounting of the DynamoDB limits model (dynamodb-limits.ts): the write and read units
+ * Usage accounting of the DynamoDB limits model (../dynamodb-limits.ts): the write and read units
  * spent and the throttles met, by operation, by partition key prefix and by partition key, with
  * each key's peak units in any one second. Read through `usage()` of the proxy; the bench prints it.
  */
-import { keyPrefix } from "./dynamodb-billing.ts";
+import { keyPrefix } from "./billing.ts";
 
 export interface UnitTotals {
   writeUnits: number;

@@ -1,5 +1,5 @@
 /**
- * The throughput side of the DynamoDB limits model (dynamodb-limits.ts): token buckets per table and
+ * The throughput side of the DynamoDB limits model (../dynamodb-limits.ts): token buckets per table and
  * partition key value for write and read units, and optional table-wide buckets. A bucket holds at
  * most `burstSeconds` seconds of units and refills continuously; it starts full.
  *

@@ -1,6 +1,6 @@
 /**
  * What DynamoDB bills, computed from the JSON wire format (AttributeValue maps) the proxy of
- * dynamodb-limits.ts sees: item sizes by DynamoDB's published rules, and the write and read units
+ * ../dynamodb-limits.ts sees: item sizes by DynamoDB's published rules, and the write and read units
  * of each kind of request. Pure functions; no I/O.
  *
  * Item size (developer guide, "DynamoDB item sizes and formats"): the sum over attributes of the
