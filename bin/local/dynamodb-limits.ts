@@ -133,7 +133,7 @@ export async function startDynamoDbLimits(options: DynamoDbLimitsOptions): Promi
     const operation = amzTarget.slice(amzTarget.indexOf(".") + 1) || "unknown";
     usage.request(operation);
     const headers = forwardedHeaders(request.headers);
-    const forward = (body: Buffer) => forwarder.send(request.url ?? "/", headers, body);
+    const forward = (body: Buffer) => forwarder.send(request.url ?? "/", headers, body, request.method);
 
     let answer: WireResponse | undefined;
     if (!streams && MODELLED_OPERATIONS.has(operation)) {

@@ -340,6 +340,23 @@ describe("throttling", () => {
     });
   });
 
+  it("holds a hot key to 1,000 WCU/s on the real clock too", async () => {
+    // Prepare: 200 writes of 100 WCU (20,000 WCU) to one key, 8 at a time, as fast as they go;
+    // only if they took over 9 s would fewer than 100 be refused (10 + 10 per second pass)
+    const limits = await startDynamoDbLimits({ target: inject("dynamodbEndpoint"), latency: false });
+    const client = sdkClient(limits.endpoint, 1);
+    running.push({ limits, client });
+    const hot = fresh("REALHOT");
+    // Act
+    const perWorker = await Promise.all(
+      Array.from({ length: 8 }, () => putAll(client, Array(25).fill(hot), BIG)),
+    );
+    // Assess
+    const refused = perWorker.reduce((sum, count) => sum + count, 0);
+    expect(refused).toBeGreaterThanOrEqual(100);
+    expect(limits.usage().byOperation.PutItem?.throttles).toBe(refused);
+  });
+
   it("passes a rate just under 1,000 WCU/s for three seconds, and throttles one well over it", async () => {
     // Prepare
     const { client, clock } = await proxy();

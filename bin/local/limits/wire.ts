@@ -142,7 +142,12 @@ export class Forwarder {
     this.agent = this.url.protocol === "https:" ? new HttpsAgent(options) : new HttpAgent(options);
   }
 
-  send(path: string, headers: Record<string, string | string[]>, body: Buffer): Promise<WireResponse> {
+  send(
+    path: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer,
+    method = "POST",
+  ): Promise<WireResponse> {
     const send = this.url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
       const outgoing = send(
@@ -150,7 +155,7 @@ export class Forwarder {
           protocol: this.url.protocol,
           hostname: this.url.hostname,
           port: this.url.port,
-          method: "POST",
+          method,
           path,
           agent: this.agent,
           headers: { ...headers, host: this.url.host, "content-length": String(body.length) },
