@@ -18,9 +18,10 @@ export const RETRY_AFTER_SECONDS = 1;
 /**
  * True when DynamoDB refused the request for capacity: a throttling exception, or a cancelled
  * transaction with a `ThrottlingError` reason and no failed condition (a failed condition is an
- * answer, not a throttle). Nothing was written in either case.
+ * answer, not a throttle), or the store's ThrottledError. Nothing was written in any case.
  */
 export function isThrottle(error: unknown): boolean {
+  if (error instanceof ThrottledError) return true;
   if (!(error instanceof Error)) return false;
   if (THROTTLE_NAMES.has(error.name)) return true;
   if (error.name !== "TransactionCanceledException") return false;

@@ -28,6 +28,7 @@ import {
 import { readHeadPosition } from "../core/all.ts";
 import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
+import { retryThrottled } from "../core/throttling.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { storeFromEnv } from "../http/config.ts";
 import { logger } from "../observability.ts";
@@ -482,7 +483,8 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     const until = Math.min(Date.now() + lingerMs, deadline);
     while (Date.now() < until) {
       await new Promise((resolve) => setTimeout(resolve, LINGER_POLL_MS));
-      if ((await readHeadPosition(store.client, store.tableName)) > position) return true;
+      if ((await patiently(deadline, () => readHeadPosition(store.client, store.tableName))) > position)
+        return true;
     }
     return false;
   }
@@ -509,11 +511,13 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     let committedAt = Date.now();
     let stagedBytes = 0;
     while (Date.now() < deadline) {
-      const page = await store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter });
+      const page = await patiently(deadline, () =>
+        store.readAll({ after: checkpoint.position, limit: batchSize, ...readFilter }),
+      );
       let staged: Staged = { docs: new Map(), committed, parked: [], processed: 0 };
       const flush = async (position: number) => {
         if (position === checkpoint.position && staged.docs.size === 0 && staged.parked.length === 0) return;
-        await commit(store, owner, checkpoint, position, staged);
+        await patiently(deadline, () => commit(store, owner, checkpoint, position, staged));
         committedAt = Date.now();
         stagedBytes = 0;
         processed += staged.processed;
@@ -622,10 +626,9 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       // lease found it busy, and its events must not wait for the next scheduled wake-up.
       while (Date.now() < deadline) {
         // An idle wake-up (nothing new, no runner needed) costs two reads and writes nothing.
-        const [current, head] = await Promise.all([
-          readCheckpoint(store, name),
-          readHeadPosition(store.client, store.tableName),
-        ]);
+        const [current, head] = await patiently(deadline, () =>
+          Promise.all([readCheckpoint(store, name), readHeadPosition(store.client, store.tableName)]),
+        );
         if (current.position >= head) {
           position = current.position;
           break;
@@ -776,6 +779,14 @@ async function eventAt(store: EventStore, entry: ParkedEvent): Promise<RecordedE
   const { events } = await store.readAll({ after: entry.position - 1, limit: 1 });
   const event = events[0];
   return event && event.eventId === entry.eventId ? event : undefined;
+}
+
+/**
+ * Runs a DynamoDB call again after a jittered back-off while DynamoDB throttles it, until the run's
+ * deadline: a throttle costs time, not a failed run (lambdas/core/throttling.ts).
+ */
+function patiently<T>(deadline: number, operation: () => Promise<T>): Promise<T> {
+  return retryThrottled(operation, { deadline });
 }
 
 function messageOf(error: unknown): string {
