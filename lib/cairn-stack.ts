@@ -26,6 +26,10 @@ export class CairnStack extends Stack {
     new CfnOutput(this, "TableName", { value: this.store.table.tableName });
     new CfnOutput(this, "WakeTopicArn", { value: this.store.wakeTopic.topicArn });
     new CfnOutput(this, "SequencerFailureQueueUrl", { value: this.store.sequencerFailures.queueUrl });
+    new CfnOutput(this, "AlarmTopicArn", {
+      value: this.store.alarmTopic.topicArn,
+      description: "Every alarm notifies this topic: subscribe whoever must be told",
+    });
     new CfnOutput(this, "DashboardName", { value: this.store.dashboard.dashboardName });
     new CfnOutput(this, "Region", { value: this.region });
   }

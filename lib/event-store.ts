@@ -1,5 +1,5 @@
 import { isAbsolute, join } from "node:path";
-import { Duration, RemovalPolicy, Stack, Token, Validations } from "aws-cdk-lib";
+import { Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpIamAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -12,17 +12,14 @@ import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import { DynamoEventSource, SqsDlq } from "aws-cdk-lib/aws-lambda-event-sources";
 import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
-import { LambdaSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
-import * as sqs from "aws-cdk-lib/aws-sqs";
+import { EmailSubscription, LambdaSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
+import type * as sqs from "aws-cdk-lib/aws-sqs";
 import { Construct } from "constructs";
 import {
-  ATTR,
   ENV,
-  ITEM_KIND,
   METRICS,
   PREFIX,
   PROJECTION_NAME_PATTERN,
@@ -31,6 +28,7 @@ import {
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../lambdas/http/routes.ts";
 import { bundlingOptions, LAMBDA_RUNTIME, REPO_ROOT } from "./bundling.ts";
+import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 
 /** Log levels of the Powertools Logger (env LOG_LEVEL) and of Lambda's application logs. */
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -71,9 +69,15 @@ export interface EventStoreProps {
   readonly apiThrottle?: apigwv2.ThrottleSettings;
   /**
    * Every alarm notifies this topic when it goes into ALARM and back to OK.
-   * @default - alarms notify nobody
+   * @default - a topic of the store's own (`alarmTopic` on the construct), encrypted with a key of its
+   *   own that CloudWatch may use; the stack outputs its ARN
    */
   readonly alarmTopic?: sns.ITopic;
+  /**
+   * An email address subscribed to the store's own alarm topic (ignored when `alarmTopic` is given).
+   * @default - no subscription: subscribe someone to the topic the stack outputs
+   */
+  readonly alarmEmail?: string;
   /**
    * Retention of the functions' and the API's log groups.
    * @default RetentionDays.ONE_MONTH
@@ -101,8 +105,9 @@ export interface EventStoreProps {
    */
   readonly apiMemorySize?: number;
   /**
-   * Largest batch of stream records the sequencer gets in one invocation.
-   * @default 100
+   * Largest batch of stream records the sequencer gets in one invocation (per shard: while one
+   * shard's invocation waits for the lease on the `$all` counter, its next batch grows).
+   * @default 1000
    */
   readonly sequencerBatchSize?: number;
   /**
@@ -122,6 +127,21 @@ export interface EventStoreProps {
    * @default Duration.minutes(30)
    */
   readonly iteratorAgeAlarmThreshold?: Duration;
+  /**
+   * How often the reconciler runs (set-aside streams, events the sequencer missed, its failure queue).
+   * @default Duration.minutes(1)
+   */
+  readonly reconcileEvery?: Duration;
+  /**
+   * Head records younger than this are left to the sequencer; the reconciler looks at older ones.
+   * @default Duration.minutes(3)
+   */
+  readonly reconcileGracePeriod?: Duration;
+  /**
+   * Events without a `$all` position for longer than this (found by the reconciler) raise the alarm.
+   * @default Duration.minutes(10)
+   */
+  readonly unpositionedAlarmAfter?: Duration;
   /**
    * The API's 5xx responses, in percent of its requests over 5 minutes, that raise the alarm.
    * @default 1
@@ -223,7 +243,7 @@ export const API_ENTRIES: Record<ApiFunction, string> = {
   read: "lambdas/handlers/api-read.ts",
   admin: "lambdas/handlers/api-admin.ts",
 };
-export const SEQUENCER_ENTRY = "lambdas/handlers/sequencer.ts";
+export { RECONCILER_ENTRY, SEQUENCER_ENTRY } from "./global-order.ts";
 
 /** DynamoDB actions, named once. IAM knows no TransactWriteItems: a transaction checks each item's action. */
 const DDB = {
@@ -256,8 +276,12 @@ export class EventStore extends Construct {
   public readonly stage: apigwv2.HttpStage;
   public readonly apiFunctions: Readonly<Record<ApiFunction, NodejsFunction>>;
   public readonly sequencer: NodejsFunction;
-  /** Stream records the sequencer gave up on (after retries or at max record age). */
+  /** Stream records the sequencer gave up on (after retries or at max record age); the reconciler drains it. */
   public readonly sequencerFailures: sqs.Queue;
+  /** The scheduled reconciler: set-aside streams, events the sequencer missed, the failure queue. */
+  public readonly reconciler: NodejsFunction;
+  /** Where every alarm goes: `props.alarmTopic`, or the store's own topic. */
+  public readonly alarmTopic: sns.ITopic;
   /** The sequencer publishes here after it extends $all; every projection is subscribed. */
   public readonly wakeTopic: sns.Topic;
   public readonly accessLogs: logs.LogGroup;
@@ -295,6 +319,8 @@ export class EventStore extends Construct {
         : dynamodb.TableEncryptionV2.awsManagedKey(),
     });
 
+    this.alarmTopic = props.alarmTopic ?? this.buildAlarmTopic();
+
     // The wake-up carries a position, not event data; the AWS managed key encrypts it at rest at no cost.
     this.wakeTopic = new sns.Topic(this, "WakeTopic", {
       enforceSSL: true,
@@ -321,13 +347,17 @@ export class EventStore extends Construct {
     this.grantRead(apiFunctions.read);
     this.grantAdmin(apiFunctions.admin);
 
-    ({ sequencer: this.sequencer, failures: this.sequencerFailures } = this.buildSequencer());
+    const globalOrder = buildGlobalOrder(this.globalOrderHost(), props);
+    this.sequencer = globalOrder.sequencer;
+    this.sequencerFailures = globalOrder.failures;
+    this.reconciler = globalOrder.reconciler;
     ({ api: this.api, stage: this.stage, accessLogs: this.accessLogs } = this.buildApi());
 
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
       defaultInterval: Duration.hours(3),
     });
     this.buildOperations();
+    this.dashboard.addWidgets(...globalOrderAlarms(this.globalOrderHost(), globalOrder, props));
   }
 
   /** Append to streams and read them back (what an append needs): no delete, only `STREAM#` keys. */
@@ -357,9 +387,13 @@ export class EventStore extends Construct {
     return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS]);
   }
 
-  /** Read $all and streams: GetItem and Query on `ALL#` and `STREAM#` keys only. */
+  /**
+   * Read $all and streams: GetItem and Query on `ALL#` and `STREAM#` keys, and BatchGetItem of the
+   * events `$all` references (its entries are references, resolved by key).
+   */
   public grantReadAll(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
+    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, STREAM_KEYS]);
   }
 
@@ -447,6 +481,8 @@ export class EventStore extends Construct {
     // A handler that also reads streams gets `store.grantRead(projection.function)`.
     this.grantKey(fn, KMS_WRITE);
     this.grantTable(fn, [DDB.get, DDB.query], [ALL_KEYS, `${projectionPrefix(name)}*`]);
+    // $all's entries are references: the runtime gets the events they name by key.
+    this.grantTable(fn, [DDB.batchGet], [STREAM_KEYS]);
     this.grantTable(fn, [DDB.put, DDB.update, DDB.delete], [`${projectionPrefix(name)}*`]);
 
     const lag = this.projectionMetric(name, METRICS.projectionLag);
@@ -513,6 +549,8 @@ export class EventStore extends Construct {
   private grantAdmin(grantee: iam.IGrantable): void {
     this.grantKey(grantee, KMS_WRITE);
     this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
+    // $all's entries are references: a read of $all gets the events by key.
+    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
     this.grantTable(grantee, [DDB.update], [PROJECTION_KEYS]);
     iam.Grant.addToPrincipal({ grantee, actions: ["sns:Publish"], resourceArns: [this.wakeTopic.topicArn] });
   }
@@ -579,56 +617,36 @@ export class EventStore extends Construct {
     });
   }
 
-  private buildSequencer(): { sequencer: NodejsFunction; failures: sqs.Queue } {
-    const sequencer = this.nodeFunction("Sequencer", SEQUENCER_ENTRY, {
-      description: "Cairn sequencer: gives new events their $all positions, then wakes projections",
-      memorySize: 1024,
-      timeout: Duration.minutes(1),
-      // One writer at a time, so positions never race.
-      reservedConcurrentExecutions: 1,
-      environment: { [ENV.wakeTopicArn]: this.wakeTopic.topicArn },
-    });
-    const failures = new sqs.Queue(this, "SequencerFailures", {
-      encryption: sqs.QueueEncryption.SQS_MANAGED,
-      enforceSSL: true,
-      retentionPeriod: Duration.days(14),
+  /** What lib/global-order.ts builds the sequencer, the reconciler and their alarms with. */
+  private globalOrderHost(): GlobalOrderHost {
+    return {
+      scope: this,
+      table: this.table,
+      wakeTopic: this.wakeTopic,
+      removalPolicy: this.removalPolicy,
+      metricsNamespace: this.metricsNamespace,
+      nodeFunction: (id, entry, options) => this.nodeFunction(id, entry, options),
+      grantTable: (grantee, actions, leadingKeys) => this.grantTable(grantee, actions, leadingKeys),
+      grantKey: (grantee, write) => this.grantKey(grantee, write ? KMS_WRITE : KMS_READ),
+      alarm: (id, props) => this.alarm(this, id, props),
+    };
+  }
+
+  /**
+   * The store's own alarm topic: TLS only, encrypted with a key of its own whose policy lets
+   * CloudWatch publish (an alarm cannot publish to a topic under the AWS managed key), and an email
+   * subscription when `alarmEmail` is given.
+   */
+  private buildAlarmTopic(): sns.Topic {
+    const key = new kms.Key(this, "AlarmTopicKey", {
+      description: "Encrypts the Cairn store's alarm topic; CloudWatch may use it to publish",
+      enableKeyRotation: true,
       removalPolicy: this.removalPolicy,
     });
-    Validations.of(failures).acknowledge({
-      id: "AwsSolutions-SQS3",
-      reason:
-        "This queue is the sequencer's failure destination (a dead-letter queue itself); its depth is alarmed.",
-    });
-    sequencer.addEventSource(
-      new DynamoEventSource(this.table, {
-        startingPosition: lambda.StartingPosition.TRIM_HORIZON,
-        batchSize: this.props.sequencerBatchSize ?? 100,
-        maxBatchingWindow: Duration.seconds(0),
-        parallelizationFactor: 1,
-        bisectBatchOnError: true,
-        reportBatchItemFailures: true,
-        retryAttempts: this.props.sequencerRetryAttempts ?? 10,
-        maxRecordAge: this.props.sequencerMaxRecordAge ?? Duration.hours(6),
-        onFailure: new SqsDlq(failures),
-        // Only the stream heads' records: their own order per item is what the sequencer relies on;
-        // event, snapshot, $all and projection items never invoke it.
-        filters: [
-          lambda.FilterCriteria.filter({
-            dynamodb: { NewImage: { [ATTR.kind]: { S: lambda.FilterRule.isEqual(ITEM_KIND.head) } } },
-          }),
-        ],
-      }),
-    );
-    this.grantKey(sequencer, KMS_WRITE);
-    // Reads event items and the $all counter and cursors; writes only $all (lambdas/sequencer).
-    this.grantTable(sequencer, [DDB.get, DDB.query, DDB.batchGet], [STREAM_KEYS, ALL_KEYS]);
-    this.grantTable(sequencer, [DDB.put, DDB.update], [ALL_KEYS]);
-    iam.Grant.addToPrincipal({
-      grantee: sequencer,
-      actions: ["sns:Publish"],
-      resourceArns: [this.wakeTopic.topicArn],
-    });
-    return { sequencer, failures };
+    key.grant(new iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*");
+    const topic = new sns.Topic(this, "AlarmTopic", { enforceSSL: true, masterKey: key });
+    if (this.props.alarmEmail) topic.addSubscription(new EmailSubscription(this.props.alarmEmail));
+    return topic;
   }
 
   private buildApi(): { api: apigwv2.HttpApi; stage: apigwv2.HttpStage; accessLogs: logs.LogGroup } {
@@ -698,10 +716,8 @@ export class EventStore extends Construct {
       treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
       ...props,
     });
-    if (this.props.alarmTopic) {
-      alarm.addAlarmAction(new SnsAction(this.props.alarmTopic));
-      alarm.addOkAction(new SnsAction(this.props.alarmTopic));
-    }
+    alarm.addAlarmAction(new SnsAction(this.alarmTopic));
+    alarm.addOkAction(new SnsAction(this.alarmTopic));
     this.alarms.push(alarm);
     return alarm;
   }

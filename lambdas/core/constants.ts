@@ -222,16 +222,20 @@ export const SEQUENCER = {
   deadlineMarginMs: 2_000,
 } as const;
 
-/** Custom metrics of the sequencer and the reconciler (namespace ENV.metricsNamespace), no dimension. */
+/**
+ * Custom metrics the reconciler emits after each run (namespace ENV.metricsNamespace) and the CDK
+ * alarms watch; exactly one dimension, `TableName` = the table's name.
+ */
 export const GLOBAL_METRICS = {
+  tableDimension: "TableName",
   /** Streams set aside now (the count of `ALL#ASIDE` items). */
   setAsideStreams: "SetAsideStreams",
   /** Events the reconciler found without a position (and then positioned), per run. */
   eventsWithoutPosition: "EventsWithoutPosition",
   /** Age in seconds of the oldest head change the reconciler found without a position, per run. */
   oldestWithoutPositionSeconds: "OldestWithoutPositionAge",
-  /** Stream records that expired before the reconciler read them (run `npm run all -- catch-up`). */
-  trimmedRecords: "TrimmedStreamRecords",
+  /** Shards whose records expired before the reconciler read them (run `npm run all -- catch-up`). */
+  trimmedShards: "TrimmedStreamShards",
 } as const;
 
 /**

@@ -1,16 +1,18 @@
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { ENV, GLOBAL_METRICS, SEQUENCER } from "../core/constants.ts";
 import { requiredEnv, storeFromEnv } from "../http/config.ts";
-import { logger } from "../observability.ts";
+import { cairnMetrics, logger } from "../observability.ts";
 import { sqsFailureQueue } from "../sequencer/failure-queue.ts";
 import { type ReconcilerConfig, reconcile } from "../sequencer/reconciler.ts";
 
 const streamArn = requiredEnv(ENV.tableStreamArn);
 const queueUrl = process.env[ENV.failureQueueUrl];
 const graceSeconds = Number(process.env[ENV.reconcileGraceSeconds] ?? 180);
-const metrics = new Metrics();
+const tableName = requiredEnv(ENV.tableName);
+/** One dimension, `TableName`, as the construct's alarms name it (GLOBAL_METRICS in constants.ts). */
+const metrics = cairnMetrics({ [GLOBAL_METRICS.tableDimension]: tableName });
 
 let config: ReconcilerConfig | undefined;
 
@@ -40,7 +42,7 @@ export async function handler(_event: unknown, context?: { getRemainingTimeInMil
     MetricUnit.Seconds,
     report.oldestWithoutPositionSeconds,
   );
-  metrics.addMetric(GLOBAL_METRICS.trimmedRecords, MetricUnit.Count, report.trimmedShards);
+  metrics.addMetric(GLOBAL_METRICS.trimmedShards, MetricUnit.Count, report.trimmedShards);
   metrics.publishStoredMetrics();
   return report;
 }

@@ -10,9 +10,11 @@ const sns = wakeTopicArn ? new SNSClient({}) : undefined;
 let config: SequencerConfig | undefined;
 
 /**
- * Lambda entry for the sequencer: the table's DynamoDB stream event source (reserved concurrency 1,
- * bisect on error, partial batch responses). Environment: CAIRN_TABLE_NAME; CAIRN_WAKE_TOPIC_ARN,
- * when set, gets one `{ headPosition }` message after each invocation that extended `$all`.
+ * Lambda entry for the sequencer: the table's DynamoDB stream event source (one invocation per
+ * shard at a time, serialized by the lease on the `$all` counter; bisect on error, partial batch
+ * responses). Every wait and retry is bounded by the invocation's remaining time. Environment:
+ * CAIRN_TABLE_NAME; CAIRN_WAKE_TOPIC_ARN, when set, gets one `{ headPosition }` message after each
+ * invocation that extended `$all`.
  */
 export const handler = createSequencerHandler(() => {
   config ??= {

@@ -9,14 +9,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import { ENV } from "../../lambdas/core/constants.ts";
 import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
 import { ESBUILD, REPO_ROOT } from "../../lib/bundling.ts";
-import { API_ENTRIES, SEQUENCER_ENTRY } from "../../lib/event-store.ts";
+import { API_ENTRIES, RECONCILER_ENTRY, SEQUENCER_ENTRY } from "../../lib/event-store.ts";
 
 const run = promisify(execFile);
 
-/** Every Lambda entry the construct deploys: the three API functions, the sequencer, each registered projection; and the example command handler. */
+/** Every Lambda entry the construct deploys: the three API functions, the sequencer, the reconciler, each registered projection; and the example command handler. */
 const ENTRIES: [string, string][] = [
   ...Object.entries(API_ENTRIES).map(([name, entry]): [string, string] => [`api-${name}`, entry]),
   ["sequencer", SEQUENCER_ENTRY],
+  ["reconciler", RECONCILER_ENTRY],
   ...PROJECTIONS.map(({ name, entry }): [string, string] => [`projection-${name}`, entry]),
   // The example command handler, as `addCommandHandler` would deploy it (the library in-process).
   ["example-order-commands", "lambdas/examples/order/handler.ts"],
@@ -76,6 +77,8 @@ async function loadHandler(outfile: string): Promise<string> {
         AWS_REGION: "us-east-1",
         [ENV.tableName]: "cairn-bundle-test",
         [ENV.wakeTopicArn]: "arn:aws:sns:us-east-1:111111111111:wake",
+        [ENV.tableStreamArn]:
+          "arn:aws:dynamodb:us-east-1:111111111111:table/cairn-bundle-test/stream/2026-01-01T00:00:00.000",
         POWERTOOLS_SERVICE_NAME: "cairn",
         LOG_LEVEL: "ERROR",
         AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",

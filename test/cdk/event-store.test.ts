@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   ATTR,
   ENV,
+  GLOBAL_METRICS,
   ITEM_KIND,
   KEYS,
   METRICS,
@@ -28,6 +29,9 @@ const idOfType = (type: string): string => {
   if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}`);
   return ids[0] as string;
 };
+/** The wake topic: the one the sequencer publishes to (the store has an alarm topic too). */
+const wakeTopicId = (): string =>
+  resources[functionId(template, "Cairn sequencer")]?.Properties.Environment.Variables[ENV.wakeTopicArn].Ref;
 const TABLE = "GlobalTable.Arn";
 const streamKeys = `${PREFIX.stream}*`;
 const snapshotKeys = `${PREFIX.snapshot}*`;
@@ -69,6 +73,7 @@ describe("the sequencer", () => {
       EventSourceArn: { "Fn::GetAtt": [idOfType("AWS::DynamoDB::GlobalTable"), "StreamArn"] },
       FunctionName: { Ref: functionId(template, "Cairn sequencer") },
       StartingPosition: "TRIM_HORIZON",
+      BatchSize: 1000,
       BisectBatchOnFunctionError: true,
       FunctionResponseTypes: ["ReportBatchItemFailures"],
       MaximumRetryAttempts: 10,
@@ -86,12 +91,13 @@ describe("the sequencer", () => {
     expect(patterns).toEqual([{ dynamodb: { NewImage: { [ATTR.kind]: { S: [ITEM_KIND.head] } } } }]);
   });
 
-  it("runs one invocation at a time and knows the wake topic", () => {
+  it("runs one invocation per shard (no reserved concurrency: the lease serializes them) and knows the wake topic", () => {
     // WHEN
     const sequencer = resources[functionId(template, "Cairn sequencer")]?.Properties;
+    const topics = Object.keys(template.findResources("AWS::SNS::Topic"));
     // THEN
-    expect(sequencer?.ReservedConcurrentExecutions).toBe(1);
-    expect(sequencer?.Environment.Variables[ENV.wakeTopicArn]).toEqual({ Ref: idOfType("AWS::SNS::Topic") });
+    expect(sequencer?.ReservedConcurrentExecutions).toBeUndefined();
+    expect(topics).toContain(wakeTopicId());
   });
 
   it("keeps its failure queue encrypted, TLS-only and retained", () => {
@@ -115,7 +121,7 @@ describe("the functions", () => {
     // WHEN
     const functions = Object.values(template.findResources("AWS::Lambda::Function"));
     // THEN
-    expect(functions).toHaveLength(4 + PROJECTIONS.length);
+    expect(functions).toHaveLength(5 + PROJECTIONS.length);
     for (const fn of functions) {
       expect(fn.Properties).toMatchObject({
         Runtime: "nodejs24.x",
@@ -189,6 +195,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
       [
         ...ownLogs(),
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
         ...lines(["dynamodb:UpdateItem"], TABLE, [projectionKeys]),
         "sns:Publish Topic",
       ].sort(),
@@ -206,7 +213,11 @@ describe("least privilege: each function's permissions, as exact sets", () => {
           streamKeys,
           allKeys,
         ]),
-        ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem"], TABLE, [allKeys]),
+        ...lines(
+          ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+          TABLE,
+          [allKeys],
+        ),
         ...lines(
           [
             "dynamodb:DescribeStream",
@@ -233,11 +244,76 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         [
           ...ownLogs(),
           ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, own]),
+          ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
           ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
         ].sort(),
       );
     },
   );
+
+  it("reconciler: the sequencer's rights, batch deletes of its checkpoints, reads of the table's stream, drains the failure queue", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn reconciler");
+    // THEN
+    expect(permissions).toEqual(
+      [
+        ...ownLogs(),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"], TABLE, [
+          streamKeys,
+          allKeys,
+        ]),
+        ...lines(
+          [
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:BatchWriteItem",
+          ],
+          TABLE,
+          [allKeys],
+        ),
+        ...lines(
+          [
+            "dynamodb:DescribeStream",
+            "dynamodb:GetRecords",
+            "dynamodb:GetShardIterator",
+            "dynamodb:ListStreams",
+          ],
+          "GlobalTable.StreamArn",
+        ),
+        ...lines(
+          [
+            "sqs:ReceiveMessage",
+            "sqs:ChangeMessageVisibility",
+            "sqs:GetQueueUrl",
+            "sqs:DeleteMessage",
+            "sqs:GetQueueAttributes",
+          ],
+          "Queue.Arn",
+        ),
+      ].sort(),
+    );
+  });
+});
+
+describe("the reconciler", () => {
+  it("runs every minute, one run at a time, knowing the table's stream, the failure queue and the grace period", () => {
+    // WHEN
+    const fnId = functionId(template, "Cairn reconciler");
+    const reconciler = resources[fnId]?.Properties;
+    // THEN
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(1 minute)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [fnId, "Arn"] } })],
+    });
+    expect(reconciler?.ReservedConcurrentExecutions).toBe(1);
+    expect(reconciler?.Environment.Variables).toMatchObject({
+      [ENV.tableStreamArn]: { "Fn::GetAtt": [idOfType("AWS::DynamoDB::GlobalTable"), "StreamArn"] },
+      [ENV.failureQueueUrl]: { Ref: idOfType("AWS::SQS::Queue") },
+      [ENV.reconcileGraceSeconds]: "180",
+    });
+  });
 });
 
 describe("the HTTP API", () => {
@@ -331,11 +407,61 @@ describe("operations", () => {
     },
   );
 
-  it("has one dashboard, and no alarm action when no alarm topic is given", () => {
+  it("alarms when events were without a position for over 10 minutes, when streams are set aside, when records expired unread and when the reconciler fails", () => {
+    // WHEN
+    const dimensions = [
+      { Name: GLOBAL_METRICS.tableDimension, Value: { Ref: idOfType("AWS::DynamoDB::GlobalTable") } },
+    ];
+    // THEN
+    expect(alarmOn(GLOBAL_METRICS.oldestWithoutPositionSeconds)).toEqual([
+      expect.objectContaining({
+        Namespace: METRICS.defaultNamespace,
+        Dimensions: dimensions,
+        Threshold: 600,
+        ComparisonOperator: "GreaterThanThreshold",
+      }),
+    ]);
+    expect(alarmOn(GLOBAL_METRICS.setAsideStreams)).toEqual([
+      expect.objectContaining({ Dimensions: dimensions, Threshold: 1 }),
+    ]);
+    expect(alarmOn(GLOBAL_METRICS.trimmedShards)).toEqual([
+      expect.objectContaining({ Dimensions: dimensions, Threshold: 1, Statistic: "Sum" }),
+    ]);
+    expect(
+      alarmOn("Errors").some((a) => a.Dimensions[0].Value.Ref === functionId(template, "Cairn reconciler")),
+    ).toBe(true);
+  });
+
+  it("has one dashboard, and every alarm notifies the store's own alarm topic when none is given", () => {
+    // WHEN
+    const topics = Object.keys(template.findResources("AWS::SNS::Topic")).filter(
+      (id) => id !== wakeTopicId(),
+    );
     // THEN
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
-    expect(alarms).toHaveLength(6 + 3 * PROJECTIONS.length);
-    for (const alarm of alarms) expect(alarm.AlarmActions).toBeUndefined();
+    expect(alarms).toHaveLength(10 + 3 * PROJECTIONS.length);
+    expect(topics).toHaveLength(1);
+    for (const alarm of alarms) {
+      expect(alarm.AlarmActions).toEqual([{ Ref: topics[0] }]);
+      expect(alarm.OKActions).toEqual([{ Ref: topics[0] }]);
+    }
+  });
+
+  it("encrypts its own alarm topic with a rotated key CloudWatch may use, TLS only", () => {
+    // WHEN
+    const topics = template.findResources("AWS::SNS::Topic");
+    const alarmTopic = Object.entries(topics).find(([id]) => id !== wakeTopicId())?.[1];
+    const keyId = alarmTopic?.Properties.KmsMasterKeyId["Fn::GetAtt"][0];
+    // THEN
+    expect(resources[keyId]?.Properties.EnableKeyRotation).toBe(true);
+    expect(JSON.stringify(resources[keyId]?.Properties.KeyPolicy)).toContain("cloudwatch.amazonaws.com");
+    template.hasResourceProperties("AWS::SNS::TopicPolicy", {
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Effect: "Deny", Condition: { Bool: { "aws:SecureTransport": "false" } } }),
+        ]),
+      },
+    });
   });
 });
 
@@ -348,7 +474,7 @@ describe("the default stack", () => {
 
   it("attaches every registered projection to the wake topic and a one-minute schedule", () => {
     // WHEN
-    const topicId = idOfType("AWS::SNS::Topic");
+    const topicId = wakeTopicId();
     // THEN
     for (const { name } of PROJECTIONS) {
       const fnId = functionId(template, `Cairn projection ${name}`);
@@ -368,7 +494,7 @@ describe("the default stack", () => {
     // THEN
     const outputs = Object.keys(template.toJSON().Outputs);
     expect(outputs).toEqual(
-      expect.arrayContaining(["ApiUrl", "TableName", "Region", "SequencerFailureQueueUrl"]),
+      expect.arrayContaining(["ApiUrl", "TableName", "Region", "SequencerFailureQueueUrl", "AlarmTopicArn"]),
     );
   });
 

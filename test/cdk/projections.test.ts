@@ -64,6 +64,7 @@ describe("addProjection with a user's existing function", () => {
     expect(permissions).toEqual(
       [
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, own]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
         ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
       ].sort(),
     );
@@ -192,10 +193,13 @@ describe("grants for users' own functions", () => {
     );
   });
 
-  it("grantReadAll: GetItem and Query of $all and stream keys", () => {
+  it("grantReadAll: GetItem and Query of $all and stream keys, BatchGetItem of the events $all references", () => {
     // THEN
     expect(permissionsOf(template, idOf(allReader))).toEqual(
-      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.stream}*`]).sort(),
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.stream}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+      ].sort(),
     );
   });
 });
@@ -282,11 +286,26 @@ describe("EventStore props", () => {
     };
     // THEN
     const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
-    expect(alarms).toHaveLength(6 + 3);
+    expect(alarms).toHaveLength(10 + 3);
     for (const alarm of alarms) {
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
       expect(alarm.Properties.OKActions).toEqual([topic]);
     }
+    expect(store.alarmTopic).toBe(store.node.scope?.node.findChild("Pager"));
+    template.resourceCountIs("AWS::SNS::Topic", 2); // the user's and the wake topic: no topic of its own
+  });
+
+  it("subscribes alarmEmail to the store's own alarm topic", () => {
+    // GIVEN
+    const { stack, store } = storeStack({ alarmEmail: "ops@example.com" });
+    // WHEN
+    const template = Template.fromStack(stack);
+    // THEN
+    template.hasResourceProperties("AWS::SNS::Subscription", {
+      Protocol: "email",
+      Endpoint: "ops@example.com",
+      TopicArn: { Ref: stack.getLogicalId(store.alarmTopic.node.defaultChild as sns.CfnTopic) },
+    });
   });
 
   it("a customer managed key encrypts the table, and grants include the key actions the DynamoDB calls need", () => {
