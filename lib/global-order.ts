@@ -68,12 +68,16 @@ export interface GlobalOrderResources {
 
 const STREAM_KEYS = `${PREFIX.stream}*`;
 const ALL_KEYS = `${PREFIX.all}*`;
-/** What the leased write path does on `ALL#` keys: chunks, counter and lease, cursors, set-aside records. */
+/**
+ * What the leased write path does on `ALL#` keys: chunks, counter and lease, cursors, set-aside
+ * records, staged plans (put, and batch-deleted once combined).
+ */
 const ALL_WRITES = [
   "dynamodb:PutItem",
   "dynamodb:UpdateItem",
   "dynamodb:DeleteItem",
   "dynamodb:ConditionCheckItem",
+  "dynamodb:BatchWriteItem",
 ];
 const READS = ["dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"];
 
@@ -140,8 +144,6 @@ export function buildGlobalOrder(host: GlobalOrderHost, settings: GlobalOrderSet
     },
   });
   grantLeasedPath(host, reconciler);
-  // Its per-shard checkpoints are put and, once their shard is gone, batch-deleted.
-  host.grantTable(reconciler, ["dynamodb:BatchWriteItem"], [ALL_KEYS]);
   table.grantStreamRead(reconciler);
   failures.grantConsumeMessages(reconciler);
   const reconcileSchedule = new events.Rule(scope, "ReconcilerSchedule", {

@@ -110,8 +110,8 @@ export function startVirtualShards(options: VirtualShardsOptions): VirtualShards
 
   function run(shard: number): void {
     if (running[shard] || stopped) return;
-    running[shard] = (async () => {
-      const queue = queues[shard] as DynamoDBRecord[];
+    const queue = queues[shard] as DynamoDBRecord[];
+    const loop = async () => {
       while (queue.length > 0 && !stopped) {
         const batch = queue.splice(0, batchSize);
         if (options.dropBatch?.(batch, shard)) {
@@ -120,9 +120,14 @@ export function startVirtualShards(options: VirtualShardsOptions): VirtualShards
         }
         await deliver(shard, batch);
       }
+    };
+    // Cleared in `finally`, which always runs after this assignment (a loop that never awaits
+    // would otherwise clear the slot before it is set, and the shard would never run again).
+    running[shard] = loop().finally(() => {
       running[shard] = undefined;
-      settle();
-    })();
+      if (queue.length > 0 && !stopped) run(shard);
+      else settle();
+    });
   }
 
   return {

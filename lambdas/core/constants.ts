@@ -174,6 +174,8 @@ export const GLOBAL_LOG = {
   positionPrefix: "POSITION#",
   /** Set-aside streams: one item per stream under this partition key, SK = the stream id. */
   asideKey: "ALL#ASIDE",
+  /** Plans staged for the lease holder to combine: PK this + bucket, SK `<ISO time>#<owner>`. */
+  stagePrefix: "ALL#STAGE#",
   /** The reconciler's per-shard checkpoints: PK this, SK `SHARD#<shardId>`. */
   reconcilerKey: "ALL#RECONCILER",
   reconcilerShardPrefix: "SHARD#",
@@ -213,9 +215,21 @@ export const SEQUENCER = {
   leaseMs: 10_000,
   /** A hold renews its lease when this share of it has run. */
   renewAfterShare: 0.4,
-  /** Waiting for the lease: the first wait, and the longest (jittered ±50%). */
+  /** Waiting for the lease (reconciler, catch-up): the first wait, and the longest (jittered ±50%). */
   waitMinMs: 5,
-  waitMaxMs: 100,
+  waitMaxMs: 200,
+  /** Partition keys staged plans spread over. */
+  stageBuckets: 8,
+  /** A waiter with a staged plan looks at it this often (first, longest; jittered ±50%)... */
+  stagePollMinMs: 50,
+  stagePollMaxMs: 400,
+  /**
+   * ...and this often looks at the lease (an eventually consistent read), to take it when nobody
+   * holds it: a holder lets go after `combineForMs`, or crashed.
+   */
+  stageAcquireEveryMs: 1_000,
+  /** A holder takes rounds of staged plans for this long, then lets another take over. */
+  combineForMs: 1_000,
   /** Consistent re-reads of a head change's missing events before the stream is set aside. */
   missingRereads: 3,
   /** Time kept back from the invocation's deadline for the release and the answer. */

@@ -14,6 +14,7 @@
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
+  GetItemCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { GLOBAL_LOG, ITEM_KIND, KEYS, SEQUENCER } from "../core/constants.ts";
@@ -57,43 +58,11 @@ const NAMES = {
  * LeaseTimeoutError when `ctx.deadline` comes first.
  */
 export async function acquireLease(ctx: LogContext, owner: string): Promise<Lease> {
-  const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
   const started = Date.now();
   let wait: number = SEQUENCER.waitMinMs;
   for (let attempt = 1; ; attempt++) {
-    const now = Date.now();
-    try {
-      const { Attributes } = await send(ctx, () =>
-        ctx.client.send(
-          new UpdateItemCommand({
-            TableName: ctx.tableName,
-            Key: COUNTER_KEY,
-            UpdateExpression:
-              "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), #kind = :kind",
-            ConditionExpression: "attribute_not_exists(#owner) OR #until < :now",
-            ExpressionAttributeNames: NAMES,
-            ExpressionAttributeValues: {
-              ":me": S(owner),
-              ":until": N(now + leaseMs),
-              ":now": N(now),
-              ":zero": N(0),
-              ":kind": S(ITEM_KIND.all),
-            },
-            ReturnValues: "ALL_NEW",
-          }),
-        ),
-      );
-      return {
-        owner,
-        position: Number(Attributes?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
-        leaseUntil: now + leaseMs,
-        pending: (Attributes?.[GLOBAL_LOG.pendingAttr]?.NS ?? []).map(Number).sort((a, b) => a - b),
-        waitedMs: Date.now() - started,
-        attempts: attempt,
-      };
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    const lease = await tryAcquireLease(ctx, owner, started, attempt);
+    if (lease) return lease;
     const pause = wait * (0.5 + Math.random());
     if (Date.now() + pause >= ctx.deadline) {
       throw new LeaseTimeoutError(
@@ -103,6 +72,70 @@ export async function acquireLease(ctx: LogContext, owner: string): Promise<Leas
     await sleep(pause);
     wait = Math.min(SEQUENCER.waitMaxMs, wait * 2);
   }
+}
+
+/** One attempt at the lease: the lease, or undefined when another holds it (one write unit either way). */
+export async function tryAcquireLease(
+  ctx: LogContext,
+  owner: string,
+  waitingSince = Date.now(),
+  attempts = 1,
+): Promise<Lease | undefined> {
+  const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
+  const now = Date.now();
+  try {
+    const { Attributes } = await send(ctx, () =>
+      ctx.client.send(
+        new UpdateItemCommand({
+          TableName: ctx.tableName,
+          Key: COUNTER_KEY,
+          UpdateExpression: "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), #kind = :kind",
+          ConditionExpression: "attribute_not_exists(#owner) OR #until < :now",
+          ExpressionAttributeNames: NAMES,
+          ExpressionAttributeValues: {
+            ":me": S(owner),
+            ":until": N(now + leaseMs),
+            ":now": N(now),
+            ":zero": N(0),
+            ":kind": S(ITEM_KIND.all),
+          },
+          ReturnValues: "ALL_NEW",
+        }),
+      ),
+    );
+    return {
+      owner,
+      position: Number(Attributes?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
+      leaseUntil: now + leaseMs,
+      pending: (Attributes?.[GLOBAL_LOG.pendingAttr]?.NS ?? []).map(Number).sort((a, b) => a - b),
+      waitedMs: Date.now() - waitingSince,
+      attempts,
+    };
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Whether the lease looks free (no owner, or its time ran out), by an eventually consistent read:
+ * half a read unit, where an attempt at the lease costs a write unit. A stale answer costs at most
+ * one failed attempt, or one more wait.
+ */
+export async function leaseLooksFree(ctx: LogContext): Promise<boolean> {
+  const { Item } = await send(ctx, () =>
+    ctx.client.send(
+      new GetItemCommand({
+        TableName: ctx.tableName,
+        Key: COUNTER_KEY,
+        ProjectionExpression: "#owner, #until",
+        ExpressionAttributeNames: { "#owner": NAMES["#owner"], "#until": NAMES["#until"] },
+      }),
+    ),
+  );
+  return (
+    Item?.[GLOBAL_LOG.ownerAttr] === undefined || Number(Item[GLOBAL_LOG.leaseUntilAttr]?.N ?? 0) < Date.now()
+  );
 }
 
 /** Extends the lease when the hold has run long; throws LeaseLostError when it is no longer ours. */

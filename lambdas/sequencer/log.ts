@@ -73,7 +73,7 @@ const MAX_ITEMS_PER_WRITE = 100;
 const MAX_BYTES_PER_WRITE = 3.5 * 1024 * 1024;
 /** BatchGetItem calls in flight at once, and cursor updates. */
 const READ_CONCURRENCY = 16;
-const CURSOR_WRITE_CONCURRENCY = 64;
+export const CURSOR_WRITE_CONCURRENCY = 64;
 
 export const send = <T>(ctx: LogContext, operation: () => Promise<T>): Promise<T> =>
   retryThrottled(operation, {

@@ -55,81 +55,122 @@ export interface PositionOptions {
 }
 
 /**
- * Gives positions to what `changes` call for and nothing else (see planner.ts), under the lease.
- * Idempotent: changes already positioned add nothing. Throws LeaseTimeoutError when the lease stays
- * taken past the deadline, LeaseLostError when it was lost mid-write (nothing is then wrong in the
- * table: the next holder finishes what is pending).
+ * Gives positions to what `changes` call for and nothing else (see planner.ts), under the lease:
+ * waits for it, holds it for this one write, lets go. Idempotent: changes already positioned add
+ * nothing. Throws LeaseTimeoutError when the lease stays taken past the deadline, LeaseLostError
+ * when it was lost mid-write (nothing is then wrong in the table: the next holder finishes what is
+ * pending).
  */
 export async function positionChanges(
   ctx: LogContext,
   changes: readonly HeadChange[],
   options: PositionOptions = {},
 ): Promise<PositionResult> {
-  const known = new Map(options.known ?? []);
-  const retrying = options.retrying ?? new Set<string>();
   const lease = await acquireLease(ctx, randomUUID());
-  let cursorsWritten = true;
+  return holding(ctx, lease, (held) => positionUnderLease(ctx, lease, held, changes, options));
+}
+
+/** What a hold tracks: whether every cursor its writes called for is written (else `pending` stays). */
+export interface Held {
+  cursorsWritten: boolean;
+  /** Chunks a crashed holder left pending, finished when the hold began. */
+  finishedPending: number;
+}
+
+/**
+ * Runs `work` under a lease just taken: first finishes the cursors of what a crashed holder left
+ * `pending`, and in the end lets go (keeping `pending` when `work` did not write all its cursors).
+ */
+export async function holding<T>(
+  ctx: LogContext,
+  lease: Lease,
+  work: (held: Held) => Promise<T>,
+): Promise<T> {
+  const held: Held = { cursorsWritten: true, finishedPending: 0 };
+  // A heartbeat renews the lease through long holds (thousands of cursors after a backlog), so no
+  // waiter takes it over while this holder still writes.
+  const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
+  const heartbeat = setInterval(() => {
+    renewLeaseIfDue(ctx, lease).catch((error: unknown) =>
+      ctx.log("sequencer: the lease was not renewed", error),
+    );
+  }, leaseMs * 0.3);
   try {
-    let finishedPending = 0;
     if (lease.pending.length > 0) {
+      held.cursorsWritten = false;
       const chunks = await readChunks(ctx, lease.pending);
       await advanceCursors(ctx, cursorTargetsOf(chunks));
-      finishedPending = chunks.length;
+      held.cursorsWritten = true;
+      held.finishedPending = chunks.length;
       ctx.log(`sequencer: finished the cursors of ${chunks.length} chunks a crashed holder left pending`);
     }
-    const streamIds = [...new Set(changes.map((change) => change.streamId))];
-    const cursors = await readCursors(ctx, streamIds);
-    const progress = options.progress ?? new Map<string, number>();
-    for (const [streamId, cursor] of cursors) {
-      progress.set(
-        streamId,
-        cursor.aside && !retrying.has(streamId) ? Number.POSITIVE_INFINITY : cursor.version,
-      );
-    }
-    await readMissing(ctx, changes, cursors, known, retrying);
-    await renewLeaseIfDue(ctx, lease);
-    const plan = planPositions(changes, cursors, known, { retrying });
-
-    const versions = new Map([...cursors].map(([streamId, cursor]) => [streamId, cursor.version]));
-    if (plan.setAside.size > 0) await writeSetAside(ctx, lease, plan.setAside, versions);
-    const grown = new Map([...plan.extendAside, ...plan.stillAside]);
-    if (grown.size > 0) await updateAside(ctx, grown);
-    for (const streamId of [...plan.setAside.keys(), ...plan.stillAside.keys()]) {
-      progress.set(streamId, Number.POSITIVE_INFINITY);
-    }
-
-    if (plan.count > 0) {
-      const chunks = toChunks(lease.position + 1, plan.refs);
-      const until = Date.now() + (ctx.leaseMs ?? SEQUENCER.leaseMs);
-      cursorsWritten = false;
-      await writeChunks(ctx, lease.owner, until, lease.position, chunks, async (head, batch) => {
-        lease.position = head;
-        lease.leaseUntil = until;
-        const targets = cursorTargetsOf(batch);
-        for (const [streamId, version] of targets) {
-          progress.set(streamId, Math.max(progress.get(streamId) ?? 0, version));
-        }
-        await advanceCursors(ctx, targets);
-        await renewLeaseIfDue(ctx, lease);
-      });
-      cursorsWritten = true;
-      for (const [streamId, version] of plan.cursorTargets) versions.set(streamId, version);
-    }
-    if (plan.cleared.size > 0) await clearAside(ctx, plan.cleared);
-    return {
-      headPosition: lease.position,
-      written: plan.count,
-      cursors: versions,
-      setAside: [...plan.setAside.keys(), ...plan.extendAside.keys()],
-      cleared: [...plan.cleared.keys()],
-      waitedMs: lease.waitedMs,
-      finishedPending,
-    };
+    return await work(held);
   } finally {
-    await releaseLease(ctx, lease, cursorsWritten).catch((error: unknown) =>
+    clearInterval(heartbeat);
+    await releaseLease(ctx, lease, held.cursorsWritten).catch((error: unknown) =>
       ctx.log("sequencer: the lease was not released (it runs out by itself)", error),
     );
   }
+}
+
+/** One write of positions by the holder of `lease`: cursors, gaps, plan, set-aside, chunks, cursors. */
+export async function positionUnderLease(
+  ctx: LogContext,
+  lease: Lease,
+  held: Held,
+  changes: readonly HeadChange[],
+  options: PositionOptions = {},
+): Promise<PositionResult> {
+  const known = new Map(options.known ?? []);
+  const retrying = options.retrying ?? new Set<string>();
+  const streamIds = [...new Set(changes.map((change) => change.streamId))];
+  const cursors = await readCursors(ctx, streamIds);
+  const progress = options.progress ?? new Map<string, number>();
+  for (const [streamId, cursor] of cursors) {
+    progress.set(
+      streamId,
+      cursor.aside && !retrying.has(streamId) ? Number.POSITIVE_INFINITY : cursor.version,
+    );
+  }
+  await readMissing(ctx, changes, cursors, known, retrying);
+  await renewLeaseIfDue(ctx, lease);
+  const plan = planPositions(changes, cursors, known, { retrying });
+
+  const versions = new Map([...cursors].map(([streamId, cursor]) => [streamId, cursor.version]));
+  if (plan.setAside.size > 0) await writeSetAside(ctx, lease, plan.setAside, versions);
+  const grown = new Map([...plan.extendAside, ...plan.stillAside]);
+  if (grown.size > 0) await updateAside(ctx, grown);
+  for (const streamId of [...plan.setAside.keys(), ...plan.stillAside.keys()]) {
+    progress.set(streamId, Number.POSITIVE_INFINITY);
+  }
+
+  if (plan.count > 0) {
+    const chunks = toChunks(lease.position + 1, plan.refs);
+    const until = Date.now() + (ctx.leaseMs ?? SEQUENCER.leaseMs);
+    held.cursorsWritten = false;
+    await writeChunks(ctx, lease.owner, until, lease.position, chunks, async (head, batch) => {
+      lease.position = head;
+      lease.leaseUntil = until;
+      const targets = cursorTargetsOf(batch);
+      for (const [streamId, version] of targets) {
+        progress.set(streamId, Math.max(progress.get(streamId) ?? 0, version));
+      }
+      await advanceCursors(ctx, targets);
+      await renewLeaseIfDue(ctx, lease);
+    });
+    held.cursorsWritten = true;
+    for (const [streamId, version] of plan.cursorTargets) versions.set(streamId, version);
+  }
+  if (plan.cleared.size > 0) await clearAside(ctx, plan.cleared);
+  return {
+    headPosition: lease.position,
+    written: plan.count,
+    cursors: versions,
+    setAside: [...plan.setAside.keys(), ...plan.extendAside.keys()],
+    cleared: [...plan.cleared.keys()],
+    waitedMs: lease.waitedMs,
+    finishedPending: held.finishedPending,
+  };
 }
 
 /** `positionChanges`, tried again (from the lease on) when the lease was lost mid-write. */

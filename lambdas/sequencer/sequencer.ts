@@ -15,7 +15,8 @@
 import type { DynamoDBClient, AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
 import { ATTR, ITEM_KIND, KEYS, PREFIX, SEQUENCER, SORT_KEY } from "../core/constants.ts";
-import { type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
+import { sequenceCombining } from "./combiner.ts";
+import { LeaseLostError, type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { positionChanges, positionRetrying } from "./positioner.ts";
 
@@ -32,6 +33,11 @@ export interface SequencerConfig {
   readonly log?: (message: string, detail?: unknown) => void;
   /** How long the lease on the `$all` counter lasts without renewal. @default SEQUENCER.leaseMs */
   readonly leaseMs?: number;
+  /**
+   * When the lease is taken, stage the plan for the holder to combine (combiner.ts) rather than
+   * wait for a turn at the lease. `false` measures the plain lease. @default true
+   */
+  readonly combine?: boolean;
 }
 
 /** What a Lambda context gives the sequencer: the time left, which bounds every wait and retry. */
@@ -138,6 +144,7 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
       maxAttempts = 10,
       log = defaultLog,
       leaseMs,
+      combine = true,
     } = typeof config === "function" ? config() : config;
     const records = event.Records ?? [];
     const changes = records.map(headChangeOf).filter((change) => change !== undefined);
@@ -156,9 +163,23 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
     let failure: unknown;
     try {
       const known = await readChangedEvents(ctx, changes);
-      const result = await positionRetrying(ctx, changes, { known, progress }, maxAttempts);
-      written = result.written;
-      headPosition = result.headPosition;
+      if (combine) {
+        for (let attempt = 1; ; attempt++) {
+          try {
+            const result = await sequenceCombining(ctx, changes, known, progress);
+            written = result.written;
+            headPosition = result.headPosition;
+            break;
+          } catch (error) {
+            if (!(error instanceof LeaseLostError) || attempt >= maxAttempts) throw error;
+            log("sequencer: the lease was lost mid-write; trying again", error);
+          }
+        }
+      } else {
+        const result = await positionRetrying(ctx, changes, { known, progress }, maxAttempts);
+        written = result.written;
+        headPosition = result.headPosition;
+      }
     } catch (error) {
       failure = error;
     }

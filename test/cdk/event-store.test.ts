@@ -214,7 +214,13 @@ describe("least privilege: each function's permissions, as exact sets", () => {
           allKeys,
         ]),
         ...lines(
-          ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"],
+          [
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
+            "dynamodb:ConditionCheckItem",
+            "dynamodb:BatchWriteItem",
+          ],
           TABLE,
           [allKeys],
         ),
@@ -251,7 +257,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     },
   );
 
-  it("reconciler: the sequencer's rights, batch deletes of its checkpoints, reads of the table's stream, drains the failure queue", () => {
+  it("reconciler: the sequencer's rights, reads of the table's stream, drains the failure queue", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn reconciler");
     // THEN

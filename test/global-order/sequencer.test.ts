@@ -21,7 +21,9 @@ import {
   readHeadPosition,
   streamKey,
 } from "../../lambdas/core/index.ts";
+import { releaseLease, tryAcquireLease } from "../../lambdas/sequencer/lease.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
+import { readStaged } from "../../lambdas/sequencer/stage.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 import { batch, headRecord, logProblems, readWholeLog, record } from "./helpers.ts";
 
@@ -299,6 +301,45 @@ describe("sequencer", () => {
     );
     expect(counter.Item?.[GLOBAL_LOG.pendingAttr]).toBeUndefined();
     expect(counter.Item?.[GLOBAL_LOG.ownerAttr]).toBeUndefined();
+  });
+
+  it("combines: while the lease is taken, shards stage their plans, and the next holder positions them all in one write", async () => {
+    // Prepare: the lease is taken, so three shards' invocations stage their plans and wait
+    const store = await freshStore();
+    const ctx = { client, tableName: store.tableName, deadline: Date.now() + 60_000, log: () => {} };
+    const blocker = await tryAcquireLease(ctx, "blocker");
+    const streams = [0, 1, 2, 3].map((n) => `C${n}-${randomUUID()}`);
+    for (const streamId of streams) await store.appendToStream(streamId, events(2));
+    const waiting = streams
+      .slice(0, 3)
+      .map((streamId) => handlerFor(store)(batch(headRecord(streamId, 0, 2))));
+    let staged = 0;
+    for (let tries = 0; staged < 3 && tries < 600; tries++) {
+      staged = (await readStaged(ctx)).length;
+      if (staged < 3) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    if (blocker) await releaseLease(ctx, blocker, true);
+    let writes = 0;
+    const counting = {
+      send: (command: unknown) => {
+        if (command instanceof TransactWriteItemsCommand) writes++;
+        return client.send(command as never);
+      },
+    } as unknown as DynamoDBClient;
+
+    // Act: a fourth shard's invocation takes the lease
+    const holder = await handlerFor(store, counting)(batch(headRecord(streams[3] as string, 0, 2)));
+    const waited = await Promise.all(waiting);
+
+    // Assess
+    expect(blocker).toBeDefined();
+    expect(staged).toBe(3);
+    expect([holder, ...waited].map((response) => response.batchItemFailures)).toEqual([[], [], [], []]);
+    expect(writes).toBe(1);
+    expect(await readStaged(ctx)).toEqual([]);
+    expect(logProblems(await readWholeLog(store), new Map(streams.map((streamId) => [streamId, 2])))).toEqual(
+      [],
+    );
   });
 
   it("reports the first unfinished record, so Lambda redelivers from there", async () => {

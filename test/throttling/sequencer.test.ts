@@ -9,7 +9,7 @@ import { batch, headRecord, logProblems, readWholeLog } from "../global-order/he
 import { createTestStore } from "../support/dynamodb.ts";
 
 /**
- * The sequencer through the limits model with 10 write units/s per partition key: four invocations
+ * The sequencer through the limits model with 2 write units/s per partition key: four invocations
  * at once (four shards) share the `$all` counter, whose bucket their lease attempts, moves and
  * releases empty many times over, so DynamoDB throttles them (single writes and transactions).
  */
@@ -22,7 +22,7 @@ beforeAll(async () => {
   ({ store, drop } = await createTestStore("cairn-throttled-sequencer"));
   limits = await startDynamoDbLimits({
     target: inject("dynamodbEndpoint"),
-    writeUnitsPerSecond: 10,
+    writeUnitsPerSecond: 2,
     latency: false,
   });
   client = new DynamoDBClient({

@@ -1,0 +1,161 @@
+/**
+ * Combining: a sequencer invocation that finds the lease taken does not queue for it. It stages its
+ * plan (its head changes and the event types it read) in an item `ALL#STAGE#<bucket>`/`<time>#<id>`
+ * and waits for the item to go; the lease holder reads every staged plan, positions them all in its
+ * next write, and deletes them (combiner.ts). So one hold serves many shards, and waiting costs a
+ * read of one's own item instead of a write to the counter.
+ */
+import {
+  type AttributeValue,
+  BatchWriteItemCommand,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+} from "@aws-sdk/client-dynamodb";
+import { ATTR, GLOBAL_LOG, ITEM_KIND, KEYS, SEQUENCER } from "../core/constants.ts";
+import { type LogContext, mapLimited, send, type TypesByVersion } from "./log.ts";
+import type { HeadChange } from "./planner.ts";
+
+/** A staged plan: the item's key, what it asks for, and when it was staged. */
+export interface StagedPlan {
+  readonly key: Record<string, AttributeValue>;
+  readonly changes: HeadChange[];
+  readonly known: Map<string, TypesByVersion>;
+  readonly stagedAt: string;
+}
+
+type EncodedChange = [string, number, number, string | (string | null)[]];
+
+const S = (value: string): AttributeValue => ({ S: value });
+
+/** The bucket of an owner: staged plans spread over `SEQUENCER.stageBuckets` partition keys. */
+function bucketOf(owner: string): number {
+  let hash = 0;
+  for (let index = 0; index < owner.length; index++) hash = (hash * 31 + owner.charCodeAt(index)) >>> 0;
+  return hash % SEQUENCER.stageBuckets;
+}
+
+const stagePartition = (bucket: number) => `${GLOBAL_LOG.stagePrefix}${bucket}`;
+
+function encode(changes: readonly HeadChange[], known: ReadonlyMap<string, TypesByVersion>): string {
+  return JSON.stringify(
+    changes.map((change): EncodedChange => {
+      const types: (string | null)[] = [];
+      for (let version = change.fromVersion + 1; version <= change.toVersion; version++) {
+        types.push(known.get(change.streamId)?.get(version) ?? null);
+      }
+      const first = types[0] ?? null;
+      const same = first !== null && types.every((type) => type === first);
+      return [change.streamId, change.fromVersion, change.toVersion, same ? first : types];
+    }),
+  );
+}
+
+function decode(text: string): { changes: HeadChange[]; known: Map<string, TypesByVersion> } {
+  const known = new Map<string, TypesByVersion>();
+  const changes = (JSON.parse(text) as EncodedChange[]).map(
+    ([streamId, fromVersion, toVersion, types], index) => {
+      const byVersion = known.get(streamId) ?? new Map<number, string>();
+      for (let version = fromVersion + 1; version <= toVersion; version++) {
+        const type = typeof types === "string" ? types : types[version - fromVersion - 1];
+        if (type) byVersion.set(version, type);
+      }
+      known.set(streamId, byVersion);
+      return { streamId, fromVersion, toVersion, index };
+    },
+  );
+  return { changes, known };
+}
+
+/** Stages a plan; returns its key. */
+export async function stagePlan(
+  ctx: LogContext,
+  owner: string,
+  changes: readonly HeadChange[],
+  known: ReadonlyMap<string, TypesByVersion>,
+): Promise<Record<string, AttributeValue>> {
+  const stagedAt = new Date().toISOString();
+  const key = {
+    [KEYS.partition]: S(stagePartition(bucketOf(owner))),
+    [KEYS.sort]: S(`${stagedAt}#${owner}`),
+  };
+  await send(ctx, () =>
+    ctx.client.send(
+      new PutItemCommand({
+        TableName: ctx.tableName,
+        Item: { ...key, [ATTR.kind]: S(ITEM_KIND.all), changes: S(encode(changes, known)) },
+      }),
+    ),
+  );
+  return key;
+}
+
+/** Whether a staged plan is still there (not yet positioned by a holder). Consistent read. */
+export async function isStaged(ctx: LogContext, key: Record<string, AttributeValue>): Promise<boolean> {
+  const { Item } = await send(ctx, () =>
+    ctx.client.send(
+      new GetItemCommand({
+        TableName: ctx.tableName,
+        Key: key,
+        ConsistentRead: true,
+        ProjectionExpression: "#pk",
+        ExpressionAttributeNames: { "#pk": KEYS.partition },
+      }),
+    ),
+  );
+  return Item !== undefined;
+}
+
+/** Every staged plan, oldest first. Consistent Queries of the stage buckets. */
+export async function readStaged(ctx: LogContext): Promise<StagedPlan[]> {
+  const plans: StagedPlan[] = [];
+  const buckets = Array.from({ length: SEQUENCER.stageBuckets }, (_, bucket) => bucket);
+  await mapLimited(buckets, buckets.length, async (bucket) => {
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const exclusiveStartKey = startKey;
+      const page = await send(ctx, () =>
+        ctx.client.send(
+          new QueryCommand({
+            TableName: ctx.tableName,
+            ConsistentRead: true,
+            KeyConditionExpression: "#pk = :pk",
+            ExpressionAttributeNames: { "#pk": KEYS.partition },
+            ExpressionAttributeValues: { ":pk": S(stagePartition(bucket)) },
+            ExclusiveStartKey: exclusiveStartKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) {
+        const sortKey = item[KEYS.sort]?.S ?? "";
+        plans.push({
+          key: { [KEYS.partition]: item[KEYS.partition] as AttributeValue, [KEYS.sort]: S(sortKey) },
+          ...decode(item.changes?.S ?? "[]"),
+          stagedAt: sortKey,
+        });
+      }
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+  });
+  return plans.sort((a, b) => a.stagedAt.localeCompare(b.stagedAt));
+}
+
+/** Deletes staged plans once their positions and cursors are written (their waiters then return). */
+export async function deleteStaged(ctx: LogContext, plans: readonly StagedPlan[]): Promise<void> {
+  const groups: StagedPlan[][] = [];
+  for (let start = 0; start < plans.length; start += 25) groups.push(plans.slice(start, start + 25));
+  await mapLimited(groups, 8, async (group) => {
+    let requests: { DeleteRequest: { Key: Record<string, AttributeValue> } }[] | undefined = group.map(
+      (plan) => ({
+        DeleteRequest: { Key: plan.key },
+      }),
+    );
+    while (requests && requests.length > 0) {
+      const batch = requests;
+      const answer = await send(ctx, () =>
+        ctx.client.send(new BatchWriteItemCommand({ RequestItems: { [ctx.tableName]: batch } })),
+      );
+      requests = answer.UnprocessedItems?.[ctx.tableName] as typeof requests;
+    }
+  });
+}
