@@ -326,7 +326,8 @@ async function rawReferenceReads(
             RequestItems: {
               [tableName]: {
                 Keys: wanted,
-                ConsistentRead: true,
+                // As readAll reads events: eventually consistent (an event item never changes).
+                ConsistentRead: false,
                 ProjectionExpression: EVENT_PROJECTION,
                 ExpressionAttributeNames: EVENT_NAMES,
               },

@@ -138,13 +138,21 @@ async function read(
   category: string | undefined,
 ): Promise<ReadAllResult> {
   const filtered = types !== undefined || category !== undefined;
-  const headPosition = await readHeadPosition(store.client, store.tableName);
-  const end = Math.min(headPosition, after + (filtered ? Math.max(FILTERED_SCAN_BUDGET, limit) : limit));
+  const budgetEnd = after + (filtered ? Math.max(FILTERED_SCAN_BUDGET, limit) : limit);
+  // The head and the pages at once: only positions up to the head count, and a page read before a
+  // chunk up to the head was there shows a hole, which is read again (readEntries).
+  const [headPosition, early] = await Promise.all([
+    readHeadPosition(store.client, store.tableName),
+    readPages(store, after + 1, budgetEnd),
+  ]);
+  const end = Math.min(headPosition, budgetEnd);
   if (end <= after) return { events: [], headPosition };
+  const seen = early.filter((entry) => entry.position <= end);
+  const entries = isDense(seen, after + 1, end) ? seen : await readEntries(store, after + 1, end);
 
   const selected: ChunkEntry[] = [];
   let looked = after;
-  for (const entry of await readEntries(store, after + 1, end)) {
+  for (const entry of entries) {
     if (selected.length === limit) break;
     looked = entry.position;
     if (types && !types.has(entry.type)) continue;
@@ -162,14 +170,8 @@ async function read(
  * stay missing: the sequencer writes chunks and the head in one transaction) and then reported.
  */
 async function readEntries(store: AllReader, from: number, to: number): Promise<ChunkEntry[]> {
-  const pages: number[] = [];
-  for (let page = pageOf(from); page <= pageOf(to); page++) pages.push(page);
   for (let attempt = 0; ; attempt++) {
-    const perPage = new Map<number, ChunkEntry[]>();
-    await mapLimited(pages, READ_CONCURRENCY, async (page) => {
-      perPage.set(page, await readPage(store, Math.max(from, page * GLOBAL_LOG.pageSize), to));
-    });
-    const entries = pages.flatMap((page) => perPage.get(page) ?? []);
+    const entries = await readPages(store, from, to);
     const hole = entries.findIndex((entry, index) => entry.position !== from + index);
     if (hole === -1 && entries.length === to - from + 1) return entries;
     if (attempt >= HOLE_RETRIES) {
@@ -180,6 +182,21 @@ async function readEntries(store: AllReader, from: number, to: number): Promise<
     }
     await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
   }
+}
+
+/** Whether `entries` hold every position from `from` to `to`, in order. */
+const isDense = (entries: readonly ChunkEntry[], from: number, to: number): boolean =>
+  entries.length === to - from + 1 && entries.every((entry, index) => entry.position === from + index);
+
+/** The entries the pages covering `from`..`to` hold in that range, in order (holes left as they are). */
+async function readPages(store: AllReader, from: number, to: number): Promise<ChunkEntry[]> {
+  const pages: number[] = [];
+  for (let page = pageOf(from); page <= pageOf(to); page++) pages.push(page);
+  const perPage = new Map<number, ChunkEntry[]>();
+  await mapLimited(pages, READ_CONCURRENCY, async (page) => {
+    perPage.set(page, await readPage(store, Math.max(from, page * GLOBAL_LOG.pageSize), to));
+  });
+  return pages.flatMap((page) => perPage.get(page) ?? []);
 }
 
 /** The entries from `from` to `to` (at most to the end of `from`'s page), in order: chunks read backward from `to`. */
@@ -275,7 +292,29 @@ function eventBytes(item: Record<string, AttributeValue>): number {
   return (item[ATTR.data]?.S?.length ?? 0) + (item[ATTR.metadata]?.S?.length ?? 0) + 300;
 }
 
+/**
+ * The event items of `group`: an eventually consistent BatchGetItem (half the read units: an event
+ * item never changes once written, so it is either found as it is or missed), then a consistent
+ * one for any it missed.
+ */
 async function batchGetEvents(store: AllReader, group: readonly ChunkEntry[]) {
+  const keyOf = (streamId: string, version: number) => `${streamId}\u0000${version}`;
+  const found = await batchGetItems(store, group, false);
+  if (found.length === group.length) return found;
+  const have = new Set(
+    found.map((item) =>
+      keyOf((item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), Number(item[ATTR.version]?.N)),
+    ),
+  );
+  const missed = group.filter((entry) => !have.has(keyOf(entry.streamId, entry.version)));
+  return [...found, ...(await batchGetItems(store, missed, true))];
+}
+
+async function batchGetItems(
+  store: AllReader,
+  group: readonly ChunkEntry[],
+  consistent: boolean,
+): Promise<Record<string, AttributeValue>[]> {
   const found: Record<string, AttributeValue>[] = [];
   let keys: Record<string, AttributeValue>[] | undefined = group.map((entry) => ({
     [KEYS.partition]: { S: streamKey(entry.streamId) },
@@ -291,7 +330,7 @@ async function batchGetEvents(store: AllReader, group: readonly ChunkEntry[]) {
         RequestItems: {
           [store.tableName]: {
             Keys: keys,
-            ConsistentRead: true,
+            ConsistentRead: consistent,
             ProjectionExpression: EVENT_PROJECTION,
             ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
           },

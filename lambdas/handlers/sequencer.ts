@@ -1,11 +1,14 @@
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { ENV } from "../core/constants.ts";
-import { storeFromEnv } from "../http/config.ts";
+import { requiredEnv } from "../http/config.ts";
 import { logger } from "../observability.ts";
 import { createSequencerHandler, type SequencerConfig } from "../sequencer/sequencer.ts";
 
 const wakeTopicArn = process.env[ENV.wakeTopicArn];
 const sns = wakeTopicArn ? new SNSClient({}) : undefined;
+/** Sockets enough for the cursor writes a round sends at once (CURSOR_WRITE_CONCURRENCY) and the reads beside them. */
+const dynamodb = new DynamoDBClient({ requestHandler: { httpsAgent: { maxSockets: 128 } } });
 
 let config: SequencerConfig | undefined;
 
@@ -18,8 +21,8 @@ let config: SequencerConfig | undefined;
  */
 export const handler = createSequencerHandler(() => {
   config ??= {
-    client: storeFromEnv().client,
-    tableName: storeFromEnv().tableName,
+    client: dynamodb,
+    tableName: requiredEnv(ENV.tableName),
     log: (message, detail) => logger.warn(message, { detail: String(detail) }),
     ...(sns && wakeTopicArn
       ? {

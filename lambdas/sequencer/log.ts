@@ -93,11 +93,15 @@ export async function mapLimited<T>(items: readonly T[], limit: number, run: (it
   );
 }
 
-/** Items by key, consistent, 100 keys a call, several calls at once; UnprocessedKeys retried with back-off. */
+/**
+ * Items by key, 100 keys a call, several calls at once; UnprocessedKeys retried with back-off.
+ * Consistent reads unless `consistent` is false.
+ */
 export async function batchGet(
   ctx: LogContext,
   keys: readonly Record<string, AttributeValue>[],
   projection?: { expression: string; names: Record<string, string> },
+  consistent = true,
 ): Promise<Record<string, AttributeValue>[]> {
   const groups: Record<string, AttributeValue>[][] = [];
   for (let start = 0; start < keys.length; start += 100) groups.push(keys.slice(start, start + 100));
@@ -113,7 +117,7 @@ export async function batchGet(
             RequestItems: {
               [ctx.tableName]: {
                 Keys: request,
-                ConsistentRead: true,
+                ConsistentRead: consistent,
                 ...(projection
                   ? {
                       ProjectionExpression: projection.expression,
@@ -139,12 +143,15 @@ const TYPE_PROJECTION = {
 
 /**
  * The types of the events of `ranges` (versions after `afterVersion` up to `toVersion`), read by key
- * (short ranges) or by Query (long ones), consistently. A version missing from the answer is missing
- * from the table.
+ * (short ranges) or by Query (long ones). Consistent reads unless `consistent` is false: an event
+ * item never changes once written, so an eventually consistent read (half the read units) either
+ * finds it as it is or misses it; the caller reads what was missed again, consistently. A version
+ * missing from a consistent answer is missing from the table.
  */
 export async function readEventTypes(
   ctx: LogContext,
   ranges: readonly { readonly streamId: string; readonly afterVersion: number; readonly toVersion: number }[],
+  consistent = true,
 ): Promise<Map<string, TypesByVersion>> {
   const types = new Map<string, TypesByVersion>();
   const note = (streamId: string, version: number, type: string) => {
@@ -161,7 +168,7 @@ export async function readEventTypes(
     }
   }
   const [items] = await Promise.all([
-    batchGet(ctx, keys, TYPE_PROJECTION),
+    batchGet(ctx, keys, TYPE_PROJECTION, consistent),
     mapLimited(long, READ_CONCURRENCY, async ({ streamId, afterVersion, toVersion }) => {
       for (const item of await queryEvents(ctx, streamId, afterVersion, toVersion, TYPE_PROJECTION)) {
         note(streamId, Number(item[ATTR.version]?.N), item[ATTR.type]?.S ?? "");

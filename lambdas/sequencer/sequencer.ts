@@ -64,9 +64,9 @@ export function headChangeOf(record: DynamoDBRecord, index: number): HeadChange 
 }
 
 /**
- * The types of the versions `changes` name, read before the lease (consistent BatchGetItem or
- * Query). What stays missing after `SEQUENCER.missingRereads` re-reads is left out: the planner
- * then sets that stream aside.
+ * The types of the versions `changes` name, read before the lease (BatchGetItem or Query: first
+ * eventually consistent, then consistent for what that missed). What stays missing after
+ * `SEQUENCER.missingRereads` consistent re-reads is left out: the planner then sets that stream aside.
  */
 export async function readChangedEvents(
   ctx: LogContext,
@@ -95,8 +95,10 @@ export async function readChangedEvents(
       }
     }
     if (ranges.length === 0) break;
-    if (attempt > 0) await sleep(25 * 2 ** attempt);
-    for (const [streamId, types] of await readEventTypes(ctx, ranges)) {
+    if (attempt > 1) await sleep(25 * 2 ** attempt);
+    // The first read is eventually consistent (half the read units; event items never change),
+    // the re-reads of what it missed consistent.
+    for (const [streamId, types] of await readEventTypes(ctx, ranges, attempt > 0)) {
       const byVersion = known.get(streamId) ?? new Map<number, string>();
       for (const [version, type] of types) byVersion.set(version, type);
       known.set(streamId, byVersion);

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventStore, GLOBAL_LOG, ValidationError } from "../../lambdas/core/index.ts";
+import { EventStore, GLOBAL_LOG, MAX_PAGE_BYTES, ValidationError } from "../../lambdas/core/index.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestStore, createTestTable } from "../support/dynamodb.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
@@ -82,5 +82,39 @@ describe("readAll", () => {
     await expect(store.readAll({ limit: GLOBAL_LOG.maxReadLimit + 1 })).rejects.toThrow("limit");
     await expect(store.readAll({ after: -1 })).rejects.toThrow("after");
     await expect(store.readAll({ category: "" })).rejects.toThrow("category");
+  });
+});
+
+describe("readAll's page size", () => {
+  it("stops before 5 MB of events and says where to go on", async () => {
+    // Prepare: 26 events of ~200 KB (5.2 MB in all) after one small one
+    const { store: big, drop: dropBig } = await createTestStore("cairn-read-all-big");
+    try {
+      await big.appendToStream("Small-1", [{ type: "Small", data: { n: 0 } }]);
+      const blob = "x".repeat(200 * 1024);
+      for (let n = 0; n < 26; n += 13) {
+        await big.appendToStream(
+          "Big-1",
+          Array.from({ length: 13 }, (_, i) => ({ type: "Big", data: { n: n + i, blob } })),
+        );
+      }
+      await catchUpGlobalLog(big.client, big.tableName);
+
+      // Act
+      const first = await big.readAll({ limit: 1000 });
+      const rest = await big.readAll({ after: first.nextAfter as number, limit: 1000 });
+
+      // Assess
+      const bytes = Buffer.byteLength(JSON.stringify(first.events));
+      expect(bytes).toBeLessThanOrEqual(MAX_PAGE_BYTES);
+      expect(first.events.length).toBeGreaterThan(1);
+      expect(first.nextAfter).toBe(first.events.length);
+      expect([...first.events, ...rest.events].map((event) => event.globalPosition)).toEqual(
+        Array.from({ length: 27 }, (_, n) => n + 1),
+      );
+      expect(rest.nextAfter).toBeUndefined();
+    } finally {
+      await dropBig();
+    }
   });
 });
