@@ -222,12 +222,13 @@ export const SEQUENCER = {
   stageBuckets: 8,
   /** A waiter with a staged plan looks at it this often (first, longest; jittered ±50%)... */
   stagePollMinMs: 50,
-  stagePollMaxMs: 400,
+  stagePollMaxMs: 1_000,
   /**
    * ...and this often looks at the lease (an eventually consistent read), to take it when nobody
-   * holds it: a holder lets go after `combineForMs`, or crashed.
+   * holds it: a holder lets go after `combineForMs`, or crashed. With many shards waiting, one of
+   * them looks every few milliseconds.
    */
-  stageAcquireEveryMs: 1_000,
+  stageAcquireEveryMs: 2_000,
   /** A holder takes rounds of staged plans for this long, then lets another take over. */
   combineForMs: 1_000,
   /** Consistent re-reads of a head change's missing events before the stream is set aside. */
