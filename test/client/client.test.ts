@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -9,12 +9,15 @@ import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
 import {
   CairnClient,
   type ClientReadAllOptions,
+  ConnectionError,
   NotFoundError,
   StreamNotFoundError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
 import type { RecordedEvent } from "../../lambdas/core/types.ts";
+import { ROUTES } from "../../lambdas/http/routes.ts";
+import type { OrderSummary } from "../../lambdas/projections/order-summary.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let server: LocalServer;
@@ -228,6 +231,135 @@ describe("CairnClient: $all and projections", () => {
     const unknown = client.projectionStatus("no-such-projection");
 
     await expect(unknown).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("reads a projection's read-model document once the projection has run, and undefined for none", async () => {
+    // Prepare
+    const poller = startLocalPoller({ endpoint: inject("dynamodbEndpoint"), tableName });
+    const orderId = `doc:${randomUUID()}`;
+    await client.append(`Order-${orderId}`, [placed, added("a"), added("b")]);
+
+    // Act
+    let summary = await client.projectionDocument<OrderSummary>("order-summary", orderId);
+    for (let poll = 0; poll < 200 && summary?.version !== 3; poll++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      summary = await client.projectionDocument<OrderSummary>("order-summary", orderId);
+    }
+    await poller.stop();
+    const none = await client.projectionDocument("order-summary", "no-such-order");
+
+    // Assess
+    expect(summary).toMatchObject({ orderId, customerId: "c-1", status: "placed", itemCount: 2, total: 4 });
+    expect(none).toBeUndefined();
+  });
+
+  it("reports the local server's health", async () => {
+    const health = await client.health();
+
+    expect(health).toMatchObject({ status: "ok", table: tableName, tableStatus: "ACTIVE" });
+  });
+});
+
+/** The route of the route table (or `GET /health`) that a request's method and path reach. */
+function routeOf(method: string, path: string): string | undefined {
+  const segments = path.split("/");
+  return [...Object.keys(ROUTES), "GET /health"].find((route) => {
+    const [routeMethod, template] = route.split(" ") as [string, string];
+    const parts = template.split("/");
+    return (
+      routeMethod === method &&
+      parts.length === segments.length &&
+      parts.every((part, index) => part.startsWith("{") || part === segments[index])
+    );
+  });
+}
+
+describe("CairnClient covers the API", () => {
+  it("has a method for every route of the route table and /health, each served by the local server", async () => {
+    // Prepare
+    const requests: { route: string | undefined; status: number; answer: string }[] = [];
+    const recording = new CairnClient({
+      url: server.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        const { pathname } = new URL(String(input));
+        const answer = await response.clone().text();
+        requests.push({ route: routeOf(init?.method ?? "GET", pathname), status: response.status, answer });
+        return response;
+      },
+    });
+    const streamId = newOrder();
+
+    // Act
+    await recording.append(streamId, [placed]);
+    await recording.readStream(streamId);
+    await recording.streamInfo(streamId);
+    await recording.putSnapshot(streamId, { version: 1, state: { n: 1 } });
+    await recording.getSnapshot(streamId);
+    await recording.readAll({ limit: 1 });
+    await recording.listProjections();
+    await recording.projectionStatus("order-summary");
+    await recording.projectionDocument("order-summary", "no-such-order");
+    await recording.resetProjection("order-summary");
+    await recording.health();
+
+    // Assess
+    const reached = new Set(requests.map((request) => request.route));
+    expect([...reached].sort()).toEqual([...Object.keys(ROUTES), "GET /health"].sort());
+    const unserved = requests.filter(({ status, answer }) => status === 405 || /"no route/.test(answer));
+    expect(unserved).toEqual([]);
+  });
+});
+
+describe("CairnClient when no answer comes", () => {
+  it("throws a ConnectionError naming the URL and the cause when nothing listens there", async () => {
+    // Prepare
+    const closed = createTcpServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const unreachable = new CairnClient({ url: `http://127.0.0.1:${port}/` });
+
+    // Act
+    const read = unreachable.streamInfo("Order-1");
+
+    // Assess
+    await expect(read).rejects.toBeInstanceOf(ConnectionError);
+    await expect(read).rejects.toMatchObject({
+      message: `cannot reach http://127.0.0.1:${port}: ECONNREFUSED`,
+      url: `http://127.0.0.1:${port}`,
+      phase: "request",
+      cause: expect.objectContaining({ code: "ECONNREFUSED" }),
+    });
+  });
+
+  it("throws a ConnectionError when the connection breaks in the middle of the answer", async () => {
+    // Prepare
+    const breaking = createTcpServer((socket) => {
+      socket.once("data", () => {
+        socket.write(
+          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"stre',
+        );
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => breaking.listen(0, "127.0.0.1", resolve));
+    const { port } = breaking.address() as AddressInfo;
+    const broken = new CairnClient({ url: `http://127.0.0.1:${port}` });
+
+    // Act
+    const read = broken.streamInfo("Order-1");
+
+    // Assess
+    await expect(read).rejects.toBeInstanceOf(ConnectionError);
+    await expect(read).rejects.toMatchObject({
+      url: `http://127.0.0.1:${port}`,
+      phase: "answer",
+      message: expect.stringMatching(
+        new RegExp(`^lost the connection to http://127.0.0.1:${port} while reading`),
+      ),
+    });
+    await new Promise((resolve) => breaking.close(resolve));
   });
 });
 
