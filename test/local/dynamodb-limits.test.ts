@@ -295,6 +295,49 @@ describe("billing", () => {
     expect(byOperation.TransactGetItems?.readUnits).toBe(2 * 3);
   });
 
+  it("bills a read that projects, filters or counts on the full items it read, as DynamoDB does", async () => {
+    // Prepare: ten items of 8,024 bytes in one partition (80,240 bytes: 20 strongly consistent RCU)
+    const { limits, client } = await proxy();
+    const pk = fresh("FILTER");
+    for (let i = 0; i < 10; i++) {
+      const item = sized(pk, `s${i}`, 8024 - utf8("kind") - 1);
+      await table.client.send(new PutItemCommand({ TableName, Item: { ...item, kind: { S: "b" } } }));
+    }
+    const query = {
+      TableName,
+      KeyConditionExpression: "PK = :pk",
+      ExpressionAttributeValues: { ":pk": { S: pk } },
+      ConsistentRead: true,
+    };
+    // Act
+    const filtered = await client.send(
+      new QueryCommand({
+        ...query,
+        FilterExpression: "kind = :a",
+        ExpressionAttributeValues: { ":pk": { S: pk }, ":a": { S: "a" } },
+      }),
+    );
+    const projected = await client.send(
+      new QueryCommand({ ...query, ProjectionExpression: "PK, SK", ReturnConsumedCapacity: "TOTAL" }),
+    );
+    const counted = await client.send(new QueryCommand({ ...query, ConsistentRead: false, Select: "COUNT" }));
+    await client.send(
+      new GetItemCommand({
+        TableName,
+        Key: { PK: { S: pk }, SK: { S: "s0" } },
+        ProjectionExpression: "PK",
+        ConsistentRead: true,
+      }),
+    );
+    // Assess: DynamoDB bills every item read, whole, before the filter: 20 + 20 + 10 (eventual)
+    expect([filtered.Count, projected.Count, counted.Count]).toEqual([0, 10, 10]);
+    expect(limits.usage().byOperation.Query?.readUnits).toBe(20 + 20 + 10);
+    expect(limits.usage().byOperation.GetItem?.readUnits).toBe(2);
+    // ConsumedCapacity reaches the client only when it asked for it
+    expect(filtered.ConsumedCapacity).toBeUndefined();
+    expect(projected.ConsumedCapacity?.CapacityUnits).toBe(20);
+  });
+
   it("bills an UpdateItem on its keys and the values and names in its expressions", async () => {
     // Prepare
     const { limits, client } = await proxy();
