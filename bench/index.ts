@@ -8,7 +8,7 @@ import { existsSync } from "node:fs";
 import { startDynamoDbLocal } from "../bin/local/dynamodb-local.ts";
 import { type BenchContext, type BenchSection, formatRow, localClient, newTable } from "./harness.ts";
 
-const SECTIONS = ["core", "http", "global-order", "aggregate"];
+const SECTIONS = ["core", "http", "global-order", "aggregate", "limits"];
 // The handlers' per-request INFO logs would be measured too (and bury the figures): warnings only.
 process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";

@@ -128,6 +128,31 @@ describe("npm start", () => {
     }
   });
 
+  it("--aws-limits serves through the model of DynamoDB's limits, and prints what it counted on exit", async () => {
+    // Prepare
+    const tableName = `cairn-start-${randomUUID()}`;
+    const started = await npmStart(
+      { DYNAMODB_ENDPOINT: inject("dynamodbEndpoint"), CAIRN_TABLE_NAME: tableName },
+      ["--aws-limits"],
+    );
+
+    try {
+      // Act
+      const appended = await append(started.url, "Limited-1");
+      const code = await stop(started.child);
+
+      // Assess: the append's transaction went through the model, which billed it
+      expect(appended.status).toBe(201);
+      expect(started.output()).toContain("AWS limits model on http://127.0.0.1:");
+      expect(started.output()).toMatch(/TransactWriteItems: [1-9]\d* requests, [1-9]\d* WCU/);
+      expect(code).toBe(0);
+    } finally {
+      const client = localClient();
+      await client.send(new DeleteTableCommand({ TableName: tableName }));
+      client.destroy();
+    }
+  });
+
   it("starts its own DynamoDB Local, takes it down on SIGINT, and keeps data across restarts with --data-dir", async () => {
     // Prepare
     const dataDir = mkdtempSync(join(tmpdir(), "cairn-data-"));
