@@ -76,9 +76,26 @@ export const METRICS = {
 export const VERSION_DIGITS = 10;
 export const POSITION_DIGITS = 15;
 
+/**
+ * DynamoDB's own key limits, in UTF-8 bytes. Every id that becomes part of a key has a limit below
+ * that fits with its prefix (test/core/key-limits.test.ts adds them up).
+ */
+export const KEY_LIMITS = {
+  partitionKeyBytes: 2048,
+  sortKeyBytes: 1024,
+} as const;
+
 export const LIMITS = {
-  /** Stream ids: 1 to 200 characters, see STREAM_ID_PATTERN. */
-  streamIdMaxLength: 200,
+  /**
+   * Stream ids: 1 to 256 characters (Unicode code points), see `STREAM_ID_FORBIDDEN`. At most 4
+   * UTF-8 bytes each, so at most 1,024 bytes: `ALL#STREAM#` + 1,024 is the longest key it makes.
+   */
+  streamIdMaxLength: 256,
+  /**
+   * A projection's read-model document id, in UTF-8 bytes: it is the tail of the document's
+   * partition key `PROJECTION#<name>#G<generation>#DOC#<id>`.
+   */
+  documentIdMaxBytes: 1024,
   /** Event types: 1 to 128 characters, see EVENT_TYPE_PATTERN. */
   eventTypeMaxLength: 128,
   /** Event ids: 1 to 64 characters, see EVENT_ID_PATTERN. */
@@ -93,8 +110,14 @@ export const LIMITS = {
   maxSchemaVersion: 10_000,
 } as const;
 
-/** Letters, digits and `_ . : @ ~ = + -`; must start with a letter or digit (`$` is reserved). */
-export const STREAM_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@~=+-]*$/;
+/**
+ * What no stream id may hold: control characters (Unicode category Cc: U+0000–U+001F and
+ * U+007F–U+009F) and lone surrogates (Cs: a JavaScript string that is not well-formed Unicode, which
+ * UTF-8 would turn into U+FFFD, so two ids would share one key). Anything else is allowed.
+ */
+export const STREAM_ID_FORBIDDEN = /[\p{Cc}\p{Cs}]/u;
+/** Stream ids that start with this are reserved for system streams (`$all`). */
+export const RESERVED_STREAM_PREFIX = "$";
 /** Starts with a letter; then letters, digits and `_ . : -`. */
 export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 /** Letters, digits and `_ . : -` (UUIDs fit). */

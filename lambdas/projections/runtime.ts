@@ -32,6 +32,7 @@ import type { RecordedEvent } from "../core/types.ts";
 import { storeFromEnv } from "../http/config.ts";
 import { logger } from "../observability.ts";
 import {
+  assertDocumentId,
   assertProjectionName,
   type Checkpoint,
   checkpointKey,
@@ -302,6 +303,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     const context: ProjectionContext = {
       projection: name,
       async get<T>(id: string): Promise<T | undefined> {
+        assertDocumentId(id, "document id");
         if (local.has(id)) return local.get(id) as T | undefined;
         if (staged.docs.has(id)) return structuredClone(staged.docs.get(id)) as T | undefined;
         if (staged.committed.has(id)) return structuredClone(staged.committed.get(id)) as T | undefined;
@@ -318,8 +320,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         return structuredClone(doc);
       },
       put(id: string, doc: unknown): void {
-        if (typeof id !== "string" || id.length === 0)
-          throw new Error("a document id must be a non-empty string");
+        assertDocumentId(id, "document id");
         const json = JSON.stringify(doc) ?? "null";
         const bytes = Buffer.byteLength(json);
         // Refused here, inside the handler, so it is retried and parked like any handler error
@@ -329,6 +330,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         local.set(id, JSON.parse(json));
       },
       delete(id: string): void {
+        assertDocumentId(id, "document id");
         local.set(id, undefined);
       },
     };
