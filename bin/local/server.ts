@@ -57,7 +57,7 @@ interface Route {
 
 const ROUTE_LIST: Route[] = (Object.keys(ROUTES) as RouteKey[]).map((key) => {
   const [method, path] = key.split(" ") as [string, string];
-  return { key, method, segments: path.split("/").slice(1), fn: ROUTES[key] };
+  return { key, method, segments: path.split("/").slice(1), fn: ROUTES[key].fn };
 });
 
 let started: { endpoint: string; tableName: string } | undefined;

@@ -11,6 +11,8 @@ export const PREFIX = {
   stream: "STREAM#",
   version: "VERSION#",
   snapshot: "SNAPSHOT#",
+  /** Partitions of snapshots written over HTTP, apart from the repository's (see SNAPSHOT). */
+  httpSnapshot: "HTTPSNAPSHOT#",
   /** Sort key prefix of append guards (idempotency of appends made at an unknown version). */
   appendGuard: "APPEND#",
   all: "ALL#",
@@ -158,6 +160,9 @@ export const LOCAL_ENV = {
  * Snapshots: items PK `SNAPSHOT#<streamId>`, SK `SNAPSHOT#<version>`, `kind` = "snapshot". They
  * have a partition of their own, not the stream's, so IAM can let a function prune snapshots
  * (a delete) without letting it delete events: `dynamodb:LeadingKeys` sees partition keys only.
+ * Snapshots saved over HTTP (`PUT /streams/{id}/snapshot`) live in partitions of their own too,
+ * `HTTPSNAPSHOT#<streamId>`: the aggregate repository never reads them, and the HTTP API's
+ * functions cannot write the repository's (docs/decisions.md).
  */
 export const SNAPSHOT = {
   /** Attribute holding the snapshot's state, as JSON text. */
@@ -167,7 +172,10 @@ export const SNAPSHOT = {
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
 } as const;
-export const snapshotStreamKey = (streamId: string): string => `${PREFIX.snapshot}${streamId}`;
+/** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
+export type SnapshotSource = "repository" | "http";
+export const snapshotStreamKey = (streamId: string, source: SnapshotSource = "repository"): string =>
+  `${source === "http" ? PREFIX.httpSnapshot : PREFIX.snapshot}${streamId}`;
 export const snapshotKey = (version: number): string =>
   `${PREFIX.snapshot}${String(version).padStart(VERSION_DIGITS, "0")}`;
 export const snapshotVersionFromKey = (sortKey: string): number =>

@@ -1,6 +1,7 @@
 /**
- * The admin routes: `$all` and projection status, parked events, reset. Thin over the core
- * (readAll) and the projection state functions; errors are mapped in http.ts.
+ * The `$all` and projection routes: `$all`, projection status, parked events and documents (served
+ * by the read function) and reset (the admin function; lambdas/http/routes.ts says which). Thin
+ * over the core (readAll) and the projection state functions; errors are mapped in http.ts.
  */
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { ENV, GLOBAL_LOG } from "../core/constants.ts";
