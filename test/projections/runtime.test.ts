@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
 import {
   defineProjection,
@@ -312,10 +312,26 @@ describe("projection runtime", () => {
 });
 
 describe("projection runtime, when a handler crashes the whole run", () => {
+  // The clock is the test's: it stands still unless a test moves it. So no run commits early at half
+  // its lease however slow the machine is, and an abandoned run's lease runs out when the test says.
+  const LEASE_MS = 30_000;
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** What the next wake-up after a Lambda timeout sees: the abandoned run's lease has run out. */
+  async function outliveLease(name: string): Promise<void> {
+    vi.setSystemTime(Date.now() + LEASE_MS + 1);
+    expect((await getProjectionStatus(store, name)).running).toBe(false);
+  }
+
   /**
    * A projection whose handler, on the events `crashOn` picks, never returns: the run is stuck there
    * as a Lambda that timed out or was killed is, and the test abandons it. It catches nothing and
-   * writes nothing more; its lease (300 ms here) runs out and the next run takes over.
+   * writes nothing more; its lease runs out (the test moves the clock) and the next run takes over.
    */
   function crashing(name: string, category: string, crashOn: (event: RecordedEvent) => boolean) {
     const calls: RecordedEvent[] = [];
@@ -333,7 +349,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
       name,
       categories: [category],
       handlers: { Counted: count },
-      leaseMs: 300,
+      leaseMs: LEASE_MS,
       lingerMs: 0,
       retryDelayMs: 1,
     });
@@ -343,11 +359,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
         crashed = () => resolve("crashed");
       });
       const outcome = await Promise.race([projection.run(store), hung]);
-      if (outcome === "crashed") {
-        // Wait out the abandoned run's lease, as the next wake-up after a Lambda timeout would.
-        while ((await getProjectionStatus(store, name)).running)
-          await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      if (outcome === "crashed") await outliveLease(name);
       return outcome;
     };
     return { projection, calls, wakeUp };
@@ -403,7 +415,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
       name,
       categories: [category],
       maxCrashes: 1,
-      leaseMs: 300,
+      leaseMs: LEASE_MS,
       lingerMs: 0,
       handlers: {
         Counted: (event, context) => {
@@ -422,8 +434,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
         crashed = () => resolve("crashed");
       });
       const outcome = await Promise.race([projection.run(store), hung]);
-      while ((await getProjectionStatus(store, name)).running)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      if (outcome === "crashed") await outliveLease(name);
       return outcome;
     };
 
@@ -466,9 +477,20 @@ describe("projection runtime, when a handler crashes the whole run", () => {
   });
 
   it("costs a normal run no write beyond the lease, one commit per batch and the release", async () => {
-    // Prepare
+    // Prepare: a lease far longer than the run, so a slow machine cannot make it commit early at half-lease
     const category = `Cost${randomUUID().slice(0, 6)}`;
-    const { projection } = crashing(uniqueName("cost"), category, () => false);
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("cost"),
+      categories: [category],
+      leaseMs: 60 * 60_000,
+      lingerMs: 0,
+      handlers: {
+        Counted: async (event, context) => {
+          const doc = (await context.get<{ values: number[] }>(event.streamId)) ?? { values: [] };
+          context.put(event.streamId, { values: [...doc.values, event.data.n] });
+        },
+      },
+    });
     await appendSequenced(`${category}-a`, counted(1, 2, 3));
     const writes: string[] = [];
     const counting = new EventStore({
@@ -493,37 +515,47 @@ describe("projection runtime, when a handler crashes the whole run", () => {
 
 describe("long batches and refused writes", () => {
   it("renews its lease during a long batch, so wake-ups that arrive meanwhile do not redo its work", async () => {
-    // Prepare: 12 events that each fail 3 times, 100 then 200 ms apart: ~3.6 s, beyond the 2 s lease.
+    // Prepare: 12 events that each fail 3 times. The clock is the test's: each handler call moves it
+    // 200 ms, so the batch lasts 7.2 s of it, well beyond the 2 s lease, however fast the machine is.
     const category = `Slow${randomUUID().slice(0, 8)}`;
     await appendSequenced(`${category}-1`, counted(...Array.from({ length: 12 }, (_, n) => n)));
     const calls: string[] = [];
+    const runs: Promise<RunResult>[] = [];
     const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
       name: uniqueName("slow"),
       categories: [category],
       leaseMs: 2_000,
+      lingerMs: 0,
       maxAttempts: 3,
-      retryDelayMs: 100,
+      retryDelayMs: 1,
       handlers: {
         Counted: async (event) => {
           calls.push(event.eventId);
+          vi.setSystemTime(Date.now() + 200);
+          // A wake-up every third call, while this run works, as SNS would under steady appends.
+          if (calls.length % 3 === 0) runs.push(projection.run(store, { budgetMs: 30_000 }));
           throw new Error("always fails");
         },
       },
     });
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
 
-    // Act: a wake-up every 600 ms while the first run works, as SNS would under steady appends.
-    const runs: Promise<RunResult>[] = [];
-    for (let wake = 0; wake < 8; wake++) {
+    try {
+      // Act
       runs.push(projection.run(store, { budgetMs: 30_000 }));
-      await new Promise((resolve) => setTimeout(resolve, 600));
-    }
-    await Promise.all(runs);
+      for (let settled = 0; settled < runs.length; settled++) await runs[settled];
 
-    // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
-    const status = await getProjectionStatus(store, projection.name);
-    expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });
-    expect(calls).toHaveLength(12 * 3);
-    expect(new Set(calls).size).toBe(12);
+      // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
+      const results = await Promise.all(runs);
+      expect(results.filter((result) => result.ran)).toHaveLength(1);
+      expect(runs.length).toBeGreaterThan(5);
+      const status = await getProjectionStatus(store, projection.name);
+      expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });
+      expect(calls).toHaveLength(12 * 3);
+      expect(new Set(calls).size).toBe(12);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("parks an event whose document DynamoDB would refuse, and goes on with the others", async () => {
