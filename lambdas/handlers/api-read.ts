@@ -1,5 +1,5 @@
-import { getProjection, getProjectionDocument, listProjections, readAllEvents } from "../http/admin.ts";
 import { createApiHandler } from "../http/http.ts";
+import { getProjection, getProjectionDocument, listProjections, readAllEvents } from "../http/read-all.ts";
 import { getSnapshot } from "../http/snapshots.ts";
 import { getStreamInfo, readStreamEvents } from "../http/streams.ts";
 

@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
 import {
   defineProjection,
-  metricsRecord,
   type ProjectionContext,
   type RunResult,
 } from "../../lambdas/projections/runtime.ts";
@@ -23,6 +22,12 @@ let drop: () => Promise<void>;
 
 beforeAll(async () => {
   ({ store, drop } = await createTestStore("cairn-projections"));
+  // The Lambda handler reads its store from the environment, as in AWS: this file's table.
+  process.env.CAIRN_TABLE_NAME = store.tableName;
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = inject("dynamodbEndpoint");
+  process.env.AWS_REGION ??= "us-east-1";
+  process.env.AWS_ACCESS_KEY_ID ??= "local";
+  process.env.AWS_SECRET_ACCESS_KEY ??= "local";
 });
 afterAll(() => drop());
 
@@ -257,18 +262,33 @@ describe("projection runtime", () => {
     expect((await getProjectionStatus(store, name)).lag).toBe(0);
   });
 
-  it("reports its lag and parked count as a CloudWatch embedded-metric record", async () => {
-    // Prepare
-    const projection = counter(uniqueName("metrics"));
-    await appendSequenced(`Ctr-${randomUUID()}`, counted(1, 2));
-    const head = (await store.readAll({ limit: 1 })).headPosition;
+  it("emits its lag and parked count in Lambda as CloudWatch EMF: namespace Cairn, one dimension Projection", async () => {
+    // Prepare: the Lambda handler, configured from the environment as in AWS, behind one parked event
+    const projection = counter(uniqueName("metrics"), { poison: (event) => event.data === 2 });
+    await appendSequenced(`Ctr-${randomUUID()}`, [{ type: "Counted", data: 2 }]);
+    await appendSequenced(`Ctr-${randomUUID()}`, counted(1));
+    const written: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
 
     // Act
-    const record = await metricsRecord(store, projection.name);
+    try {
+      await projection.handler(undefined, { getRemainingTimeInMillis: () => 60_000 });
+    } finally {
+      stdout.mockRestore();
+    }
 
     // Assess
-    expect(record).toMatchObject({
+    const records = written
+      .flatMap((text) => text.split("\n"))
+      .filter((line) => line.includes('"_aws"'))
+      .map((line) => JSON.parse(line));
+    expect(records).toHaveLength(1);
+    expect(records[0]).toEqual({
       _aws: {
+        Timestamp: expect.any(Number),
         CloudWatchMetrics: [
           {
             Namespace: "Cairn",
@@ -281,9 +301,29 @@ describe("projection runtime", () => {
         ],
       },
       Projection: projection.name,
-      ProjectionLag: head,
-      ParkedEvents: 0,
+      ProjectionLag: 0,
+      ParkedEvents: 1,
     });
+  });
+
+  it("emits no metrics outside Lambda (no context), as under npm start", async () => {
+    // Prepare
+    const projection = counter(uniqueName("quiet"));
+    const written: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+
+    // Act
+    try {
+      await projection.handler();
+    } finally {
+      stdout.mockRestore();
+    }
+
+    // Assess
+    expect(written.filter((text) => text.includes('"_aws"'))).toEqual([]);
   });
 
   it("reaches the same state after a reset and rebuild", async () => {
