@@ -598,6 +598,35 @@ describe("long batches and refused writes", () => {
     }
   });
 
+  it("parks an event whose document id is too long for a key, instead of failing every commit", async () => {
+    // Prepare: event 2 keys its document by a 3,000-character id (DynamoDB refuses keys past 2,048 bytes)
+    const category = `LongId${randomUUID().slice(0, 8)}`;
+    const streamId = `${category}-1`;
+    await appendSequenced(streamId, counted(1, 2, 3));
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("long-id"),
+      categories: [category],
+      retryDelayMs: 1,
+      lingerMs: 0,
+      handlers: {
+        Counted: async (event, context) => {
+          context.put(event.data.n === 2 ? "d".repeat(3000) : `${event.data.n}`, { n: event.data.n });
+        },
+      },
+    });
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result).toMatchObject({ ran: true, parked: 1 });
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 1 });
+    expect(status.lastError?.message).toMatch(/document id: must be at most 1024 bytes/);
+    expect(await readProjectionDocument(store, projection.name, "1")).toEqual({ n: 1 });
+    expect(await readProjectionDocument(store, projection.name, "3")).toEqual({ n: 3 });
+  });
+
   it("parks an event whose document DynamoDB would refuse, and goes on with the others", async () => {
     // Prepare
     const category = `Big${randomUUID().slice(0, 8)}`;
