@@ -11,7 +11,8 @@ export type RouteHandler = (request: HttpRequest) => Promise<HttpResponse>;
 /** Bodies above this are refused before parsing (API Gateway's own cap is 10 MB, Lambda's 6 MB). */
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 
-const STATUS: Record<CairnError["code"], number> = {
+/** The HTTP status of each error code, chosen here only. */
+export const STATUS: Record<CairnError["code"], number> = {
   ValidationError: 400,
   StreamNotFound: 404,
   NotFound: 404,

@@ -40,30 +40,6 @@ async function expectRefused(
   await expect(attempt).rejects.toMatchObject({ field });
 }
 
-describe("stream id", () => {
-  it(`takes ${LIMITS.streamIdMaxLength} characters and refuses one more`, async () => {
-    const atLimit = `S${"a".repeat(LIMITS.streamIdMaxLength - 1)}`;
-    const past = `${atLimit}a`;
-
-    await store.appendToStream(atLimit, [ok()]);
-    await expectRefused(past, [ok()], ValidationError, "streamId");
-
-    expect((await store.getStreamInfo(atLimit)).version).toBe(1);
-  });
-
-  it.each(["", "a/b", "a b", "$all", "-lead", "a#b", "naïve", "a?b", "a%2Fb", "tab\t"])(
-    "refuses %j",
-    async (streamId) => {
-      await expectRefused(streamId, [ok()], ValidationError, "streamId");
-    },
-  );
-
-  it.each(["Order-42", "a.b:c@d~e=f+g_h", "0", "Z"])("accepts %j", async (prefix) => {
-    const streamId = `${prefix}-${randomUUID()}`;
-    await expect(store.appendToStream(streamId, [ok()])).resolves.toMatchObject({ toVersion: 1 });
-  });
-});
-
 describe("event fields", () => {
   it(`takes a type of ${LIMITS.eventTypeMaxLength} characters and refuses one more`, async () => {
     const streamId = newStream();
