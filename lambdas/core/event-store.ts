@@ -131,7 +131,7 @@ export class EventStore {
     const expected = parseExpectedVersion(options.expectedVersion);
     let prepared = prepareEvents(events);
     if (this.schemas || this.upcasters) {
-      prepared = await checkNewEvents(events, prepared, this.schemas, this.upcasters);
+      prepared = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
     }
     if (typeof expected === "number" || expected === "no_stream") {
       return this.appendAtVersion(streamId, prepared, expected === "no_stream" ? 0 : expected, expected);

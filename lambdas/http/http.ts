@@ -66,7 +66,8 @@ export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>
       requestId: request.requestContext?.requestId,
       ...(correlationId ? { correlationId } : {}),
     });
-    const route = routes[request.routeKey as RouteKey];
+    // Own keys only: a route key named like an Object member (`constructor`) is no route.
+    const route = Object.hasOwn(routes, request.routeKey) ? routes[request.routeKey as RouteKey] : undefined;
     if (!route) return routeNotFound(request.routeKey);
     try {
       return await route(request);
