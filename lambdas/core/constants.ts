@@ -38,6 +38,12 @@ export const ATTR = {
   kind: "kind",
   /** Head, append guard and an append's first event: the number of events in that append. */
   lastAppendCount: "lastCount",
+  /**
+   * Head: the stream's recent event ids, as a list of `LIMITS.recentEventIds` hashes (see
+   * `eventIdHash`); version v's id sits at index v mod that length. Every append's head condition
+   * says none of its new ids is there.
+   */
+  recentIds: "recentIds",
 } as const;
 
 export const ITEM_KIND = {
@@ -91,6 +97,12 @@ export const LIMITS = {
   eventsPerAppend: 98,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
+  /**
+   * The window of cross-mode idempotency: the head remembers the ids of the stream's last this many
+   * events, so no append stores one of them again, whatever its expectedVersion mode. 32 hashes of
+   * 16 characters keep the head under 1 KB (2 write units in the append's transaction).
+   */
+  recentEventIds: 32,
 } as const;
 
 /** Letters, digits and `_ . : @ ~ = + -`; must start with a letter or digit (`$` is reserved). */

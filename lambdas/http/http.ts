@@ -16,6 +16,7 @@ const STATUS: Record<CairnError["code"], number> = {
   StreamNotFound: 404,
   NotFound: 404,
   WrongExpectedVersion: 409,
+  IdempotencyConflict: 409,
   PayloadTooLarge: 413,
   Contention: 503,
   InternalError: 500,

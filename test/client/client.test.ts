@@ -9,6 +9,7 @@ import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
 import {
   CairnClient,
   type ClientReadAllOptions,
+  IdempotencyConflictError,
   NotFoundError,
   StreamNotFoundError,
   ValidationError,
@@ -102,6 +103,18 @@ describe("CairnClient against the local server", () => {
 
     await expect(stale).rejects.toBeInstanceOf(WrongExpectedVersionError);
     await expect(stale).rejects.toMatchObject({ streamId, expectedVersion: 0, currentVersion: 1 });
+  });
+
+  it("throws the library's IdempotencyConflictError when an event id comes back with other data", async () => {
+    const streamId = newOrder();
+    const eventId = randomUUID();
+    await client.append(streamId, [{ ...added("a"), eventId }], { expectedVersion: 0 });
+
+    const reused = client.append(streamId, [{ ...added("b"), eventId }], { expectedVersion: 0 });
+
+    await expect(reused).rejects.toBeInstanceOf(IdempotencyConflictError);
+    await expect(reused).rejects.toMatchObject({ streamId, eventId, version: 1 });
+    expect((await client.readStream(streamId)).events.map((event) => event.data)).toEqual([added("a").data]);
   });
 
   it("throws StreamNotFoundError for a stream that does not exist", async () => {

@@ -24,6 +24,8 @@ interface Case {
   readonly prepare?: { readonly path: string; readonly request: CallOptions };
 }
 
+const reused = { eventId: "e-reused", type: "Happened", data: { n: 1 } };
+
 const cases: Case[] = [
   {
     name: "malformed JSON",
@@ -406,7 +408,10 @@ const cases: Case[] = [
   },
   {
     name: "a number too large for a double (1e400 parses to Infinity)",
-    request: { raw: '{"events":[{"type":"Happened","data":{"x":1e400}}]}', headers: { "content-type": json } },
+    request: {
+      raw: '{"events":[{"type":"Happened","data":{"x":1e400}}]}',
+      headers: { "content-type": json },
+    },
     status: 400,
     code: "ValidationError",
     field: "events[0].data.x",
@@ -430,6 +435,22 @@ const cases: Case[] = [
     status: 400,
     code: "ValidationError",
     field: "events[0].metadata.score",
+  },
+  {
+    name: "an event id already in the stream with other data",
+    prepare: { path: eventsPath("Reused-1"), request: { json: { events: [reused] } } },
+    path: eventsPath("Reused-1"),
+    request: { json: { events: [{ ...reused, data: { n: 2 } }] } },
+    status: 409,
+    code: "IdempotencyConflict",
+  },
+  {
+    name: "an event id already in the stream, in a new batch at the exact version",
+    prepare: { path: eventsPath("Reused-2"), request: { json: { events: [reused] } } },
+    path: eventsPath("Reused-2"),
+    request: { json: { expectedVersion: 1, events: [{ ...reused, eventId: "e-new" }, reused] } },
+    status: 409,
+    code: "IdempotencyConflict",
   },
   {
     name: "a method the path does not have",
