@@ -134,6 +134,13 @@ export const HTTP = {
   correlationIdHeader: "x-correlation-id",
   /** Response header set to `true` when an append was a retry of one already written. */
   replayedHeader: "idempotent-replayed",
+  /**
+   * The events of a stream page stop before this many bytes, counted as they sit in the Lambda
+   * response (UTF-8, plus one for each `"` and `\` that escaping the body as a string adds). With
+   * 16 KiB for the page's other fields, the body stays under 5 MiB and the whole response under
+   * the 6 MB that Lambda and API Gateway answer.
+   */
+  maxPageBytes: 5 * 1024 * 1024 - 16 * 1024,
 } as const;
 
 /** Environment variables of `npm start` (bin/start.ts). */

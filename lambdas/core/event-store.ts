@@ -104,7 +104,8 @@ export class EventStore {
 
   /**
    * Reads a stream's events, forward or backward, from a version. Pages through DynamoDB's 1 MB
-   * query pages until `limit` events are read; `nextVersion` says where to go on.
+   * query pages until `limit` events are read, or until the next event would take the events past
+   * `maxBytes` (as JSON in a response, see `envelopeBytes`); `nextVersion` says where to go on.
    * Throws StreamNotFoundError when the stream does not exist.
    */
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
@@ -121,6 +122,10 @@ export class EventStore {
       options.fromVersion === undefined
         ? undefined
         : assertNonNegativeInteger(options.fromVersion, "fromVersion");
+    const maxBytes =
+      options.maxBytes === undefined
+        ? undefined
+        : assertPositiveInteger(options.maxBytes, "maxBytes", Number.MAX_SAFE_INTEGER);
     const pk = S(streamKey(streamId));
     const input: QueryCommandInput = {
       TableName: this.tableName,
@@ -137,6 +142,8 @@ export class EventStore {
       },
     };
     const events: RecordedEvent[] = [];
+    const streamIdBytes = maxBytes === undefined ? 0 : escapedBytes(JSON.stringify(streamId));
+    let bytes = 0;
     let nextVersion: number | undefined;
     let startKey: Record<string, AttributeValue> | undefined;
     // Backward from version 0 is before the first event: nothing to query.
@@ -156,7 +163,16 @@ export class EventStore {
           nextVersion = Number(item[ATTR.version]?.N);
           break;
         }
-        events.push(this.toEvent(streamId, item));
+        const event = this.toEvent(streamId, item);
+        if (maxBytes !== undefined) {
+          bytes += envelopeBytes(event, item, streamIdBytes);
+          // At least one event, so a reader always moves on.
+          if (bytes > maxBytes && events.length > 0) {
+            nextVersion = event.version;
+            break;
+          }
+        }
+        events.push(event);
       }
       startKey = page.LastEvaluatedKey;
       more = startKey !== undefined && nextVersion === undefined;
@@ -203,4 +219,56 @@ export class EventStore {
     };
     return this.upcasters ? upcast(event, this.upcasters) : event;
   }
+}
+
+/** An envelope's field names and punctuation, and the digits of the largest version and schema version. */
+const ENVELOPE_FIXED_BYTES =
+  escapedBytes(
+    '{"eventId":"","streamId":,"type":"","version":,"schemaVersion":,"data":,"metadata":,"createdAt":""},',
+  ) +
+  10 +
+  5;
+
+/**
+ * An upper bound of the bytes `event` takes in a JSON response, counted as `escapedBytes` does.
+ * The stored JSON text is what a response writes (JSON.stringify of its parse gives it back),
+ * unless an upcaster changed the data: then the data is serialized again to be counted.
+ */
+function envelopeBytes(
+  event: RecordedEvent,
+  item: Record<string, AttributeValue>,
+  streamIdBytes: number,
+): number {
+  const stored = item[ATTR.data]?.S as string;
+  const upcast = event.schemaVersion !== Number(item[ATTR.schemaVersion]?.N ?? 1);
+  return (
+    ENVELOPE_FIXED_BYTES +
+    streamIdBytes +
+    // Event ids, types and times are ASCII with no character that JSON escapes.
+    event.eventId.length +
+    event.type.length +
+    event.createdAt.length +
+    escapedBytes(upcast ? JSON.stringify(event.data) : stored) +
+    escapedBytes(item[ATTR.metadata]?.S ?? "{}")
+  );
+}
+
+/**
+ * The bytes of JSON text in a response: its UTF-8 length plus one for each `"` and `\`, which
+ * escaping the body as a string in the Lambda response (the 6 MB that counts) doubles.
+ */
+export function escapedBytes(text: string): number {
+  let bytes = text.length;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x80) {
+      if (code === 0x22 || code === 0x5c) bytes++;
+    } else if (code < 0x800 || (code >= 0xd800 && code < 0xe000)) {
+      // Two bytes, or half of a surrogate pair's four.
+      bytes++;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
 }

@@ -95,6 +95,36 @@ describe("CairnClient against the local server", () => {
     expect(some.nextVersion).toBe(1100);
   });
 
+  it("follows nextVersion over pages the server stops before 5 MB, with events of ~250 KB", async () => {
+    // Prepare: 25 events of ~250 KB (6.25 MB), and a fetch that notes each response's size.
+    const streamId = newOrder();
+    for (let from = 1; from <= 25; from += 12) {
+      const count = Math.min(12, 26 - from);
+      await client.append(
+        streamId,
+        Array.from({ length: count }, (_, n) => ({ type: "Big", data: `${from + n}`.padEnd(250_000, "x") })),
+      );
+    }
+    const sizes: number[] = [];
+    const recording = new CairnClient({
+      url: server.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        sizes.push((await response.clone().arrayBuffer()).byteLength);
+        return response;
+      },
+    });
+
+    // Act
+    const read = await recording.readStream(streamId);
+
+    // Assess
+    expect(read.events.map((event) => event.version)).toEqual(Array.from({ length: 25 }, (_, n) => n + 1));
+    expect(read.nextVersion).toBeUndefined();
+    expect(sizes.length).toBeGreaterThan(1);
+    for (const size of sizes) expect(size).toBeLessThan(5 * 1024 * 1024);
+  });
+
   it("throws the library's WrongExpectedVersionError with expected and current version", async () => {
     const streamId = newOrder();
     await client.append(streamId, [placed]);
