@@ -83,29 +83,41 @@ const S = (value: string): AttributeValue => ({ S: value });
  */
 export const eventIdHash = (eventId: string): string => hash("sha256", eventId, "base64url").slice(0, 16);
 
-const HEAD_SETS = [
-  "#v = :to",
-  `${ATTR.updatedAt} = :now`,
-  `${ATTR.createdAt} = if_not_exists(${ATTR.createdAt}, :now)`,
-  `${ATTR.kind} = :kind`,
-  `${ATTR.lastAppendCount} = :count`,
-].join(", ");
+/** A new stream's head: everything. Later appends move only the version, the time and the recent ids. */
+const NEW_HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now, ${ATTR.createdAt} = :now, ${ATTR.kind} = :kind, #r = :r`;
+const HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now`;
 const HEAD_NAMES = { "#v": ATTR.version, "#r": ATTR.recentIds } as const;
 const NEW_STREAM = `attribute_not_exists(${KEYS.partition})`;
 const HEAD_KIND = S(ITEM_KIND.head);
 const EVENT_KIND = S(ITEM_KIND.event);
 const GUARD_KIND = S(ITEM_KIND.appendGuard);
 const HEAD_SK = S(SORT_KEY.head);
+/** `:h0`, `:h1`, …: the new ids' hashes in the head's expressions. */
+const HASH_VALUES = Array.from({ length: LIMITS.eventsPerAppend }, (_, index) => `:h${index}`);
 /** `#v = :from AND NOT (contains(#r, :h0) OR …)` for k new events, built once per k. */
 const headConditions: string[] = [];
 const headConditionFor = (count: number): string => {
   let condition = headConditions[count];
   if (condition === undefined) {
-    const contains = Array.from({ length: count }, (_, index) => `contains(#r, :h${index})`);
+    const contains = HASH_VALUES.slice(0, count).map((value) => `contains(#r, ${value})`);
     condition = `#v = :from AND NOT (${contains.join(" OR ")})`;
     headConditions[count] = condition;
   }
   return condition;
+};
+/** `SET …, #r[slot] = :hi, …` for the last RING of k events appended after `version`, built once per shape. */
+const headUpdates = new Map<number, string>();
+const headUpdateFor = (version: number, count: number): string => {
+  const key = (version % RING) * 1000 + count;
+  let update = headUpdates.get(key);
+  if (update === undefined) {
+    update = HEAD_SETS;
+    for (let index = Math.max(0, count - RING); index < count; index++) {
+      update += `, #r[${(version + index + 1) % RING}] = ${HASH_VALUES[index]}`;
+    }
+    headUpdates.set(key, update);
+  }
+  return update;
 };
 
 /**
@@ -211,33 +223,28 @@ async function write(
   const pk = S(streamKey(streamId));
   const now = S(new Date().toISOString());
   const toVersion = version + count;
-  const values: Record<string, AttributeValue> = {
-    ":to": N(toVersion),
-    ":now": now,
-    ":kind": HEAD_KIND,
-    ":count": N(count),
-  };
+  const values: Record<string, AttributeValue> = { ":to": N(toVersion), ":now": now };
   // The last RING events take their slots (version mod RING) in the recent-id list.
-  const first = Math.max(0, count - RING);
   let update: string;
   let condition: string;
   if (version === 0 || wholeList) {
     const list: AttributeValue[] = new Array(RING).fill(EMPTY_SLOT);
-    for (let index = first; index < count; index++)
+    for (let index = Math.max(0, count - RING); index < count; index++)
       list[(version + index + 1) % RING] = S(hashes[index] as string);
     values[":r"] = { L: list };
-    update = `SET ${HEAD_SETS}, #r = :r`;
     if (version === 0) {
+      update = NEW_HEAD_SETS;
       condition = NEW_STREAM;
+      values[":kind"] = HEAD_KIND;
     } else {
+      update = `${HEAD_SETS}, #r = :r`;
       condition = "#v = :from AND attribute_not_exists(#r)";
       values[":from"] = N(version);
     }
   } else {
-    update = `SET ${HEAD_SETS}`;
-    for (let index = 0; index < count; index++) values[`:h${index}`] = S(hashes[index] as string);
-    for (let index = first; index < count; index++)
-      update += `, #r[${(version + index + 1) % RING}] = :h${index}`;
+    for (let index = 0; index < count; index++)
+      values[HASH_VALUES[index] as string] = S(hashes[index] as string);
+    update = headUpdateFor(version, count);
     condition = headConditionFor(count);
     values[":from"] = N(version);
   }

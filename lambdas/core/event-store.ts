@@ -214,12 +214,16 @@ export class EventStore {
       version: Number(item[ATTR.version]?.N),
       schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
       data: JSON.parse(item[ATTR.data]?.S as string),
-      metadata: JSON.parse(item[ATTR.metadata]?.S ?? "{}") as EventMetadata,
+      metadata: parseMetadata(item[ATTR.metadata]?.S),
       createdAt: item[ATTR.createdAt]?.S as string,
     };
     return this.upcasters ? upcast(event, this.upcasters) : event;
   }
 }
+
+/** Most events carry no metadata: `{}` needs no parse. */
+const parseMetadata = (text: string | undefined): EventMetadata =>
+  text === undefined || text === "{}" ? {} : (JSON.parse(text) as EventMetadata);
 
 /** An envelope's field names and punctuation, and the digits of the largest version and schema version. */
 const ENVELOPE_FIXED_BYTES =
