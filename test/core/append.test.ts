@@ -262,14 +262,17 @@ describe("appendToStream", () => {
         const [a, b, c] = [event(1, randomUUID()), event(2, randomUUID()), event(3, randomUUID())];
         await store.appendToStream(streamId, [a, b, c], { expectedVersion: mode });
 
-        const prefix = store.appendToStream(streamId, [a, b], { expectedVersion: mode });
-        const suffix = store.appendToStream(streamId, [b, c], {
-          expectedVersion: mode === "any" ? "any" : 1,
-        });
+        const prefix = () => store.appendToStream(streamId, [a, b], { expectedVersion: mode });
+        const suffix = () =>
+          store.appendToStream(streamId, [b, c], { expectedVersion: mode === "any" ? "any" : 1 });
 
-        await expect(prefix).rejects.toBeInstanceOf(IdempotencyConflictError);
-        await expect(suffix).rejects.toBeInstanceOf(IdempotencyConflictError);
-        await expect(suffix).rejects.toMatchObject({ streamId, eventId: b.eventId, version: 2 });
+        await expect(prefix()).rejects.toBeInstanceOf(IdempotencyConflictError);
+        await expect(suffix()).rejects.toMatchObject({
+          name: "IdempotencyConflictError",
+          streamId,
+          eventId: b.eventId,
+          version: 2,
+        });
         expect(await versionsOf(streamId)).toEqual([1, 2, 3]);
       },
     );
