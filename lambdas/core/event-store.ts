@@ -261,7 +261,7 @@ function envelopeBytes(
  * The bytes of JSON text in a response: its UTF-8 length plus one for each `"` and `\`, which
  * escaping the body as a string in the Lambda response (the 6 MB that counts) doubles.
  */
-export function escapedBytes(text: string): number {
+function escapedBytes(text: string): number {
   let bytes = text.length;
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
