@@ -214,7 +214,9 @@ interface RequestParts {
 
 /** The API Gateway HTTP API event, payload format 2.0, that AWS would send for this request. */
 function toEvent(req: IncomingMessage, parts: RequestParts): APIGatewayProxyEventV2 {
-  const headers: Record<string, string> = {};
+  // No prototype, as the objects JSON.parse gives a Lambda in AWS: a parameter or header named
+  // `__proto__` or `constructor` is an own key like any other, never an Object member.
+  const headers: Record<string, string> = Object.create(null);
   let cookies: string[] | undefined;
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -224,9 +226,9 @@ function toEvent(req: IncomingMessage, parts: RequestParts): APIGatewayProxyEven
     }
     headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
   }
-  const query: Record<string, string> = {};
+  const query: Record<string, string> = Object.create(null);
   for (const [name, value] of new URLSearchParams(parts.rawQueryString)) {
-    query[name] = name in query ? `${query[name]},${value}` : value;
+    query[name] = Object.hasOwn(query, name) ? `${query[name]},${value}` : value;
   }
   const now = new Date();
   const requestId = randomUUID();

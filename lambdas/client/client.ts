@@ -41,7 +41,10 @@ export interface ClientReadStreamOptions {
   readonly fromVersion?: number;
   /** @default "forward" */
   readonly direction?: ReadDirection;
-  /** Most events to return; pages of up to 1,000 are fetched until then. @default all of them */
+  /**
+   * Most events to return; pages (up to 1,000 events, and under 5 MB: the server may stop one
+   * early) are fetched, following `nextVersion`, until then. @default all of them
+   */
   readonly limit?: number;
 }
 

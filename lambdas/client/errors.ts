@@ -2,6 +2,7 @@ import {
   CairnError,
   ContentionError,
   type ErrorCode,
+  IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
@@ -78,6 +79,8 @@ interface ErrorBody {
   readonly limit?: unknown;
   readonly actual?: unknown;
   readonly attempts?: unknown;
+  readonly eventId?: unknown;
+  readonly version?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -102,6 +105,13 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
         text(error.streamId),
         error.expectedVersion as ExpectedVersion,
         num(error.currentVersion),
+      );
+    case "IdempotencyConflict":
+      return new IdempotencyConflictError(
+        text(error.streamId),
+        text(error.eventId),
+        num(error.version),
+        message,
       );
     case "StreamNotFound":
       return new StreamNotFoundError(text(error.streamId));

@@ -40,6 +40,12 @@ export const ATTR = {
   kind: "kind",
   /** Head, append guard and an append's first event: the number of events in that append. */
   lastAppendCount: "lastCount",
+  /**
+   * Head: the stream's recent event ids, as a list of `LIMITS.recentEventIds` hashes (see
+   * `eventIdHash`); version v's id sits at index v mod that length. Every append's head condition
+   * says none of its new ids is there.
+   */
+  recentIds: "recentIds",
 } as const;
 
 export const ITEM_KIND = {
@@ -110,6 +116,12 @@ export const LIMITS = {
   eventsPerAppend: 98,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
+  /**
+   * The window of cross-mode idempotency: the head remembers the ids of the stream's last this many
+   * events, so no append stores one of them again, whatever its expectedVersion mode. 32 hashes of
+   * 16 characters keep the head under 1 KB (2 write units in the append's transaction).
+   */
+  recentEventIds: 32,
 } as const;
 
 /**
@@ -147,6 +159,13 @@ export const HTTP = {
   correlationIdHeader: "x-correlation-id",
   /** Response header set to `true` when an append was a retry of one already written. */
   replayedHeader: "idempotent-replayed",
+  /**
+   * The events of a stream page stop before this many bytes, counted as they sit in the Lambda
+   * response (UTF-8, plus one for each `"` and `\` that escaping the body as a string adds). With
+   * 16 KiB for the page's other fields, the body stays under 5 MiB and the whole response under
+   * the 6 MB that Lambda and API Gateway answer.
+   */
+  maxPageBytes: 5 * 1024 * 1024 - 16 * 1024,
 } as const;
 
 /** Environment variables of `npm start` (bin/start.ts). */

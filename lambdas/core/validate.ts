@@ -89,7 +89,54 @@ function serialize(value: unknown, field: string): string {
     throw new ValidationError(field, "is not serializable as JSON", { cause });
   }
   if (json === undefined) throw new ValidationError(field, "is not a JSON value");
+  // JSON.stringify writes NaN and ±Infinity (`1e400` over HTTP parses to Infinity) as null, so
+  // only text holding a null can hide one: the common case pays one substring search.
+  if (json.includes("null")) {
+    const at = nonFinitePath(value, "");
+    if (at !== undefined) {
+      throw new ValidationError(`${field}${at}`, "must be a finite number (JSON has no NaN or Infinity)");
+    }
+  }
   return json;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** One step of a field path: `.sku`, `[0]`, `["weight kg"]`. */
+export function pathSegment(key: PropertyKey): string {
+  if (typeof key === "number") return `[${key}]`;
+  if (typeof key === "string" && IDENTIFIER.test(key)) return `.${key}`;
+  return `[${JSON.stringify(String(key))}]`;
+}
+
+/**
+ * The path (`.items[2].price`) of the first NaN or ±Infinity that JSON.stringify would write as
+ * null, walking the value as JSON.stringify does (`toJSON`, boxed primitives, own enumerable keys).
+ */
+function nonFinitePath(value: unknown, key: string): string | undefined {
+  let current = value;
+  if (
+    typeof current === "object" &&
+    current !== null &&
+    typeof (current as { toJSON?: unknown }).toJSON === "function"
+  ) {
+    current = (current as { toJSON(key: string): unknown }).toJSON(key);
+  }
+  if (current instanceof Number) current = current.valueOf();
+  if (typeof current === "number") return Number.isFinite(current) ? undefined : "";
+  if (typeof current !== "object" || current === null) return undefined;
+  if (Array.isArray(current)) {
+    for (let index = 0; index < current.length; index++) {
+      const at = nonFinitePath(current[index], String(index));
+      if (at !== undefined) return `[${index}]${at}`;
+    }
+    return undefined;
+  }
+  for (const name of Object.keys(current)) {
+    const at = nonFinitePath((current as Record<string, unknown>)[name], name);
+    if (at !== undefined) return `${pathSegment(name)}${at}`;
+  }
+  return undefined;
 }
 
 /** Checks a batch against the append contract's limits, gives each event an id and serializes it. */

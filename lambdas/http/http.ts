@@ -17,6 +17,7 @@ export const STATUS: Record<CairnError["code"], number> = {
   StreamNotFound: 404,
   NotFound: 404,
   WrongExpectedVersion: 409,
+  IdempotencyConflict: 409,
   PayloadTooLarge: 413,
   Contention: 503,
   InternalError: 500,
@@ -67,7 +68,8 @@ export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>
       requestId: request.requestContext?.requestId,
       ...(correlationId ? { correlationId } : {}),
     });
-    const route = routes[request.routeKey as RouteKey];
+    // Own keys only: a route key named like an Object member (`constructor`) is no route.
+    const route = Object.hasOwn(routes, request.routeKey) ? routes[request.routeKey as RouteKey] : undefined;
     if (!route) return routeNotFound(request.routeKey);
     try {
       return await route(request);

@@ -351,7 +351,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     event: RecordedEvent,
     attemptsSoFar = 0,
   ): Promise<{ ok: true; writes: Map<string, unknown> } | { ok: false; error: unknown; attempts: number }> {
-    const handle = handlers[event.type];
+    const handle = Object.hasOwn(handlers, event.type) ? handlers[event.type] : undefined;
     if (!handle) return { ok: true, writes: new Map() };
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {

@@ -10,6 +10,7 @@ import {
   CairnClient,
   type ClientReadAllOptions,
   ConnectionError,
+  IdempotencyConflictError,
   NotFoundError,
   StreamNotFoundError,
   ValidationError,
@@ -97,6 +98,36 @@ describe("CairnClient against the local server", () => {
     expect(some.nextVersion).toBe(1100);
   });
 
+  it("follows nextVersion over pages the server stops before 5 MB, with events of ~250 KB", async () => {
+    // Prepare: 25 events of ~250 KB (6.25 MB), and a fetch that notes each response's size.
+    const streamId = newOrder();
+    for (let from = 1; from <= 25; from += 12) {
+      const count = Math.min(12, 26 - from);
+      await client.append(
+        streamId,
+        Array.from({ length: count }, (_, n) => ({ type: "Big", data: `${from + n}`.padEnd(250_000, "x") })),
+      );
+    }
+    const sizes: number[] = [];
+    const recording = new CairnClient({
+      url: server.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        sizes.push((await response.clone().arrayBuffer()).byteLength);
+        return response;
+      },
+    });
+
+    // Act
+    const read = await recording.readStream(streamId);
+
+    // Assess
+    expect(read.events.map((event) => event.version)).toEqual(Array.from({ length: 25 }, (_, n) => n + 1));
+    expect(read.nextVersion).toBeUndefined();
+    expect(sizes.length).toBeGreaterThan(1);
+    for (const size of sizes) expect(size).toBeLessThan(5 * 1024 * 1024);
+  });
+
   it("throws the library's WrongExpectedVersionError with expected and current version", async () => {
     const streamId = newOrder();
     await client.append(streamId, [placed]);
@@ -105,6 +136,18 @@ describe("CairnClient against the local server", () => {
 
     await expect(stale).rejects.toBeInstanceOf(WrongExpectedVersionError);
     await expect(stale).rejects.toMatchObject({ streamId, expectedVersion: 0, currentVersion: 1 });
+  });
+
+  it("throws the library's IdempotencyConflictError when an event id comes back with other data", async () => {
+    const streamId = newOrder();
+    const eventId = randomUUID();
+    await client.append(streamId, [{ ...added("a"), eventId }], { expectedVersion: 0 });
+
+    const reused = client.append(streamId, [{ ...added("b"), eventId }], { expectedVersion: 0 });
+
+    await expect(reused).rejects.toBeInstanceOf(IdempotencyConflictError);
+    await expect(reused).rejects.toMatchObject({ streamId, eventId, version: 1 });
+    expect((await client.readStream(streamId)).events.map((event) => event.data)).toEqual([added("a").data]);
   });
 
   it("throws StreamNotFoundError for a stream that does not exist", async () => {
@@ -157,10 +200,10 @@ describe("CairnClient against the local server", () => {
     await client.append(streamId, [placed]);
 
     const above = client.putSnapshot(streamId, { version: 2, state: {} });
-    const missing = client.putSnapshot(newOrder(), { version: 1, state: {} });
-
     await expect(above).rejects.toBeInstanceOf(ValidationError);
     await expect(above).rejects.toMatchObject({ field: "version" });
+    // Started only now: a rejection nobody awaits yet is an unhandled one.
+    const missing = client.putSnapshot(newOrder(), { version: 1, state: {} });
     await expect(missing).rejects.toBeInstanceOf(StreamNotFoundError);
   });
 });

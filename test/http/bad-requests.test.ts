@@ -20,7 +20,11 @@ interface Case {
   readonly status: number;
   readonly code: string;
   readonly field?: string;
+  /** A request made first, that must succeed (the refused one then meets what it wrote). */
+  readonly prepare?: { readonly path: string; readonly request: CallOptions };
 }
+
+const reused = { eventId: "e-reused", type: "Happened", data: { n: 1 } };
 
 const cases: Case[] = [
   {
@@ -430,6 +434,84 @@ const cases: Case[] = [
     code: "NotFound",
   },
   {
+    name: "an event type named __proto__",
+    request: { json: { events: [{ type: "__proto__", data: 1 }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].type",
+  },
+  {
+    name: "a query parameter named __proto__",
+    method: "GET",
+    path: eventsPath("Bad-1", "__proto__=1"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "__proto__",
+  },
+  {
+    name: "a query parameter named constructor",
+    method: "GET",
+    path: eventsPath("Bad-1", "constructor=1"),
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "constructor",
+  },
+  {
+    name: "a schemaVersion above the type's current one (ItemAdded at 2)",
+    request: { json: { events: [{ type: "ItemAdded", schemaVersion: 2, data: { quantity: "5" } }] } },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].schemaVersion",
+  },
+  {
+    name: "a number too large for a double (1e400 parses to Infinity)",
+    request: {
+      raw: '{"events":[{"type":"Happened","data":{"x":1e400}}]}',
+      headers: { "content-type": json },
+    },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].data.x",
+  },
+  {
+    name: "-1e400 deep in data",
+    request: {
+      raw: '{"events":[{"type":"Happened","data":{"a":[1,{"b":-1e400}]}}]}',
+      headers: { "content-type": json },
+    },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].data.a[1].b",
+  },
+  {
+    name: "1e999 in metadata",
+    request: {
+      raw: '{"events":[{"type":"Happened","data":1,"metadata":{"score":1e999}}]}',
+      headers: { "content-type": json },
+    },
+    status: 400,
+    code: "ValidationError",
+    field: "events[0].metadata.score",
+  },
+  {
+    name: "an event id already in the stream with other data",
+    prepare: { path: eventsPath("Reused-1"), request: { json: { events: [reused] } } },
+    path: eventsPath("Reused-1"),
+    request: { json: { events: [{ ...reused, data: { n: 2 } }] } },
+    status: 409,
+    code: "IdempotencyConflict",
+  },
+  {
+    name: "an event id already in the stream, in a new batch at the exact version",
+    prepare: { path: eventsPath("Reused-2"), request: { json: { events: [reused] } } },
+    path: eventsPath("Reused-2"),
+    request: { json: { expectedVersion: 1, events: [{ ...reused, eventId: "e-new" }, reused] } },
+    status: 409,
+    code: "IdempotencyConflict",
+  },
+  {
     name: "a method the path does not have",
     method: "DELETE",
     path: "/streams/Bad-1",
@@ -452,6 +534,8 @@ describe("bad requests", () => {
     // Prepare
     const method = row.method ?? "POST";
     const path = row.path ?? eventsPath("Bad-1");
+    if (row.prepare) expect((await api.call("POST", row.prepare.path, row.prepare.request)).status).toBe(201);
+    const before = await api.itemCount();
 
     // Act
     const response = await api.call(method, path, row.request);
@@ -461,7 +545,7 @@ describe("bad requests", () => {
     expect(response.body.error.code).toBe(row.code);
     expect(typeof response.body.error.message).toBe("string");
     if (row.field) expect(response.body.error.field).toBe(row.field);
-    expect(await api.itemCount()).toBe(0);
+    expect(await api.itemCount()).toBe(before);
   });
 
   it("names the allowed methods in a 405's allow header", async () => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ContentionError,
   type ErrorCode,
+  IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
@@ -56,6 +57,7 @@ const ERRORS = {
   StreamNotFound: new StreamNotFoundError(streamId),
   PayloadTooLarge: new PayloadTooLargeError("events[0]", 262_144, 300_000),
   Contention: new ContentionError(streamId, 5),
+  IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),
   NotFound: new NotFoundError("no projection named nope"),
   InternalError: new Error("a bug"),
 } satisfies Record<ErrorCode, Error>;
@@ -177,17 +179,31 @@ describe("openapi.yaml", () => {
       expect(body.error.code).toBe(code);
       expect(spec.components.schemas.Error.properties.error.properties.code.enum).toContain(code);
       const response = `#/components/responses/${code}`;
+      const body$ref = `#/components/schemas/${code}Body`;
+      // An operation answers with the response named after the code, or with one whose body is one
+      // of several (the append's 409 is WrongExpectedVersion or IdempotencyConflict).
+      const answersWith = (ref: string | undefined) =>
+        ref === response ||
+        (ref !== undefined &&
+          (resolve(ref).content?.["application/json"]?.schema?.oneOf ?? []).some(
+            (option: Json) => option.$ref === body$ref,
+          ));
       const answered = Object.values(spec.paths as Record<string, Record<string, Json>>).some((item) =>
-        Object.values(item).some(
-          (operation) => operation?.responses?.[String(answer.statusCode)]?.$ref === response,
+        Object.values(item).some((operation) =>
+          answersWith(operation?.responses?.[String(answer.statusCode)]?.$ref),
         ),
       );
       expect(answered, `no operation answers ${answer.statusCode} with ${response}`).toBe(true);
-      const schema = ["components", "responses", code, "content", "application/json", "schema"];
+      // The body schema: the named response's, or the code's own body schema where a response
+      // offers it among others.
+      const named = spec.components.responses[code] !== undefined;
+      const schema = named
+        ? ["components", "responses", code, "content", "application/json", "schema"]
+        : ["components", "schemas", `${code}Body`];
       const validate = schemaAt(schema);
       expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
       const declared = declaredErrorFields(
-        spec.components.responses[code].content["application/json"].schema,
+        named ? spec.components.responses[code].content["application/json"].schema : { $ref: body$ref },
       );
       expect(Object.keys(body.error).filter((field) => !declared.includes(field))).toEqual([]);
     },
