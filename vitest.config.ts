@@ -4,9 +4,11 @@ export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
     globalSetup: ["test/support/global-setup.ts"],
-    testTimeout: 60_000,
+    // Bounds on a hang, not on speed: a loaded machine (stress-ng on both cores beside other work)
+    // made DynamoDB Local-heavy setups take 8-12 times their usual time.
+    testTimeout: 240_000,
     // The in-process handlers' per-request INFO logs would bury the test report: warnings only.
     env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true", POWERTOOLS_LOG_LEVEL: "WARN" },
-    hookTimeout: 120_000,
+    hookTimeout: 480_000,
   },
 });

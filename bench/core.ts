@@ -3,6 +3,9 @@
  *  - an exact-version append of one event vs one TransactWriteItems of a ConditionCheck that
  *    version n exists plus the Put of version n+1 (the gap-free raw floor of DESIGN.md);
  *  - a batch of 20 vs the same ConditionCheck plus 20 Puts;
+ *  - sequential single-event appends on ONE stream, round by round beside (a) that floor and (b)
+ *    Cairn's own write shape (the head Update with the same condition, plus the Put) made with
+ *    bare SDK calls: what Cairn's code adds per call, apart from what its layout costs;
  *  - reading a 10,000-event stream vs a raw paged Query of the same items.
  */
 import {
@@ -14,7 +17,17 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
-import { ATTR, ITEM_KIND, KEYS, PREFIX, SORT_KEY, streamKey, versionKey } from "../lambdas/core/constants.ts";
+import { eventIdHash } from "../lambdas/core/append.ts";
+import {
+  ATTR,
+  ITEM_KIND,
+  KEYS,
+  LIMITS,
+  PREFIX,
+  SORT_KEY,
+  streamKey,
+  versionKey,
+} from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
 import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleaved } from "./harness.ts";
@@ -24,7 +37,8 @@ const SINGLE_APPENDS = 1200;
 const BATCH_APPENDS = 240;
 const BATCH = 20;
 const READ_EVENTS = 10_000;
-const READ_ROUNDS = 12;
+const READ_ROUNDS = 20;
+const SEQUENTIAL_ROUNDS = 1500;
 
 const payload = BENCH_DATA;
 const metadata = BENCH_METADATA;
@@ -128,6 +142,7 @@ const section: BenchSection = {
       });
     }
 
+    rows.push(...(await sequentialSingles(client, tableName, store, raw)));
     for (const size of [1, BATCH]) rows.push(await writeUnits(client, tableName, store, size));
 
     // Reads: one 10,000-event stream, read whole, vs a raw paged Query of the same items.
@@ -178,11 +193,126 @@ const section: BenchSection = {
       ours: reads.ours * stored,
       baseline: reads.baseline * stored,
       baselineName: "raw paged Query",
-      target: 0.9,
+      target: 0.95,
     });
     return rows;
   },
 };
+
+/**
+ * Sequential single-event exact-version appends on one stream each, three contenders interleaved
+ * round by round (the one that goes first rotates), each operation timed alone.
+ */
+async function sequentialSingles(
+  client: DynamoDBClient,
+  tableName: string,
+  store: EventStore,
+  raw: RawStreams,
+): Promise<BenchRow[]> {
+  const ours = "Seq-ours";
+  const floor = "Seq-floor";
+  const shape = "Seq-shape";
+  await store.appendToStream(ours, [newEvent()], { expectedVersion: 0 });
+  await raw.create(floor);
+  await client.send(rawShapeAppend(tableName, shape, 0));
+  let version = 1;
+  const contenders = [
+    () => store.appendToStream(ours, [newEvent()], { expectedVersion: version }),
+    () => client.send(raw.appendRequest(floor, version, 1)),
+    () => client.send(rawShapeAppend(tableName, shape, version)),
+  ];
+  const busyMs = [0, 0, 0];
+  for (let round = 0; round < SEQUENTIAL_ROUNDS; round++) {
+    for (let turn = 0; turn < contenders.length; turn++) {
+      const which = (round + turn) % contenders.length;
+      const started = performance.now();
+      await (contenders[which] as () => Promise<unknown>)();
+      busyMs[which] = (busyMs[which] as number) + performance.now() - started;
+    }
+    version++;
+  }
+  const [oursRate, floorRate, shapeRate] = busyMs.map((ms) => (SEQUENTIAL_ROUNDS * 1000) / ms) as [
+    number,
+    number,
+    number,
+  ];
+  const name = "sequential 1-event appends, one stream, exact version";
+  return [
+    {
+      name,
+      unit: "events/s",
+      ours: oursRate,
+      baseline: floorRate,
+      baselineName: "raw ConditionCheck+Put",
+      target: 0.8,
+    },
+    {
+      name,
+      unit: "events/s",
+      ours: oursRate,
+      baseline: shapeRate,
+      baselineName: "Cairn's write shape, bare SDK",
+      target: 0.95,
+    },
+  ];
+}
+
+/**
+ * Cairn's own write shape for one event at `version`, made with bare SDK calls: the Update of the
+ * head with the same condition and attributes (the version, and that the new id's hash is not among
+ * the recent ones; its slot set), and the conditional Put of the event.
+ */
+function rawShapeAppend(tableName: string, streamId: string, version: number): TransactWriteItemsCommand {
+  const pk = { S: streamKey(streamId) };
+  const now = { S: new Date().toISOString() };
+  const eventId = crypto.randomUUID();
+  const idHash = { S: eventIdHash(eventId) };
+  const slot = (version + 1) % LIMITS.recentEventIds;
+  const created = version === 0;
+  return new TransactWriteItemsCommand({
+    TransactItems: [
+      {
+        Update: {
+          TableName: tableName,
+          Key: { [KEYS.partition]: pk, [KEYS.sort]: { S: SORT_KEY.head } },
+          UpdateExpression: created
+            ? `SET #v = :to, ${ATTR.updatedAt} = :now, ${ATTR.createdAt} = :now, ${ATTR.kind} = :kind, #r = :r`
+            : `SET #v = :to, ${ATTR.updatedAt} = :now, #r[${slot}] = :h0`,
+          ConditionExpression: created
+            ? `attribute_not_exists(${KEYS.partition})`
+            : "#v = :from AND NOT (contains(#r, :h0))",
+          ExpressionAttributeNames: { "#v": ATTR.version, "#r": ATTR.recentIds },
+          ExpressionAttributeValues: {
+            ":to": { N: String(version + 1) },
+            ":now": now,
+            ...(created
+              ? {
+                  ":kind": { S: ITEM_KIND.head },
+                  ":r": {
+                    L: Array.from({ length: LIMITS.recentEventIds }, (_, index) =>
+                      index === slot ? idHash : { S: "" },
+                    ),
+                  },
+                }
+              : { ":from": { N: String(version) }, ":h0": idHash }),
+          },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        },
+      },
+      {
+        Put: {
+          TableName: tableName,
+          Item: {
+            ...rawEventItem(streamId, version + 1),
+            [ATTR.eventId]: { S: eventId },
+            [ATTR.lastAppendCount]: { N: "1" },
+          },
+          ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
+        },
+      },
+    ],
+  });
+}
 
 /**
  * Write units per append, computed from the real items' sizes (DynamoDB Local's
@@ -195,15 +325,31 @@ async function writeUnits(
   store: EventStore,
   size: number,
 ): Promise<BenchRow> {
+  // A full recent-id list first: the head at its largest.
   const streamId = `Units-${size}-${crypto.randomUUID()}`;
-  await store.appendToStream(streamId, [newEvent()], { expectedVersion: 0 });
-  await store.appendToStream(streamId, Array.from({ length: size }, newEvent), { expectedVersion: 1 });
+  const full = LIMITS.recentEventIds;
+  await store.appendToStream(streamId, Array.from({ length: full }, newEvent), { expectedVersion: 0 });
+  await store.appendToStream(streamId, Array.from({ length: size }, newEvent), { expectedVersion: full });
   const key = (sort: string) => ({ [KEYS.partition]: { S: streamKey(streamId) }, [KEYS.sort]: { S: sort } });
   const read = async (sort: string) =>
     (await client.send(new GetItemCommand({ TableName: tableName, Key: key(sort), ConsistentRead: true })))
       .Item ?? {};
   const headBytes = itemBytes(await read(SORT_KEY.head));
-  const eventBytes = itemBytes(await read(versionKey(2)));
+  const eventBytes = itemBytes(await read(versionKey(full + 1)));
+  // The longest stream id makes the largest head: it must stay under 1 KB too.
+  const longest = `L${"o".repeat(LIMITS.streamIdMaxLength - 1)}`;
+  await store.appendToStream(longest, Array.from({ length: full }, newEvent));
+  const longestHead = itemBytes(
+    (
+      await client.send(
+        new GetItemCommand({
+          TableName: tableName,
+          Key: { [KEYS.partition]: { S: streamKey(longest) }, [KEYS.sort]: { S: SORT_KEY.head } },
+          ConsistentRead: true,
+        }),
+      )
+    ).Item ?? {},
+  );
   const units = (bytes: number) => 2 * Math.ceil(bytes / 1024);
   return {
     name: `write units, ${size}-event append (event ${eventBytes} B, head ${headBytes} B)`,
@@ -212,19 +358,27 @@ async function writeUnits(
     baseline: units(eventBytes) + size * units(eventBytes),
     baselineName: "raw ConditionCheck+Put",
     lowerIsBetter: true,
-    note: `read units: 0 with an exact version; 1 RCU with "any" (consistent GetItem of the ${headBytes} B head)`,
+    note:
+      `head with a ${LIMITS.streamIdMaxLength}-character stream id ${longestHead} B; "any" adds 2 WCU (guard); ` +
+      `read units: 0 with an exact version, 1 RCU with "any" (consistent GetItem of the head)`,
   };
 }
 
-/** DynamoDB item size: attribute names plus values (strings as UTF-8, numbers about 1 byte per 2 digits). */
+/**
+ * DynamoDB item size: attribute names plus values (strings as UTF-8, numbers about 1 byte per 2
+ * digits, lists 3 bytes plus 1 per element plus the elements).
+ */
 function itemBytes(item: Record<string, AttributeValue>): number {
   let bytes = 0;
-  for (const [name, value] of Object.entries(item)) {
-    bytes += Buffer.byteLength(name);
-    if (value.S !== undefined) bytes += Buffer.byteLength(value.S);
-    else if (value.N !== undefined) bytes += Math.ceil(value.N.length / 2) + 1;
-  }
+  for (const [name, value] of Object.entries(item)) bytes += Buffer.byteLength(name) + valueBytes(value);
   return bytes;
+}
+
+function valueBytes(value: AttributeValue): number {
+  if (value.S !== undefined) return Buffer.byteLength(value.S);
+  if (value.N !== undefined) return Math.ceil(value.N.length / 2) + 1;
+  if (value.L !== undefined) return value.L.reduce((sum, element) => sum + 1 + valueBytes(element), 3);
+  return 0;
 }
 
 export default section;

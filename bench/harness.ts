@@ -24,11 +24,26 @@ export interface BenchRow {
   /** The baseline in the same unit; when present the ratio ours/baseline is printed. */
   readonly baseline?: number;
   readonly baselineName?: string;
-  /** The ratio the design asks for; the row says whether it was met. */
+  /**
+   * The ratio the design asks for (ratio ≥ target); the row prints `ok` or `MISS`, and a miss makes
+   * `npm run bench` exit 1. A row without a baseline compares `ours` itself (≥ target, or ≤ target
+   * when `lowerIsBetter`).
+   */
   readonly target?: number;
   /** For units where lower is better (latency, lag), the ratio is baseline/ours. */
   readonly lowerIsBetter?: boolean;
+  /**
+   * A criterion that is not a ratio ("bounded", "flat"): stated in words and judged by the section
+   * (see `boundedLag`). Printed and counted like a target.
+   */
+  readonly criterion?: Criterion;
   readonly note?: string;
+}
+
+/** What a row is held to, in words, and whether this run met it. */
+export interface Criterion {
+  readonly text: string;
+  readonly met: boolean;
 }
 
 /** The event the benchmarks append: a typical ~100-byte order line with a correlation id. */
@@ -113,15 +128,76 @@ export function median(values: number[]): number {
     : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
 }
 
+/** The ratio printed for a row with a baseline: ours/baseline, or baseline/ours when lower is better. */
+export const ratioOf = (row: BenchRow): number | undefined =>
+  row.baseline === undefined
+    ? undefined
+    : row.lowerIsBetter
+      ? row.baseline / row.ours
+      : row.ours / row.baseline;
+
+/** Whether a row met what it is held to (its target, its criterion, or both); undefined when neither. */
+export function verdictOf(row: BenchRow): Criterion | undefined {
+  const held: Criterion[] = [];
+  if (row.target !== undefined) {
+    const ratio = ratioOf(row);
+    if (ratio !== undefined) held.push({ text: `target ≥ ${row.target}×`, met: ratio >= row.target });
+    else if (row.lowerIsBetter)
+      held.push({ text: `target ≤ ${row.target} ${row.unit}`, met: row.ours <= row.target });
+    else held.push({ text: `target ≥ ${row.target} ${row.unit}`, met: row.ours >= row.target });
+  }
+  if (row.criterion) held.push(row.criterion);
+  if (held.length === 0) return undefined;
+  return { text: held.map((criterion) => criterion.text).join("; "), met: held.every((c) => c.met) };
+}
+
 export function formatRow(row: BenchRow): string {
   const value = (n: number) => (n >= 100 ? n.toFixed(0) : n.toFixed(2));
   let line = `  ${row.name.padEnd(58)} ${value(row.ours).padStart(10)} ${row.unit}`;
-  if (row.baseline !== undefined) {
-    const ratio = row.lowerIsBetter ? row.baseline / row.ours : row.ours / row.baseline;
-    line += `   vs ${row.baselineName ?? "raw"} ${value(row.baseline)}   ratio ${ratio.toFixed(2)}×`;
-    if (row.target !== undefined)
-      line += ratio >= row.target ? `  (target ≥ ${row.target}: met)` : `  (target ≥ ${row.target}: MISSED)`;
+  const ratio = ratioOf(row);
+  if (ratio !== undefined) {
+    line += `   vs ${row.baselineName ?? "raw"} ${value(row.baseline as number)}   ratio ${ratio.toFixed(2)}×`;
   }
+  const verdict = verdictOf(row);
+  if (verdict) line += `   ${verdict.met ? "ok" : "MISS"} (${verdict.text})`;
   if (row.note) line += `   ${row.note}`;
   return line;
+}
+
+/**
+ * "Bounded, not growing" for a lag sampled through a run: the last half's p90 is at most twice the
+ * first half's, or at most a quarter of a second of appends at the run's rate (lags of a few events
+ * are noise, not growth).
+ */
+export function boundedLag(firstHalf: number, lastHalf: number, appendsPerSecond: number): Criterion {
+  const slack = Math.max(1, Math.round(appendsPerSecond * 0.25));
+  return {
+    text: `bounded: last half ≤ 2× first half or ≤ ${slack} events (0.25 s of appends)`,
+    met: lastHalf <= 2 * firstHalf || lastHalf <= slack,
+  };
+}
+
+/** `npm run bench [-- section…] [--no-fail]`: the sections to run (all when none) and whether a miss fails. */
+export function parseBenchArgs(args: readonly string[], known: readonly string[]) {
+  const sections: string[] = [];
+  let failOnMiss = true;
+  for (const arg of args) {
+    if (arg === "--no-fail") failOnMiss = false;
+    else if (known.includes(arg)) sections.push(arg);
+    else throw new Error(`unknown argument ${arg}: give section names (${known.join(", ")}) and --no-fail`);
+  }
+  return { sections: known.filter((name) => sections.length === 0 || sections.includes(name)), failOnMiss };
+}
+
+/** The closing lines of a run and its exit code: 1 when a row missed what it is held to, unless told not to fail. */
+export function summarize(
+  rows: readonly BenchRow[],
+  failOnMiss: boolean,
+): { lines: string[]; exitCode: number } {
+  const held = rows.filter((row) => verdictOf(row) !== undefined);
+  const misses = held.filter((row) => !verdictOf(row)?.met);
+  const lines = [`\n${held.length - misses.length} of ${held.length} rows with a target met it.`];
+  for (const row of misses) lines.push(`MISS: ${row.name} (${verdictOf(row)?.text})`);
+  if (misses.length > 0 && !failOnMiss) lines.push("--no-fail: exit code 0 despite the misses.");
+  return { lines, exitCode: misses.length > 0 && failOnMiss ? 1 : 0 };
 }

@@ -26,7 +26,16 @@ import {
   projectionPrefix,
 } from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
-import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../lambdas/http/routes.ts";
+import {
+  API_FUNCTIONS,
+  type ApiAccess,
+  type ApiFunction,
+  accessesOf,
+  ROUTES,
+  type RouteKey,
+  type RouteSpec,
+  routesFor,
+} from "../lambdas/http/routes.ts";
 import { bundlingOptions, LAMBDA_RUNTIME, REPO_ROOT } from "./bundling.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 
@@ -263,6 +272,7 @@ const KMS_WRITE = ["kms:Decrypt", "kms:DescribeKey", "kms:Encrypt", "kms:ReEncry
 
 const STREAM_KEYS = `${PREFIX.stream}*`;
 const SNAPSHOT_KEYS = `${PREFIX.snapshot}*`;
+const HTTP_SNAPSHOT_KEYS = `${PREFIX.httpSnapshot}*`;
 const ALL_KEYS = `${PREFIX.all}*`;
 const PROJECTION_KEYS = `${PREFIX.projection}*`;
 
@@ -293,6 +303,8 @@ export class EventStore extends Construct {
 
   private readonly props: EventStoreProps;
   private readonly removalPolicy: RemovalPolicy;
+  /** Principals given `grantAdmin`: each may also invoke projections added later (replay). */
+  private readonly admins: iam.IGrantable[] = [];
 
   constructor(scope: Construct, id: string, props: EventStoreProps = {}) {
     super(scope, id);
@@ -337,15 +349,15 @@ export class EventStore extends Construct {
           memorySize: props.apiMemorySize ?? 1024,
           timeout: Duration.seconds(10),
           // The admin function wakes the projections after a reset.
-          environment: name === "admin" ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn } : undefined,
+          environment: accessesOf(name).includes("admin")
+            ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn }
+            : undefined,
         },
       );
+      // The table rights of what its routes do, and nothing else (lambdas/http/routes.ts).
+      for (const access of accessesOf(name)) this.grantTableAccess(apiFunctions[name], access);
     }
     this.apiFunctions = apiFunctions;
-    this.grantAppend(apiFunctions.write);
-    this.grantWriteSnapshots(apiFunctions.write);
-    this.grantRead(apiFunctions.read);
-    this.grantAdmin(apiFunctions.admin);
 
     const globalOrder = buildGlobalOrder(this.globalOrderHost(), props);
     this.sequencer = globalOrder.sequencer;
@@ -371,9 +383,11 @@ export class EventStore extends Construct {
   }
 
   /**
-   * Save snapshots and prune older ones (BatchWriteItem deletes) on `SNAPSHOT#` keys only, plus the
-   * ConditionCheck of the stream's head. Snapshots have partitions of their own precisely so that
-   * this delete cannot reach an event: `dynamodb:LeadingKeys` sees partition keys only.
+   * Save the aggregate repository's snapshots and prune older ones (BatchWriteItem deletes) on
+   * `SNAPSHOT#` keys only, plus the ConditionCheck of the stream's head. Snapshots have partitions
+   * of their own precisely so that this delete cannot reach an event: `dynamodb:LeadingKeys` sees
+   * partition keys only. Trusted code only: `AggregateRepository.load` starts from these snapshots.
+   * (The HTTP API never gets it: snapshots saved over HTTP go to `HTTPSNAPSHOT#` keys.)
    */
   public grantWriteSnapshots(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
@@ -381,20 +395,35 @@ export class EventStore extends Construct {
     return this.grantTable(grantee, [DDB.query, DDB.put, DDB.batchWrite], [SNAPSHOT_KEYS]);
   }
 
-  /** Read streams, stream info and snapshots: GetItem and Query on `STREAM#` and `SNAPSHOT#` keys only. */
+  /**
+   * Read streams, stream info and snapshots (the repository's and those saved over HTTP): GetItem
+   * and Query on `STREAM#`, `SNAPSHOT#` and `HTTPSNAPSHOT#` keys only.
+   */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
-    return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS]);
+    return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS]);
   }
 
   /**
-   * Read $all and streams: GetItem and Query on `ALL#` and `STREAM#` keys, and BatchGetItem of the
-   * events `$all` references (its entries are references, resolved by key).
+   * Read `$all` and projections (status, parked events, read-model documents): GetItem and Query on
+   * `ALL#` and `PROJECTION#` keys, and BatchGetItem of the `STREAM#` events `$all` references (its
+   * entries are references, resolved by key). Add `grantRead` to read streams by id as well.
    */
   public grantReadAll(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
     this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
-    return this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, STREAM_KEYS]);
+    return this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
+  }
+
+  /**
+   * Administer projections: reset (UpdateItem of `PROJECTION#` checkpoints, reads for the status, a
+   * wake-up after it) and replay parked events (`lambda:InvokeFunction` of every projection, those
+   * attached later included). No read grant includes any of it.
+   */
+  public grantAdmin(grantee: iam.IGrantable): void {
+    this.grantReset(grantee);
+    this.admins.push(grantee);
+    for (const projection of this.projections) projection.function.grantInvoke(grantee);
   }
 
   /**
@@ -414,19 +443,16 @@ export class EventStore extends Construct {
   }
 
   /**
-   * Lets an IAM principal call the API's routes served by the given functions (all when none is
-   * named): `execute-api:Invoke` on exactly those methods and paths of the `$default` stage, path
-   * parameters as `*`. For clients of the default IAM authorization only.
+   * Lets an IAM principal call the API routes of the given accesses (`ROUTES` in
+   * lambdas/http/routes.ts): `execute-api:Invoke` on exactly those methods and paths of the
+   * `$default` stage, path parameters as `*`. `grantInvoke(reporting, "read", "readAll")` can never
+   * reset, replay, delete or erase. For clients of the default IAM authorization only.
    */
-  public grantInvoke(grantee: iam.IGrantable, ...functions: ApiFunction[]): iam.Grant {
-    const served = functions.length > 0 ? functions : [...API_FUNCTIONS];
-    const routes = (Object.entries(ROUTES) as [RouteKey, ApiFunction][]).filter(([, fn]) =>
-      served.includes(fn),
-    );
+  public grantInvoke(grantee: iam.IGrantable, access: ApiAccess, ...more: ApiAccess[]): iam.Grant {
     return iam.Grant.addToPrincipal({
       grantee,
       actions: ["execute-api:Invoke"],
-      resourceArns: routes.map(([key]) => {
+      resourceArns: routesFor(access, ...more).map((key) => {
         const [method, path] = key.split(" ") as [string, string];
         return this.api.arnForExecuteApi(method, path.replace(/\{[^}]+\}/g, "*"), this.stage.stageName);
       }),
@@ -471,6 +497,8 @@ export class EventStore extends Construct {
     }
 
     this.wakeTopic.addSubscription(new LambdaSubscription(fn));
+    // Replaying parked events is invoking the projection: an administrator's right.
+    for (const admin of this.admins) fn.grantInvoke(admin);
     const schedule = new events.Rule(scope, "SafetyWakeUp", {
       description: `Wakes Cairn projection ${name} in case a fan-out message was lost`,
       schedule: options.safetyWakeUp ?? events.Schedule.rate(Duration.minutes(1)),
@@ -545,8 +573,30 @@ export class EventStore extends Construct {
     };
   }
 
-  /** $all reads, projection status and parked events, projection reset (an update), a wake-up after a reset. */
-  private grantAdmin(grantee: iam.IGrantable): void {
+  /** The table rights of one access of lambdas/http/routes.ts, for the API function that serves its routes. */
+  private grantTableAccess(grantee: iam.IGrantable, access: ApiAccess): void {
+    const grants: Record<ApiAccess, (grantee: iam.IGrantable) => unknown> = {
+      append: (g) => this.grantAppend(g),
+      read: (g) => this.grantRead(g),
+      readAll: (g) => this.grantReadAll(g),
+      writeSnapshots: (g) => this.grantWriteHttpSnapshots(g),
+      admin: (g) => this.grantReset(g),
+    };
+    grants[access](grantee);
+  }
+
+  /**
+   * Save and prune the snapshots clients write over HTTP (`HTTPSNAPSHOT#` keys only), plus the
+   * ConditionCheck of the stream's head. The repository's `SNAPSHOT#` keys stay out of reach.
+   */
+  private grantWriteHttpSnapshots(grantee: iam.IGrantable): void {
+    this.grantKey(grantee, KMS_WRITE);
+    this.grantTable(grantee, [DDB.conditionCheck], [STREAM_KEYS]);
+    this.grantTable(grantee, [DDB.query, DDB.put, DDB.batchWrite], [HTTP_SNAPSHOT_KEYS]);
+  }
+
+  /** Projection reset: reads for the status, UpdateItem of checkpoints, a wake-up after it. */
+  private grantReset(grantee: iam.IGrantable): void {
     this.grantKey(grantee, KMS_WRITE);
     this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
     // $all's entries are references: a read of $all gets the events by key.
@@ -688,9 +738,9 @@ export class EventStore extends Construct {
     for (const name of API_FUNCTIONS) {
       integrations[name] = new HttpLambdaIntegration(`${name}Integration`, this.apiFunctions[name]);
     }
-    for (const [key, fn] of Object.entries(ROUTES) as [RouteKey, ApiFunction][]) {
+    for (const [key, route] of Object.entries(ROUTES) as [RouteKey, RouteSpec][]) {
       const [method, path] = key.split(" ") as [keyof typeof apigwv2.HttpMethod, string];
-      api.addRoutes({ path, methods: [apigwv2.HttpMethod[method]], integration: integrations[fn] });
+      api.addRoutes({ path, methods: [apigwv2.HttpMethod[method]], integration: integrations[route.fn] });
     }
     return { api, stage, accessLogs };
   }

@@ -174,6 +174,8 @@ export async function startDynamoDbLimits(options: DynamoDbLimitsOptions): Promi
       response.end(failure.body);
     });
   });
+  // Longer than the SDK's idle sockets live, so a client never reuses one the proxy is closing.
+  server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port ?? 0, "127.0.0.1", () => resolve());

@@ -9,7 +9,14 @@ import type { AddressInfo } from "node:net";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
 import { ENV } from "../../lambdas/core/constants.ts";
-import { type HttpResponse, json, methodNotAllowed, routeNotFound } from "../../lambdas/http/http.ts";
+import { ValidationError } from "../../lambdas/core/errors.ts";
+import {
+  errorResponse,
+  type HttpResponse,
+  json,
+  methodNotAllowed,
+  routeNotFound,
+} from "../../lambdas/http/http.ts";
 import { type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
 
 export interface LocalServerOptions {
@@ -50,7 +57,7 @@ interface Route {
 
 const ROUTE_LIST: Route[] = (Object.keys(ROUTES) as RouteKey[]).map((key) => {
   const [method, path] = key.split(" ") as [string, string];
-  return { key, method, segments: path.split("/").slice(1), fn: ROUTES[key] };
+  return { key, method, segments: path.split("/").slice(1), fn: ROUTES[key].fn };
 });
 
 let started: { endpoint: string; tableName: string } | undefined;
@@ -109,6 +116,15 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       (candidate) => candidate.params !== undefined,
     );
     const found = matches.find((candidate) => candidate.route.method === method);
+    const malformed = found && Object.entries(found.params ?? {}).find(([, value]) => value === undefined);
+    if (malformed) {
+      // API Gateway refuses a path it cannot decode before any Lambda runs.
+      await drain(req);
+      return send(
+        res,
+        errorResponse(new ValidationError(malformed[0], "is not valid percent-encoded UTF-8")),
+      );
+    }
     if (!found) {
       await drain(req);
       if (matches.length === 0) {
@@ -154,10 +170,17 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
   };
 }
 
-/** Path parameters when `path` fits the template, percent-decoded as API Gateway does. */
-function match(template: readonly string[], path: readonly string[]): Record<string, string> | undefined {
+/**
+ * Path parameters when `path` fits the template: each one path segment, percent-decoded (a `%2F`
+ * in a segment is a `/` in the parameter). A segment that is not valid percent-encoded UTF-8 is
+ * `undefined`.
+ */
+function match(
+  template: readonly string[],
+  path: readonly string[],
+): Record<string, string | undefined> | undefined {
   if (template.length !== path.length) return undefined;
-  const params: Record<string, string> = {};
+  const params: Record<string, string | undefined> = {};
   for (let index = 0; index < template.length; index++) {
     const expected = template[index] as string;
     const actual = path[index] as string;
@@ -171,12 +194,12 @@ function match(template: readonly string[], path: readonly string[]): Record<str
   return params;
 }
 
-/** Percent-decodes; malformed escapes are passed on as they are, for the handler to refuse. */
-function decode(text: string): string {
+/** Percent-decodes one path segment; undefined when its escapes are not valid UTF-8. */
+function decode(text: string): string | undefined {
   try {
     return decodeURIComponent(text);
   } catch {
-    return text;
+    return undefined;
   }
 }
 
@@ -191,7 +214,9 @@ interface RequestParts {
 
 /** The API Gateway HTTP API event, payload format 2.0, that AWS would send for this request. */
 function toEvent(req: IncomingMessage, parts: RequestParts): APIGatewayProxyEventV2 {
-  const headers: Record<string, string> = {};
+  // No prototype, as the objects JSON.parse gives a Lambda in AWS: a parameter or header named
+  // `__proto__` or `constructor` is an own key like any other, never an Object member.
+  const headers: Record<string, string> = Object.create(null);
   let cookies: string[] | undefined;
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined) continue;
@@ -201,9 +226,9 @@ function toEvent(req: IncomingMessage, parts: RequestParts): APIGatewayProxyEven
     }
     headers[name.toLowerCase()] = Array.isArray(value) ? value.join(",") : value;
   }
-  const query: Record<string, string> = {};
+  const query: Record<string, string> = Object.create(null);
   for (const [name, value] of new URLSearchParams(parts.rawQueryString)) {
-    query[name] = name in query ? `${query[name]},${value}` : value;
+    query[name] = Object.hasOwn(query, name) ? `${query[name]},${value}` : value;
   }
   const now = new Date();
   const requestId = randomUUID();

@@ -13,7 +13,7 @@ import type {
   StreamInfo,
 } from "../core/types.ts";
 import type { ParkedEvent, ProjectionStatus } from "../projections/state.ts";
-import { ApiError, errorFromResponse } from "./errors.ts";
+import { ApiError, ConnectionError, errorFromResponse } from "./errors.ts";
 
 export type { ParkedEvent, ProjectionStatus };
 
@@ -41,7 +41,10 @@ export interface ClientReadStreamOptions {
   readonly fromVersion?: number;
   /** @default "forward" */
   readonly direction?: ReadDirection;
-  /** Most events to return; pages of up to 1,000 are fetched until then. @default all of them */
+  /**
+   * Most events to return; pages (up to 1,000 events, and under 5 MB: the server may stop one
+   * early) are fetched, following `nextVersion`, until then. @default all of them
+   */
   readonly limit?: number;
 }
 
@@ -67,6 +70,13 @@ export interface ProjectionDetail extends ProjectionStatus {
   readonly parked: readonly ParkedEvent[];
 }
 
+/** `GET /health` of the local server (`npm start`): it and its DynamoDB table answer. */
+export interface HealthStatus {
+  readonly status: "ok";
+  readonly table: string;
+  readonly tableStatus?: string;
+}
+
 const LOCAL_HOSTS = new Set(["localhost", "127.0.0.1", "[::1]", "::1"]);
 /** The HTTP API's largest page of a stream read. */
 const PAGE = 1000;
@@ -78,6 +88,8 @@ const PAGE = 1000;
  */
 export class CairnClient {
   private readonly base: URL;
+  /** The base URL as errors name it: `http://127.0.0.1:3000`. */
+  readonly url: string;
   private readonly fetch: typeof fetch;
   private readonly headers: Readonly<Record<string, string>>;
   private signer: Promise<SignatureV4> | undefined;
@@ -85,6 +97,7 @@ export class CairnClient {
 
   constructor(private readonly options: CairnClientOptions) {
     this.base = new URL(options.url.endsWith("/") ? options.url : `${options.url}/`);
+    this.url = this.base.href.replace(/\/$/, "");
     this.fetch = options.fetch ?? globalThis.fetch;
     this.headers = options.headers ?? {};
     const signing = options.signing ?? "auto";
@@ -185,6 +198,29 @@ export class CairnClient {
     return (await this.request("POST", `projections/${enc(name)}/reset`)).body as ProjectionStatus;
   }
 
+  /**
+   * One read-model document of a projection's current generation, as its handlers last wrote it,
+   * or undefined when there is none (the API answers 404 `NotFound` alike for an unknown
+   * projection: see `listProjections` for the names).
+   */
+  async projectionDocument<Document = unknown>(name: string, id: string): Promise<Document | undefined> {
+    try {
+      const { body } = await this.request("GET", `projections/${enc(name)}/documents/${enc(id)}`);
+      return body as Document;
+    } catch (error) {
+      if (error instanceof NotFoundError) return undefined;
+      throw error;
+    }
+  }
+
+  /**
+   * The local server's health (`npm start` only; API Gateway has no such route). Throws an
+   * ApiError with status 503 when DynamoDB Local or the table does not answer.
+   */
+  async health(): Promise<HealthStatus> {
+    return (await this.request("GET", "health")).body as HealthStatus;
+  }
+
   private async request(
     method: string,
     path: string,
@@ -202,12 +238,22 @@ export class CairnClient {
       ...(payload === undefined ? {} : { "content-type": "application/json" }),
     };
     if (this.signs) headers = await this.sign(method, url, headers, payload);
-    const response = await this.fetch(url, {
-      method,
-      headers,
-      ...(payload === undefined ? {} : { body: payload }),
-    });
-    const text = await response.text();
+    let response: Response;
+    let text: string;
+    try {
+      response = await this.fetch(url, {
+        method,
+        headers,
+        ...(payload === undefined ? {} : { body: payload }),
+      });
+    } catch (error) {
+      throw new ConnectionError(this.url, networkCause(error));
+    }
+    try {
+      text = await response.text();
+    } catch (error) {
+      throw new ConnectionError(this.url, networkCause(error), "answer");
+    }
     let parsed: unknown;
     try {
       parsed = text ? JSON.parse(text) : undefined;
@@ -257,3 +303,7 @@ export class CairnClient {
 }
 
 const enc = encodeURIComponent;
+
+/** What the network said: fetch wraps it (`TypeError: fetch failed`, cause `ECONNREFUSED`). */
+const networkCause = (error: unknown): unknown =>
+  error instanceof TypeError && error.cause !== undefined ? error.cause : error;

@@ -2,6 +2,7 @@ import {
   CairnError,
   ContentionError,
   type ErrorCode,
+  IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
@@ -33,6 +34,42 @@ export class ApiError extends CairnError {
   }
 }
 
+/**
+ * No answer came from the API: the connection was refused, the host name did not resolve, TLS
+ * failed, or the connection broke before the whole answer was read. `url` is the API's base URL;
+ * `cause` is what the network said, and its `code` (`ECONNREFUSED`, `ENOTFOUND`, …) ends the
+ * message. A request whose connection broke may still have been carried out: retry an append with
+ * the same event ids.
+ */
+export class ConnectionError extends Error {
+  override readonly name = "ConnectionError";
+
+  constructor(
+    readonly url: string,
+    cause: unknown,
+    /** `"request"`: no answer came; `"answer"`: the connection broke while the answer was read. */
+    readonly phase: "request" | "answer" = "request",
+  ) {
+    const reason = reasonOf(cause);
+    super(
+      phase === "request"
+        ? `cannot reach ${url}: ${reason}`
+        : `lost the connection to ${url} while reading its answer: ${reason}`,
+      { cause },
+    );
+  }
+}
+
+export const isConnectionError = (error: unknown): error is ConnectionError =>
+  error instanceof ConnectionError;
+
+/** The network's reason: a system error code (`ECONNREFUSED`, `ENOTFOUND`), else its message. */
+function reasonOf(error: unknown): string {
+  const { code, message } = (error ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code === "string" && code !== "") return code;
+  return typeof message === "string" && message !== "" ? message : String(error);
+}
+
 interface ErrorBody {
   readonly code?: unknown;
   readonly message?: unknown;
@@ -44,6 +81,8 @@ interface ErrorBody {
   readonly actual?: unknown;
   readonly attempts?: unknown;
   readonly retryAfterSeconds?: unknown;
+  readonly eventId?: unknown;
+  readonly version?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -68,6 +107,13 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
         text(error.streamId),
         error.expectedVersion as ExpectedVersion,
         num(error.currentVersion),
+      );
+    case "IdempotencyConflict":
+      return new IdempotencyConflictError(
+        text(error.streamId),
+        text(error.eventId),
+        num(error.version),
+        message,
       );
     case "StreamNotFound":
       return new StreamNotFoundError(text(error.streamId));

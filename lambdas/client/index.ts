@@ -1,6 +1,7 @@
 /** The TypeScript HTTP client for Cairn's API, and the typed errors it throws. */
 export {
   ContentionError,
+  IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,

@@ -41,7 +41,11 @@ export interface SnapshotPolicy {
 }
 
 export interface AggregateRepositoryOptions {
-  /** Where snapshots live; `false` loads from events only. @default a SnapshotStore on the store's table */
+  /**
+   * Where snapshots live; `false` loads from events only. Only a store of source `"repository"`:
+   * snapshots saved over HTTP are never loaded (docs/decisions.md). @default a SnapshotStore on the
+   * store's table
+   */
   readonly snapshots?: SnapshotStore | false;
   /** Automatic snapshots. @default none: snapshots only when `saveSnapshot` is called */
   readonly snapshotPolicy?: SnapshotPolicy;
@@ -114,6 +118,10 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       options.snapshots === false
         ? undefined
         : (options.snapshots ?? new SnapshotStore({ client: store.client, tableName: store.tableName }));
+    // Only the repository's own snapshots are trusted: those saved over HTTP are a client's word.
+    if (this.snapshots && this.snapshots.source !== "repository") {
+      throw new Error('an AggregateRepository loads only snapshots of source "repository", never "http"');
+    }
     this.schemaVersion = aggregate.snapshotSchemaVersion ?? 1;
   }
 

@@ -11,6 +11,8 @@ export const PREFIX = {
   stream: "STREAM#",
   version: "VERSION#",
   snapshot: "SNAPSHOT#",
+  /** Partitions of snapshots written over HTTP, apart from the repository's (see SNAPSHOT). */
+  httpSnapshot: "HTTPSNAPSHOT#",
   /** Sort key prefix of append guards (idempotency of appends made at an unknown version). */
   appendGuard: "APPEND#",
   all: "ALL#",
@@ -38,6 +40,12 @@ export const ATTR = {
   kind: "kind",
   /** Head, append guard and an append's first event: the number of events in that append. */
   lastAppendCount: "lastCount",
+  /**
+   * Head: the stream's recent event ids, as a list of `LIMITS.recentEventIds` hashes (see
+   * `eventIdHash`); version v's id sits at index v mod that length. Every append's head condition
+   * says none of its new ids is there.
+   */
+  recentIds: "recentIds",
 } as const;
 
 export const ITEM_KIND = {
@@ -80,9 +88,26 @@ export const METRICS = {
 export const VERSION_DIGITS = 10;
 export const POSITION_DIGITS = 15;
 
+/**
+ * DynamoDB's own key limits, in UTF-8 bytes. Every id that becomes part of a key has a limit below
+ * that fits with its prefix (test/core/key-limits.test.ts adds them up).
+ */
+export const KEY_LIMITS = {
+  partitionKeyBytes: 2048,
+  sortKeyBytes: 1024,
+} as const;
+
 export const LIMITS = {
-  /** Stream ids: 1 to 200 characters, see STREAM_ID_PATTERN. */
-  streamIdMaxLength: 200,
+  /**
+   * Stream ids: 1 to 256 characters (Unicode code points), see `STREAM_ID_FORBIDDEN`. At most 4
+   * UTF-8 bytes each, so at most 1,024 bytes: `ALL#STREAM#` + 1,024 is the longest key it makes.
+   */
+  streamIdMaxLength: 256,
+  /**
+   * A projection's read-model document id, in UTF-8 bytes: it is the tail of the document's
+   * partition key `PROJECTION#<name>#G<generation>#DOC#<id>`.
+   */
+  documentIdMaxBytes: 1024,
   /** Event types: 1 to 128 characters, see EVENT_TYPE_PATTERN. */
   eventTypeMaxLength: 128,
   /** Event ids: 1 to 64 characters, see EVENT_ID_PATTERN. */
@@ -95,10 +120,22 @@ export const LIMITS = {
   eventsPerAppend: 98,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
+  /**
+   * The window of cross-mode idempotency: the head remembers the ids of the stream's last this many
+   * events, so no append stores one of them again, whatever its expectedVersion mode. 32 hashes of
+   * 16 characters keep the head under 1 KB (2 write units in the append's transaction).
+   */
+  recentEventIds: 32,
 } as const;
 
-/** Letters, digits and `_ . : @ ~ = + -`; must start with a letter or digit (`$` is reserved). */
-export const STREAM_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.:@~=+-]*$/;
+/**
+ * What no stream id may hold: control characters (Unicode category Cc: U+0000–U+001F and
+ * U+007F–U+009F) and lone surrogates (Cs: a JavaScript string that is not well-formed Unicode, which
+ * UTF-8 would turn into U+FFFD, so two ids would share one key). Anything else is allowed.
+ */
+export const STREAM_ID_FORBIDDEN = /[\p{Cc}\p{Cs}]/u;
+/** Stream ids that start with this are reserved for system streams (`$all`). */
+export const RESERVED_STREAM_PREFIX = "$";
 /** Starts with a letter; then letters, digits and `_ . : -`. */
 export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 /** Letters, digits and `_ . : -` (UUIDs fit). */
@@ -126,6 +163,13 @@ export const HTTP = {
   correlationIdHeader: "x-correlation-id",
   /** Response header set to `true` when an append was a retry of one already written. */
   replayedHeader: "idempotent-replayed",
+  /**
+   * The events of a stream page stop before this many bytes, counted as they sit in the Lambda
+   * response (UTF-8, plus one for each `"` and `\` that escaping the body as a string adds). With
+   * 16 KiB for the page's other fields, the body stays under 5 MiB and the whole response under
+   * the 6 MB that Lambda and API Gateway answer.
+   */
+  maxPageBytes: 5 * 1024 * 1024 - 16 * 1024,
 } as const;
 
 /** Environment variables of `npm start` (bin/start.ts). */
@@ -139,6 +183,9 @@ export const LOCAL_ENV = {
  * Snapshots: items PK `SNAPSHOT#<streamId>`, SK `SNAPSHOT#<version>`, `kind` = "snapshot". They
  * have a partition of their own, not the stream's, so IAM can let a function prune snapshots
  * (a delete) without letting it delete events: `dynamodb:LeadingKeys` sees partition keys only.
+ * Snapshots saved over HTTP (`PUT /streams/{id}/snapshot`) live in partitions of their own too,
+ * `HTTPSNAPSHOT#<streamId>`: the aggregate repository never reads them, and the HTTP API's
+ * functions cannot write the repository's (docs/decisions.md).
  */
 export const SNAPSHOT = {
   /** Attribute holding the snapshot's state, as JSON text. */
@@ -148,7 +195,10 @@ export const SNAPSHOT = {
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
 } as const;
-export const snapshotStreamKey = (streamId: string): string => `${PREFIX.snapshot}${streamId}`;
+/** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
+export type SnapshotSource = "repository" | "http";
+export const snapshotStreamKey = (streamId: string, source: SnapshotSource = "repository"): string =>
+  `${source === "http" ? PREFIX.httpSnapshot : PREFIX.snapshot}${streamId}`;
 export const snapshotKey = (version: number): string =>
   `${PREFIX.snapshot}${String(version).padStart(VERSION_DIGITS, "0")}`;
 export const snapshotVersionFromKey = (sortKey: string): number =>

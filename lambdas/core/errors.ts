@@ -4,6 +4,7 @@ import type { ExpectedVersion } from "./types.ts";
 export type ErrorCode =
   | "ValidationError"
   | "WrongExpectedVersion"
+  | "IdempotencyConflict"
   | "StreamNotFound"
   | "PayloadTooLarge"
   | "Contention"
@@ -83,6 +84,30 @@ export class WrongExpectedVersionError extends CairnError {
 }
 
 /**
+ * An append reused an event id that the stream already holds, and it is not a retry of the append
+ * that wrote it: the same ids with other content (type, data or metadata), or ids that another
+ * append wrote. Nothing was written. `version` is where the stream holds `eventId`.
+ */
+export class IdempotencyConflictError extends CairnError {
+  readonly code = "IdempotencyConflict";
+  override readonly name = "IdempotencyConflictError";
+
+  constructor(
+    readonly streamId: string,
+    readonly eventId: string,
+    readonly version: number,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), streamId: this.streamId, eventId: this.eventId, version: this.version };
+  }
+}
+
+/**
  * The append met other writers on the same stream every time it tried (DynamoDB cancelled its
  * transaction for a conflict, or `any` lost the race each time). Nothing was written; it is safe
  * to retry with the same event ids.
@@ -154,5 +179,7 @@ export const isValidationError = (error: unknown): error is ValidationError =>
 export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVersionError =>
   error instanceof WrongExpectedVersionError;
 export const isThrottled = (error: unknown): error is ThrottledError => error instanceof ThrottledError;
+export const isIdempotencyConflict = (error: unknown): error is IdempotencyConflictError =>
+  error instanceof IdempotencyConflictError;
 export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
   error instanceof StreamNotFoundError;

@@ -1,38 +1,19 @@
 import {
   type AttributeValue,
   type DynamoDBClient,
-  GetItemCommand,
   QueryCommand,
   type QueryCommandInput,
-  TransactionCanceledException,
-  type TransactWriteItem,
-  TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
-import {
-  ATTR,
-  appendGuardKey,
-  categoryOf,
-  ITEM_KIND,
-  KEYS,
-  PREFIX,
-  SORT_KEY,
-  streamKey,
-  versionKey,
-} from "./constants.ts";
-import {
-  ContentionError,
-  StreamNotFoundError,
-  ValidationError,
-  WrongExpectedVersionError,
-} from "./errors.ts";
+import { type AppendTarget, append, readHead } from "./append.ts";
+import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
+import { StreamNotFoundError, ValidationError } from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
   AppendOptions,
   AppendResult,
   EventMetadata,
-  ExpectedVersion,
   NewEvent,
   ReadStreamOptions,
   ReadStreamResult,
@@ -44,7 +25,6 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertStreamId,
-  type PreparedEvent,
   parseExpectedVersion,
   prepareEvents,
 } from "./validate.ts";
@@ -63,25 +43,6 @@ export interface EventStoreConfig {
   readonly schemas?: EventSchemas;
 }
 
-/** A stream's head item, read back. */
-interface Head {
-  readonly version: number;
-  readonly createdAt: string;
-  readonly updatedAt: string;
-  readonly item: Record<string, AttributeValue>;
-}
-
-/** Why a write did not happen. */
-type WriteOutcome =
-  | { readonly ok: true; readonly result: AppendResult }
-  | {
-      readonly ok: false;
-      readonly head: Head | undefined;
-      readonly contended: boolean;
-      /** Set when the append guard already exists: the version its append began at. */
-      readonly guardedFrom?: number | undefined;
-    };
-
 const EVENT_ATTRIBUTES = [
   ATTR.eventId,
   ATTR.type,
@@ -96,7 +57,6 @@ const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
 );
 
-const N = (value: number): AttributeValue => ({ N: String(value) });
 const S = (value: string): AttributeValue => ({ S: value });
 
 /**
@@ -108,20 +68,26 @@ export class EventStore {
   readonly tableName: string;
   readonly upcasters: Upcasters | undefined;
   readonly schemas: EventSchemas | undefined;
-  private readonly maxAppendAttempts: number;
+  private readonly target: AppendTarget;
 
   constructor(config: EventStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
     this.upcasters = config.upcasters;
     this.schemas = config.schemas;
-    this.maxAppendAttempts = config.maxAppendAttempts ?? 30;
+    this.target = {
+      client: config.client,
+      tableName: config.tableName,
+      maxAppendAttempts: config.maxAppendAttempts ?? 30,
+    };
   }
 
   /**
    * Appends a batch atomically with consecutive versions. An exact `expectedVersion` is one
    * round trip; `"any"` and `"stream_exists"` read the head first. A retry with the same event
-   * ids returns the original result with `duplicate: true` and writes nothing.
+   * ids returns the original result with `duplicate: true` and writes nothing, in every mode; an
+   * event id the stream already holds among its last `LIMITS.recentEventIds` events is never
+   * stored again (an IdempotencyConflictError when it is not such a retry).
    */
   async appendToStream(
     streamId: string,
@@ -132,231 +98,15 @@ export class EventStore {
     const expected = parseExpectedVersion(options.expectedVersion);
     let prepared = prepareEvents(events);
     if (this.schemas || this.upcasters) {
-      prepared = await checkNewEvents(events, prepared, this.schemas, this.upcasters);
+      prepared = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
     }
-    if (typeof expected === "number" || expected === "no_stream") {
-      return throttled(
-        this.appendAtVersion(streamId, prepared, expected === "no_stream" ? 0 : expected, expected),
-      );
-    }
-    return throttled(this.appendAtEnd(streamId, prepared, expected));
-  }
-
-  private async appendAtVersion(
-    streamId: string,
-    events: PreparedEvent[],
-    version: number,
-    expected: ExpectedVersion,
-  ): Promise<AppendResult> {
-    for (let attempt = 1; ; attempt++) {
-      const outcome = await this.write(streamId, events, version);
-      if (outcome.ok) return outcome.result;
-      if (outcome.contended) {
-        if (attempt >= this.maxAppendAttempts) throw new ContentionError(streamId, attempt);
-        await backoff(attempt);
-        continue;
-      }
-      const head = outcome.head ?? (await this.readHead(streamId));
-      const current = head?.version ?? 0;
-      if (current >= version + events.length) {
-        const original = await this.findAt(streamId, events, version + 1);
-        if (original) return original;
-      }
-      throw new WrongExpectedVersionError(streamId, expected, current);
-    }
-  }
-
-  private async appendAtEnd(
-    streamId: string,
-    events: PreparedEvent[],
-    expected: "any" | "stream_exists",
-  ): Promise<AppendResult> {
-    let head = await this.readHead(streamId);
-    for (let attempt = 1; ; attempt++) {
-      const current = head?.version ?? 0;
-      if (expected === "stream_exists" && current === 0) {
-        throw new WrongExpectedVersionError(streamId, expected, 0);
-      }
-      const outcome = await this.write(streamId, events, current, true);
-      if (outcome.ok) return outcome.result;
-      if (outcome.guardedFrom !== undefined) {
-        // This batch was appended before: it is a retry if the same ids sit where the guard says.
-        const original = await this.findAt(streamId, events, outcome.guardedFrom);
-        if (original) return original;
-        throw new WrongExpectedVersionError(streamId, expected, outcome.head?.version ?? current, {
-          cause: new Error(`event id ${events[0]?.eventId} began another append to this stream`),
-        });
-      }
-      if (attempt >= this.maxAppendAttempts) throw new ContentionError(streamId, attempt);
-      await backoff(attempt);
-      head = outcome.head ?? (await this.readHead(streamId));
-    }
-  }
-
-  /**
-   * One TransactWriteItems: the head moves from `version` on, guarded by a condition, and each
-   * event is put. With `guard`, an append guard keyed by the first event id is put too, so a retry
-   * of an append made at an unknown version (`any`, `stream_exists`) is recognised at any age.
-   */
-  private async write(
-    streamId: string,
-    events: PreparedEvent[],
-    version: number,
-    guard = false,
-  ): Promise<WriteOutcome> {
-    const pk = S(streamKey(streamId));
-    const now = S(new Date().toISOString());
-    const toVersion = version + events.length;
-    const names: Record<string, string> = { "#v": ATTR.version };
-    const values: Record<string, AttributeValue> = {
-      ":to": N(toVersion),
-      ":now": now,
-      ":kind": S(ITEM_KIND.head),
-      ":count": N(events.length),
-    };
-    const sets = [
-      "#v = :to",
-      `${ATTR.updatedAt} = :now`,
-      `${ATTR.createdAt} = if_not_exists(${ATTR.createdAt}, :now)`,
-      `${ATTR.kind} = :kind`,
-      `${ATTR.lastAppendCount} = :count`,
-    ];
-    let condition: string;
-    if (version === 0) {
-      condition = `attribute_not_exists(${KEYS.partition})`;
-    } else {
-      condition = "#v = :from";
-      values[":from"] = N(version);
-    }
-    const items: TransactWriteItem[] = [
-      {
-        Update: {
-          TableName: this.tableName,
-          Key: { [KEYS.partition]: pk, [KEYS.sort]: S(SORT_KEY.head) },
-          UpdateExpression: `SET ${sets.join(", ")}`,
-          ConditionExpression: condition,
-          ExpressionAttributeNames: names,
-          ExpressionAttributeValues: values,
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        },
-      },
-    ];
-    events.forEach((event, index) => {
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            [KEYS.partition]: pk,
-            [KEYS.sort]: S(versionKey(version + index + 1)),
-            [ATTR.kind]: S(ITEM_KIND.event),
-            [ATTR.eventId]: S(event.eventId),
-            [ATTR.type]: S(event.type),
-            [ATTR.version]: N(version + index + 1),
-            [ATTR.schemaVersion]: N(event.schemaVersion),
-            [ATTR.data]: S(event.dataJson),
-            [ATTR.metadata]: S(event.metadataJson),
-            [ATTR.createdAt]: now,
-            // The first event of an append records its size, so a retry is told from a prefix of it.
-            ...(index === 0 ? { [ATTR.lastAppendCount]: N(events.length) } : {}),
-          },
-          ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
-        },
-      });
-    });
-    if (guard) {
-      items.push({
-        Put: {
-          TableName: this.tableName,
-          Item: {
-            [KEYS.partition]: pk,
-            [KEYS.sort]: S(appendGuardKey((events[0] as PreparedEvent).eventId)),
-            [ATTR.kind]: S(ITEM_KIND.appendGuard),
-            [ATTR.version]: N(version + 1),
-            [ATTR.lastAppendCount]: N(events.length),
-            [ATTR.createdAt]: now,
-          },
-          ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
-          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
-        },
-      });
-    }
-    try {
-      await this.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
-    } catch (error) {
-      if (!(error instanceof TransactionCanceledException)) throw error;
-      const reasons = error.CancellationReasons ?? [];
-      const failed = reasons.some((reason) => reason.Code === "ConditionalCheckFailed");
-      const contended = reasons.some((reason) => reason.Code === "TransactionConflict");
-      if (!failed && !contended) throw error;
-      const old = reasons[0]?.Item;
-      const guarded = guard ? reasons[events.length + 1] : undefined;
-      return {
-        ok: false,
-        head: old ? toHead(old) : undefined,
-        contended: contended && !failed,
-        guardedFrom:
-          guarded?.Code === "ConditionalCheckFailed" ? Number(guarded.Item?.[ATTR.version]?.N) : undefined,
-      };
-    }
-    return {
-      ok: true,
-      result: {
-        streamId,
-        fromVersion: version + 1,
-        toVersion,
-        eventIds: events.map((event) => event.eventId),
-        duplicate: false,
-      },
-    };
-  }
-
-  /**
-   * The original result when `events` are exactly the append that began at version `from`: the
-   * same ids in the same order, and the first event says its append held that many events (so a
-   * prefix or a suffix of an earlier append is not taken for a retry of it).
-   */
-  private async findAt(
-    streamId: string,
-    events: PreparedEvent[],
-    from: number,
-  ): Promise<AppendResult | undefined> {
-    const { Items = [] } = await this.client.send(
-      new QueryCommand({
-        TableName: this.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ProjectionExpression: "#id, #count",
-        ExpressionAttributeNames: { "#id": ATTR.eventId, "#count": ATTR.lastAppendCount },
-        ExpressionAttributeValues: {
-          ":pk": S(streamKey(streamId)),
-          ":low": S(versionKey(from)),
-          ":high": S(versionKey(from + events.length - 1)),
-        },
-      }),
-    );
-    const same =
-      Items.length === events.length &&
-      Items[0]?.[ATTR.lastAppendCount]?.N === String(events.length) &&
-      Items.every((item, index) => item[ATTR.eventId]?.S === events[index]?.eventId);
-    return same ? duplicateResult(streamId, events, from) : undefined;
-  }
-
-  private async readHead(streamId: string): Promise<Head | undefined> {
-    const { Item } = await throttled(
-      this.client.send(
-        new GetItemCommand({
-          TableName: this.tableName,
-          Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(SORT_KEY.head) },
-          ConsistentRead: true,
-        }),
-      ),
-    );
-    return Item ? toHead(Item) : undefined;
+    return throttled(append(this.target, streamId, prepared, expected));
   }
 
   /**
    * Reads a stream's events, forward or backward, from a version. Pages through DynamoDB's 1 MB
-   * query pages until `limit` events are read; `nextVersion` says where to go on.
+   * query pages until `limit` events are read, or until the next event would take the events past
+   * `maxBytes` (as JSON in a response, see `envelopeBytes`); `nextVersion` says where to go on.
    * Throws StreamNotFoundError when the stream does not exist.
    */
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
@@ -373,6 +123,10 @@ export class EventStore {
       options.fromVersion === undefined
         ? undefined
         : assertNonNegativeInteger(options.fromVersion, "fromVersion");
+    const maxBytes =
+      options.maxBytes === undefined
+        ? undefined
+        : assertPositiveInteger(options.maxBytes, "maxBytes", Number.MAX_SAFE_INTEGER);
     const pk = S(streamKey(streamId));
     const input: QueryCommandInput = {
       TableName: this.tableName,
@@ -389,6 +143,8 @@ export class EventStore {
       },
     };
     const events: RecordedEvent[] = [];
+    const streamIdBytes = maxBytes === undefined ? 0 : escapedBytes(JSON.stringify(streamId));
+    let bytes = 0;
     let nextVersion: number | undefined;
     let startKey: Record<string, AttributeValue> | undefined;
     // Backward from version 0 is before the first event: nothing to query.
@@ -410,12 +166,21 @@ export class EventStore {
           nextVersion = Number(item[ATTR.version]?.N);
           break;
         }
-        events.push(this.toEvent(streamId, item));
+        const event = this.toEvent(streamId, item);
+        if (maxBytes !== undefined) {
+          bytes += envelopeBytes(event, item, streamIdBytes);
+          // At least one event, so a reader always moves on.
+          if (bytes > maxBytes && events.length > 0) {
+            nextVersion = event.version;
+            break;
+          }
+        }
+        events.push(event);
       }
       startKey = page.LastEvaluatedKey;
       more = startKey !== undefined && nextVersion === undefined;
     }
-    if (events.length === 0 && !(await this.readHead(streamId))) {
+    if (events.length === 0 && !(await throttled(readHead(this, streamId)))) {
       throw new StreamNotFoundError(streamId);
     }
     return nextVersion === undefined ? { streamId, events } : { streamId, events, nextVersion };
@@ -424,7 +189,7 @@ export class EventStore {
   /** Version, category and times of a stream. Throws StreamNotFoundError when it does not exist. */
   async getStreamInfo(streamId: string): Promise<StreamInfo> {
     assertStreamId(streamId);
-    const head = await this.readHead(streamId);
+    const head = await throttled(readHead(this, streamId));
     if (!head) throw new StreamNotFoundError(streamId);
     return {
       streamId,
@@ -452,30 +217,47 @@ export class EventStore {
       version: Number(item[ATTR.version]?.N),
       schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
       data: JSON.parse(item[ATTR.data]?.S as string),
-      metadata: JSON.parse(item[ATTR.metadata]?.S ?? "{}") as EventMetadata,
+      metadata: parseMetadata(item[ATTR.metadata]?.S),
       createdAt: item[ATTR.createdAt]?.S as string,
     };
     return this.upcasters ? upcast(event, this.upcasters) : event;
   }
 }
 
-function toHead(item: Record<string, AttributeValue>): Head {
-  return {
-    version: Number(item[ATTR.version]?.N ?? 0),
-    createdAt: item[ATTR.createdAt]?.S ?? "",
-    updatedAt: item[ATTR.updatedAt]?.S ?? "",
-    item,
-  };
-}
+/** Most events carry no metadata: `{}` needs no parse. */
+const parseMetadata = (text: string | undefined): EventMetadata =>
+  text === undefined || text === "{}" ? {} : (JSON.parse(text) as EventMetadata);
 
-function duplicateResult(streamId: string, events: PreparedEvent[], from: number): AppendResult {
-  return {
-    streamId,
-    fromVersion: from,
-    toVersion: from + events.length - 1,
-    eventIds: events.map((event) => event.eventId),
-    duplicate: true,
-  };
+/** An envelope's field names and punctuation, and the digits of the largest version and schema version. */
+const ENVELOPE_FIXED_BYTES =
+  escapedBytes(
+    '{"eventId":"","streamId":,"type":"","version":,"schemaVersion":,"data":,"metadata":,"createdAt":""},',
+  ) +
+  10 +
+  5;
+
+/**
+ * An upper bound of the bytes `event` takes in a JSON response, counted as `escapedBytes` does.
+ * The stored JSON text is what a response writes (JSON.stringify of its parse gives it back),
+ * unless an upcaster changed the data: then the data is serialized again to be counted.
+ */
+function envelopeBytes(
+  event: RecordedEvent,
+  item: Record<string, AttributeValue>,
+  streamIdBytes: number,
+): number {
+  const stored = item[ATTR.data]?.S as string;
+  const upcast = event.schemaVersion !== Number(item[ATTR.schemaVersion]?.N ?? 1);
+  return (
+    ENVELOPE_FIXED_BYTES +
+    streamIdBytes +
+    // Event ids, types and times are ASCII with no character that JSON escapes.
+    event.eventId.length +
+    event.type.length +
+    event.createdAt.length +
+    escapedBytes(upcast ? JSON.stringify(event.data) : stored) +
+    escapedBytes(item[ATTR.metadata]?.S ?? "{}")
+  );
 }
 
 /** DynamoDB's throttles, once the SDK's own retries are spent, as a ThrottledError (HTTP 503). */
@@ -485,7 +267,22 @@ function throttled<T>(operation: Promise<T>): Promise<T> {
   });
 }
 
-function backoff(attempt: number): Promise<void> {
-  const ms = Math.random() * Math.min(100, 5 * 2 ** attempt);
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/**
+ * The bytes of JSON text in a response: its UTF-8 length plus one for each `"` and `\`, which
+ * escaping the body as a string in the Lambda response (the 6 MB that counts) doubles.
+ */
+function escapedBytes(text: string): number {
+  let bytes = text.length;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code < 0x80) {
+      if (code === 0x22 || code === 0x5c) bytes++;
+    } else if (code < 0x800 || (code >= 0xd800 && code < 0xe000)) {
+      // Two bytes, or half of a surrogate pair's four.
+      bytes++;
+    } else {
+      bytes += 2;
+    }
+  }
+  return bytes;
 }

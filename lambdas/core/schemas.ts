@@ -1,7 +1,7 @@
 import { ValidationError } from "./errors.ts";
-import type { NewEvent } from "./types.ts";
-import { currentSchemaVersion, type Upcasters } from "./upcasting.ts";
-import type { PreparedEvent } from "./validate.ts";
+import type { EventMetadata, NewEvent, RecordedEvent } from "./types.ts";
+import { currentSchemaVersion, stepsOf, type Upcasters, upcast } from "./upcasting.ts";
+import { type PreparedEvent, pathSegment } from "./validate.ts";
 
 /**
  * The Standard Schema interface (standardschema.dev) that zod, valibot and arktype all implement,
@@ -53,15 +53,27 @@ export type DataOf<Event extends DomainEvent, Type extends Event["type"]> = Extr
   { readonly type: Type }
 >["data"];
 
+/** The schema of `type`, looked up among the map's own keys only (`constructor` has none). */
+export function schemaOf(schemas: EventSchemas | undefined, type: string): StandardSchemaV1 | undefined {
+  return schemas !== undefined && Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+}
+
 /**
  * The append-time step of schema evolution and validation, run on a batch `prepareEvents` has
- * already checked: each event without a `schemaVersion` is written at its type's current version
- * (see `currentSchemaVersion`), and the data of each event at the current version is checked
- * against its type's schema. The first issue becomes a ValidationError naming the field
- * (`events[0].data.quantity`). Events appended at an older schema version on purpose are
- * stored as given: readers upcast them.
+ * already checked. It concerns the types the store knows, those with a schema or upcasters; others
+ * are stored at the `schemaVersion` given (default 1), unchecked. For a known type:
+ *  - an event without a `schemaVersion` is written at the type's current version (see
+ *    `currentSchemaVersion`), so a reader never upcasts data that is already current;
+ *  - a `schemaVersion` above the current one is a ValidationError on `events[i].schemaVersion`:
+ *    no reader could make sense of it;
+ *  - one below it is upcast through the type's chain (as readers will) and the result checked; it
+ *    is stored as sent, at its own version. A chain that does not reach the current version is a
+ *    ValidationError on `schemaVersion`, an upcaster that throws one on `data`;
+ *  - the data, upcast if need be, is checked against the type's schema: the first issue becomes a
+ *    ValidationError naming the field (`events[0].data.quantity`).
  */
 export async function checkNewEvents(
+  streamId: string,
   events: readonly NewEvent[],
   prepared: readonly PreparedEvent[],
   schemas: EventSchemas | undefined,
@@ -70,29 +82,81 @@ export async function checkNewEvents(
   const checked: PreparedEvent[] = [];
   for (const [index, ready] of prepared.entries()) {
     const event = events[index] as NewEvent;
+    const schema = schemaOf(schemas, ready.type);
+    if (!schema && !stepsOf(upcasters, ready.type)) {
+      checked.push(ready);
+      continue;
+    }
+    const at = `events[${index}]`;
     const current = currentSchemaVersion(upcasters, ready.type);
     const schemaVersion = event.schemaVersion ?? current;
-    const schema = schemas?.[ready.type];
-    if (schema && schemaVersion === current) {
-      const result = await schema["~standard"].validate(event.data);
+    if (schemaVersion > current) {
+      throw new ValidationError(
+        `${at}.schemaVersion`,
+        `is ${schemaVersion}, above the current schema version ${current} of ${ready.type}`,
+      );
+    }
+    const data =
+      schemaVersion < current
+        ? upcastNew(streamId, ready, schemaVersion, current, upcasters, at)
+        : event.data;
+    if (schema) {
+      const result = await schema["~standard"].validate(data);
       const issue = result.issues?.[0];
-      if (issue) throw new ValidationError(`events[${index}].data${pathOf(issue.path)}`, issue.message);
+      if (issue) throw new ValidationError(`${at}.data${pathOf(issue.path)}`, issue.message);
     }
     checked.push(schemaVersion === ready.schemaVersion ? ready : { ...ready, schemaVersion });
   }
   return checked;
 }
 
-const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+/**
+ * The data of a new event sent at an older schema version, brought to `current` by the chain the
+ * readers will run, on a copy parsed from the JSON that will be stored. The envelope the upcasters
+ * see has `version` 0 and `createdAt` empty: the append has not placed the event yet.
+ */
+function upcastNew(
+  streamId: string,
+  ready: PreparedEvent,
+  schemaVersion: number,
+  current: number,
+  upcasters: Upcasters | undefined,
+  at: string,
+): unknown {
+  let upcasted: RecordedEvent;
+  try {
+    upcasted = upcast(
+      {
+        eventId: ready.eventId,
+        streamId,
+        type: ready.type,
+        version: 0,
+        schemaVersion,
+        data: JSON.parse(ready.dataJson),
+        metadata: JSON.parse(ready.metadataJson) as EventMetadata,
+        createdAt: "",
+      },
+      upcasters,
+    );
+  } catch (cause) {
+    throw new ValidationError(`${at}.data`, `cannot be upcast from schema version ${schemaVersion}`, {
+      cause,
+    });
+  }
+  if (upcasted.schemaVersion !== current) {
+    throw new ValidationError(
+      `${at}.schemaVersion`,
+      `is ${schemaVersion}, but no upcaster takes ${ready.type} from version ${upcasted.schemaVersion} to ${current}`,
+    );
+  }
+  return upcasted.data;
+}
 
 /** `["items", 0, "sku"]` → `.items[0].sku`. */
 export function pathOf(path: StandardSchemaIssue["path"]): string {
   let text = "";
   for (const segment of path ?? []) {
-    const key = typeof segment === "object" && segment !== null ? segment.key : segment;
-    if (typeof key === "number") text += `[${key}]`;
-    else if (typeof key === "string" && IDENTIFIER.test(key)) text += `.${key}`;
-    else text += `[${JSON.stringify(String(key))}]`;
+    text += pathSegment(typeof segment === "object" && segment !== null ? segment.key : segment);
   }
   return text;
 }

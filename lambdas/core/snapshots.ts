@@ -13,6 +13,7 @@ import {
   LIMITS,
   PREFIX,
   SNAPSHOT,
+  type SnapshotSource,
   SORT_KEY,
   snapshotKey,
   snapshotStreamKey,
@@ -47,6 +48,14 @@ export interface SnapshotStoreConfig {
   readonly tableName: string;
   /** Snapshots kept per stream; a save deletes older ones beyond this. @default 3 */
   readonly keep?: number;
+  /**
+   * Whose snapshots these are. `"repository"`: the aggregate repository's own (written by it or by
+   * code granted `grantWriteSnapshots`), partitions `SNAPSHOT#<streamId>`. `"http"`: those clients
+   * save over the HTTP API, partitions `HTTPSNAPSHOT#<streamId>`, which the repository never reads,
+   * so no HTTP caller can make `AggregateRepository.load` return a state of its choosing.
+   * @default "repository"
+   */
+  readonly source?: SnapshotSource;
 }
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -54,18 +63,24 @@ const N = (value: number): AttributeValue => ({ N: String(value) });
 
 /**
  * Snapshots of stream state, in a partition of their own beside the stream's (`SNAPSHOT#<streamId>`,
- * SK `SNAPSHOT#<version>`, `kind` = "snapshot"): event reads never see them, the sequencer ignores
- * them, and pruning them needs no right to delete events (docs/decisions.md).
+ * or `HTTPSNAPSHOT#<streamId>` for those saved over HTTP; SK `SNAPSHOT#<version>`, `kind` =
+ * "snapshot"): event reads never see them, the sequencer ignores them, and pruning them needs no
+ * right to delete events (docs/decisions.md).
  */
 export class SnapshotStore {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   readonly keep: number;
+  readonly source: SnapshotSource;
 
   constructor(config: SnapshotStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
     this.keep = assertPositiveInteger(config.keep ?? SNAPSHOT.defaultKeep, "keep", 1000);
+    this.source = config.source ?? "repository";
+    if (this.source !== "repository" && this.source !== "http") {
+      throw new ValidationError("source", 'must be "repository" or "http"');
+    }
   }
 
   /**
@@ -91,7 +106,7 @@ export class SnapshotStore {
     const bytes = Buffer.byteLength(stateJson);
     if (bytes > SNAPSHOT.maxStateBytes)
       throw new PayloadTooLargeError("state", SNAPSHOT.maxStateBytes, bytes);
-    const pk = S(snapshotStreamKey(streamId));
+    const pk = S(snapshotStreamKey(streamId, this.source));
     const createdAt = new Date().toISOString();
     try {
       await this.client.send(
@@ -159,7 +174,7 @@ export class SnapshotStore {
         Limit: 1,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
         ExpressionAttributeValues: {
-          ":pk": S(snapshotStreamKey(streamId)),
+          ":pk": S(snapshotStreamKey(streamId, this.source)),
           ":low": S(snapshotKey(0)),
           ":high": S(high),
         },
@@ -187,7 +202,10 @@ export class SnapshotStore {
           TableName: this.tableName,
           ConsistentRead: true,
           KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
-          ExpressionAttributeValues: { ":pk": S(snapshotStreamKey(streamId)), ":prefix": S(PREFIX.snapshot) },
+          ExpressionAttributeValues: {
+            ":pk": S(snapshotStreamKey(streamId, this.source)),
+            ":prefix": S(PREFIX.snapshot),
+          },
           ProjectionExpression: KEYS.sort,
           ExclusiveStartKey: startKey,
         }),
@@ -207,7 +225,10 @@ export class SnapshotStore {
     for (let start = 0; start < doomed.length; start += 25) {
       let requests = doomed.slice(start, start + 25).map((version) => ({
         DeleteRequest: {
-          Key: { [KEYS.partition]: S(snapshotStreamKey(streamId)), [KEYS.sort]: S(snapshotKey(version)) },
+          Key: {
+            [KEYS.partition]: S(snapshotStreamKey(streamId, this.source)),
+            [KEYS.sort]: S(snapshotKey(version)),
+          },
         },
       }));
       for (let attempt = 0; requests.length > 0 && attempt < 5; attempt++) {

@@ -65,6 +65,12 @@ export interface ReadStreamOptions {
   readonly direction?: ReadDirection;
   /** Most events to return. @default all of them */
   readonly limit?: number;
+  /**
+   * Stop before the events, as JSON in a response, pass this many bytes (UTF-8, counting `"` and
+   * `\` twice, as escaping a Lambda response body does); at least one event is returned.
+   * The HTTP API passes `HTTP.maxPageBytes`. @default no limit
+   */
+  readonly maxBytes?: number;
 }
 
 export interface ReadStreamResult<Event extends RecordedEvent = RecordedEvent> {

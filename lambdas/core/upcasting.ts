@@ -10,8 +10,19 @@ export type Upcast = (data: unknown, event: RecordedEvent) => unknown;
  */
 export type Upcasters = Readonly<Record<string, Readonly<Record<number, Upcast>>>>;
 
+/**
+ * The upcaster steps of `type`, looked up among the map's own keys only: an event type named like
+ * an Object member (`constructor`, `toString`, `__proto__`) has none unless the map defines it.
+ */
+export function stepsOf(
+  upcasters: Upcasters | undefined,
+  type: string,
+): Readonly<Record<number, Upcast>> | undefined {
+  return upcasters !== undefined && Object.hasOwn(upcasters, type) ? upcasters[type] : undefined;
+}
+
 export function upcast<Event extends RecordedEvent>(event: Event, upcasters: Upcasters | undefined): Event {
-  const steps = upcasters?.[event.type];
+  const steps = stepsOf(upcasters, event.type);
   if (!steps) return event;
   let current: RecordedEvent = event;
   for (let step = steps[current.schemaVersion]; step; step = steps[current.schemaVersion]) {
@@ -26,7 +37,7 @@ export function upcast<Event extends RecordedEvent>(event: Event, upcasters: Upc
  * so a reader never runs an upcaster over data that is already current.
  */
 export function currentSchemaVersion(upcasters: Upcasters | undefined, type: string): number {
-  const steps = upcasters?.[type];
+  const steps = stepsOf(upcasters, type);
   if (!steps) return 1;
   let highest = 0;
   for (const key of Object.keys(steps)) highest = Math.max(highest, Number(key));

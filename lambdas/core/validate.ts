@@ -1,5 +1,11 @@
 import { randomUUID } from "node:crypto";
-import { EVENT_ID_PATTERN, EVENT_TYPE_PATTERN, LIMITS, STREAM_ID_PATTERN } from "./constants.ts";
+import {
+  EVENT_ID_PATTERN,
+  EVENT_TYPE_PATTERN,
+  LIMITS,
+  RESERVED_STREAM_PREFIX,
+  STREAM_ID_FORBIDDEN,
+} from "./constants.ts";
 import { PayloadTooLargeError, ValidationError } from "./errors.ts";
 import type { ExpectedVersion, NewEvent } from "./types.ts";
 
@@ -15,18 +21,34 @@ export interface PreparedEvent {
 const EVENT_FIELDS = new Set(["eventId", "type", "data", "metadata", "schemaVersion"]);
 const MAX_VERSION = 9_999_999_999;
 
+/**
+ * A stream id is what users already have: any Unicode string of 1 to 256 characters (code points)
+ * with no control characters; ids starting with `$` are reserved for system streams. `.` and `..`
+ * are refused too: no URL can carry them as a path segment (docs/decisions.md). Ids are compared
+ * code point for code point: no Unicode normalization (`Zoë` composed and decomposed are two streams).
+ */
 export function assertStreamId(streamId: unknown, field = "streamId"): asserts streamId is string {
   if (typeof streamId !== "string" || streamId.length === 0) {
     throw new ValidationError(field, "must be a non-empty string");
   }
-  if (streamId.length > LIMITS.streamIdMaxLength) {
+  // A code point is one or two UTF-16 units: the cheap check first, then the count.
+  if (streamId.length > 2 * LIMITS.streamIdMaxLength || [...streamId].length > LIMITS.streamIdMaxLength) {
     throw new ValidationError(field, `must be at most ${LIMITS.streamIdMaxLength} characters`);
   }
-  if (!STREAM_ID_PATTERN.test(streamId)) {
+  if (STREAM_ID_FORBIDDEN.test(streamId)) {
     throw new ValidationError(
       field,
-      "may hold only letters, digits and _ . : @ ~ = + -, and must start with a letter or digit",
+      "must not hold control characters (U+0000–U+001F, U+007F–U+009F) or lone surrogates",
     );
+  }
+  if (streamId.startsWith(RESERVED_STREAM_PREFIX)) {
+    throw new ValidationError(
+      field,
+      `must not start with ${RESERVED_STREAM_PREFIX} (reserved for system streams)`,
+    );
+  }
+  if (streamId === "." || streamId === "..") {
+    throw new ValidationError(field, "must not be . or .. (no URL can carry them as a path segment)");
   }
 }
 
@@ -67,7 +89,54 @@ function serialize(value: unknown, field: string): string {
     throw new ValidationError(field, "is not serializable as JSON", { cause });
   }
   if (json === undefined) throw new ValidationError(field, "is not a JSON value");
+  // JSON.stringify writes NaN and ±Infinity (`1e400` over HTTP parses to Infinity) as null, so
+  // only text holding a null can hide one: the common case pays one substring search.
+  if (json.includes("null")) {
+    const at = nonFinitePath(value, "");
+    if (at !== undefined) {
+      throw new ValidationError(`${field}${at}`, "must be a finite number (JSON has no NaN or Infinity)");
+    }
+  }
   return json;
+}
+
+const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/** One step of a field path: `.sku`, `[0]`, `["weight kg"]`. */
+export function pathSegment(key: PropertyKey): string {
+  if (typeof key === "number") return `[${key}]`;
+  if (typeof key === "string" && IDENTIFIER.test(key)) return `.${key}`;
+  return `[${JSON.stringify(String(key))}]`;
+}
+
+/**
+ * The path (`.items[2].price`) of the first NaN or ±Infinity that JSON.stringify would write as
+ * null, walking the value as JSON.stringify does (`toJSON`, boxed primitives, own enumerable keys).
+ */
+function nonFinitePath(value: unknown, key: string): string | undefined {
+  let current = value;
+  if (
+    typeof current === "object" &&
+    current !== null &&
+    typeof (current as { toJSON?: unknown }).toJSON === "function"
+  ) {
+    current = (current as { toJSON(key: string): unknown }).toJSON(key);
+  }
+  if (current instanceof Number) current = current.valueOf();
+  if (typeof current === "number") return Number.isFinite(current) ? undefined : "";
+  if (typeof current !== "object" || current === null) return undefined;
+  if (Array.isArray(current)) {
+    for (let index = 0; index < current.length; index++) {
+      const at = nonFinitePath(current[index], String(index));
+      if (at !== undefined) return `[${index}]${at}`;
+    }
+    return undefined;
+  }
+  for (const name of Object.keys(current)) {
+    const at = nonFinitePath((current as Record<string, unknown>)[name], name);
+    if (at !== undefined) return `${pathSegment(name)}${at}`;
+  }
+  return undefined;
 }
 
 /** Checks a batch against the append contract's limits, gives each event an id and serializes it. */

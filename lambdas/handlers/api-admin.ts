@@ -1,17 +1,7 @@
-import {
-  getProjection,
-  getProjectionDocument,
-  listProjections,
-  readAllEvents,
-  resetProjectionRoute,
-} from "../http/admin.ts";
 import { createApiHandler } from "../http/http.ts";
+import { resetProjectionRoute } from "../http/reset.ts";
 
-/** Lambda entry for the "admin" routes of lambdas/http/routes.ts: `$all` and projections. */
+/** Lambda entry for the "admin" routes of lambdas/http/routes.ts: projection reset. */
 export const handler = createApiHandler({
-  "GET /all": readAllEvents,
-  "GET /projections": listProjections,
-  "GET /projections/{name}": getProjection,
-  "GET /projections/{name}/documents/{id}": getProjectionDocument,
   "POST /projections/{name}/reset": resetProjectionRoute,
 });

@@ -17,11 +17,13 @@ export type RouteHandler = (request: HttpRequest) => Promise<HttpResponse>;
 /** Bodies above this are refused before parsing (API Gateway's own cap is 10 MB, Lambda's 6 MB). */
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
 
-const STATUS: Record<CairnError["code"], number> = {
+/** The HTTP status of each error code, chosen here only. */
+export const STATUS: Record<CairnError["code"], number> = {
   ValidationError: 400,
   StreamNotFound: 404,
   NotFound: 404,
   WrongExpectedVersion: 409,
+  IdempotencyConflict: 409,
   PayloadTooLarge: 413,
   Contention: 503,
   Throttled: 503,
@@ -74,7 +76,8 @@ export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>
       requestId: request.requestContext?.requestId,
       ...(correlationId ? { correlationId } : {}),
     });
-    const route = routes[request.routeKey as RouteKey];
+    // Own keys only: a route key named like an Object member (`constructor`) is no route.
+    const route = Object.hasOwn(routes, request.routeKey) ? routes[request.routeKey as RouteKey] : undefined;
     if (!route) return routeNotFound(request.routeKey);
     try {
       return await route(request);

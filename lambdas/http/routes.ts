@@ -1,25 +1,58 @@
 /**
- * Every HTTP route, defined once, with the Lambda function that serves it. The CDK construct wires
- * API Gateway from this table and the local server dispatches by it, so the two cannot drift.
- * Writes, reads and admin are separate functions so each gets only the IAM actions it needs.
+ * Every HTTP route, defined once: the access a caller needs to call it and the Lambda function that
+ * serves it. The CDK construct wires API Gateway, grants `execute-api:Invoke` and gives each
+ * function its table rights from this table, and the local server dispatches by it, so they cannot
+ * drift. Writes, reads and admin are separate functions so each gets only the IAM actions it needs.
  */
 export const API_FUNCTIONS = ["write", "read", "admin"] as const;
 export type ApiFunction = (typeof API_FUNCTIONS)[number];
 
+/**
+ * What a caller does, each a set of routes (`EventStore.grantInvoke(principal, access)`) with a
+ * matching table grant for the library in your own Lambdas:
+ * - `append`: append events (`grantAppend`);
+ * - `read`: read streams, stream info and snapshots (`grantRead`);
+ * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
+ * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
+ *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
+ * - `admin`: reset and replay projections, and the delete and erase routes (`grantAdmin`).
+ * No route of `read` or `readAll` changes anything.
+ */
+export const API_ACCESS = ["append", "read", "readAll", "writeSnapshots", "admin"] as const;
+export type ApiAccess = (typeof API_ACCESS)[number];
+
+export interface RouteSpec {
+  /** The Lambda function that serves the route. */
+  readonly fn: ApiFunction;
+  /** What a caller must be granted to call it. */
+  readonly access: ApiAccess;
+}
+
 export const ROUTES = {
-  "POST /streams/{streamId}/events": "write",
-  "PUT /streams/{streamId}/snapshot": "write",
-  "GET /streams/{streamId}/events": "read",
-  "GET /streams/{streamId}": "read",
-  "GET /streams/{streamId}/snapshot": "read",
-  "GET /all": "admin",
-  "GET /projections": "admin",
-  "GET /projections/{name}": "admin",
-  "GET /projections/{name}/documents/{id}": "admin",
-  "POST /projections/{name}/reset": "admin",
-} as const satisfies Record<string, ApiFunction>;
+  "POST /streams/{streamId}/events": { fn: "write", access: "append" },
+  "PUT /streams/{streamId}/snapshot": { fn: "write", access: "writeSnapshots" },
+  "GET /streams/{streamId}/events": { fn: "read", access: "read" },
+  "GET /streams/{streamId}": { fn: "read", access: "read" },
+  "GET /streams/{streamId}/snapshot": { fn: "read", access: "read" },
+  "GET /all": { fn: "read", access: "readAll" },
+  "GET /projections": { fn: "read", access: "readAll" },
+  "GET /projections/{name}": { fn: "read", access: "readAll" },
+  "GET /projections/{name}/documents/{id}": { fn: "read", access: "readAll" },
+  "POST /projections/{name}/reset": { fn: "admin", access: "admin" },
+} as const satisfies Record<string, RouteSpec>;
 
 export type RouteKey = keyof typeof ROUTES;
 
-export const routesOf = (fn: ApiFunction): RouteKey[] =>
-  (Object.keys(ROUTES) as RouteKey[]).filter((key) => ROUTES[key] === fn);
+const ROUTE_KEYS = Object.keys(ROUTES) as RouteKey[];
+
+/** The routes one function serves. */
+export const routesOf = (fn: ApiFunction): RouteKey[] => ROUTE_KEYS.filter((key) => ROUTES[key].fn === fn);
+
+/** The routes a caller with these accesses may call. */
+export const routesFor = (...accesses: ApiAccess[]): RouteKey[] =>
+  ROUTE_KEYS.filter((key) => accesses.includes(ROUTES[key].access));
+
+/** What the routes a function serves need: the table rights that function gets. */
+export const accessesOf = (fn: ApiFunction): ApiAccess[] => [
+  ...new Set(routesOf(fn).map((key) => ROUTES[key].access)),
+];

@@ -5,10 +5,14 @@ import { assertStreamId } from "../core/validate.ts";
 import { storeFromEnv } from "./config.ts";
 import { integerParam, json, parseJsonObject, pathParam, queryOf, type RouteHandler } from "./http.ts";
 
-/** The snapshot route handlers: thin over the core SnapshotStore, errors mapped in http.ts. */
+/**
+ * The snapshot route handlers: thin over the core SnapshotStore, errors mapped in http.ts. They
+ * read and write the snapshots of HTTP clients (`HTTPSNAPSHOT#` partitions), never the aggregate
+ * repository's: a caller allowed to PUT a snapshot cannot choose the state a command handler loads.
+ */
 
 const store = storeFromEnv();
-const snapshots = new SnapshotStore({ client: store.client, tableName: store.tableName });
+const snapshots = new SnapshotStore({ client: store.client, tableName: store.tableName, source: "http" });
 const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
 
 const streamIdOf = (request: Parameters<RouteHandler>[0]): string => {

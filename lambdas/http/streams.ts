@@ -50,7 +50,10 @@ export const appendEvents: RouteHandler = async (request) => {
     : json(201, answer, { location: `${eventsPath(streamId)}?fromVersion=${result.fromVersion}` });
 };
 
-/** `GET /streams/{streamId}/events?fromVersion=&limit=&direction=`: a page of events and a `next` link. */
+/**
+ * `GET /streams/{streamId}/events?fromVersion=&limit=&direction=`: a page of at most `limit` events
+ * and under 5 MB, with a `next` link when there is more.
+ */
 export const readStreamEvents: RouteHandler = async (request) => {
   const streamId = streamIdOf(request);
   const query = queryOf(request, ["fromVersion", "limit", "direction"]);
@@ -65,9 +68,11 @@ export const readStreamEvents: RouteHandler = async (request) => {
     direction === "backward" ? 1 : 0,
     MAX_VERSION,
   );
+  // A page stops before 5 MB of body, whatever `limit` says, and then carries `next`.
   const result = await store.readStream(streamId, {
     direction,
     limit,
+    maxBytes: HTTP.maxPageBytes,
     ...(fromVersion === undefined ? {} : { fromVersion }),
   });
   const page: Record<string, unknown> = { streamId, direction, events: result.events };

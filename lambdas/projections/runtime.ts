@@ -16,6 +16,7 @@
  *   until a crash: a run that ends normally releases its lease.
  */
 import { randomUUID } from "node:crypto";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
@@ -26,13 +27,14 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
+import { ATTR, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { retryThrottled } from "../core/throttling.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { storeFromEnv } from "../http/config.ts";
-import { logger } from "../observability.ts";
+import { cairnMetrics, logger } from "../observability.ts";
 import {
+  assertDocumentId,
   assertProjectionName,
   type Checkpoint,
   checkpointKey,
@@ -190,6 +192,8 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
   const retryDelayMs = definition.retryDelayMs ?? 100;
   const leaseMs = definition.leaseMs ?? 30_000;
   const lingerMs = definition.lingerMs ?? 250;
+  // The lag and parked count the stack's alarms watch (METRICS in constants.ts), one dimension.
+  const metrics = cairnMetrics({ [METRICS.projectionDimension]: name });
 
   /**
    * Takes the lease. A previous owner still on the item (its lease ran out, so the condition let us
@@ -303,6 +307,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     const context: ProjectionContext = {
       projection: name,
       async get<T>(id: string): Promise<T | undefined> {
+        assertDocumentId(id, "document id");
         if (local.has(id)) return local.get(id) as T | undefined;
         if (staged.docs.has(id)) return structuredClone(staged.docs.get(id)) as T | undefined;
         if (staged.committed.has(id)) return structuredClone(staged.committed.get(id)) as T | undefined;
@@ -319,8 +324,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         return structuredClone(doc);
       },
       put(id: string, doc: unknown): void {
-        if (typeof id !== "string" || id.length === 0)
-          throw new Error("a document id must be a non-empty string");
+        assertDocumentId(id, "document id");
         const json = JSON.stringify(doc) ?? "null";
         const bytes = Buffer.byteLength(json);
         // Refused here, inside the handler, so it is retried and parked like any handler error
@@ -330,6 +334,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         local.set(id, JSON.parse(json));
       },
       delete(id: string): void {
+        assertDocumentId(id, "document id");
         local.set(id, undefined);
       },
     };
@@ -347,7 +352,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     event: RecordedEvent,
     attemptsSoFar = 0,
   ): Promise<{ ok: true; writes: Map<string, unknown> } | { ok: false; error: unknown; attempts: number }> {
-    const handle = handlers[event.type];
+    const handle = Object.hasOwn(handlers, event.type) ? handlers[event.type] : undefined;
     if (!handle) return { ok: true, writes: new Map() };
     let lastError: unknown;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
@@ -741,37 +746,16 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       const budgetMs = remaining === undefined ? 60_000 : Math.max(1000, remaining - 10_000);
       const result = await projection.run(store, { budgetMs });
       // In Lambda (a context is given), the lag and parked count go to CloudWatch for the alarms.
-      if (context) process.stdout.write(`${JSON.stringify(await metricsRecord(store, name))}\n`);
+      if (context) {
+        const status = await getProjectionStatus(store, name);
+        metrics.addMetric(METRICS.projectionLag, MetricUnit.Count, status.lag);
+        metrics.addMetric(METRICS.parkedEvents, MetricUnit.Count, status.parkedCount);
+        metrics.publishStoredMetrics();
+      }
       return result;
     },
   };
   return projection;
-}
-
-/**
- * The projection's lag and parked count as one CloudWatch Embedded Metric Format record (METRICS in
- * constants.ts: namespace from POWERTOOLS_METRICS_NAMESPACE, one dimension `Projection`).
- */
-export async function metricsRecord(store: EventStore, name: string): Promise<Record<string, unknown>> {
-  const status = await getProjectionStatus(store, name);
-  return {
-    _aws: {
-      Timestamp: Date.now(),
-      CloudWatchMetrics: [
-        {
-          Namespace: process.env[ENV.metricsNamespace] ?? METRICS.defaultNamespace,
-          Dimensions: [[METRICS.projectionDimension]],
-          Metrics: [
-            { Name: METRICS.projectionLag, Unit: "Count" },
-            { Name: METRICS.parkedEvents, Unit: "Count" },
-          ],
-        },
-      ],
-    },
-    [METRICS.projectionDimension]: name,
-    [METRICS.projectionLag]: status.lag,
-    [METRICS.parkedEvents]: status.parkedCount,
-  };
 }
 
 /** The event a parked entry names, read back from `$all`. */

@@ -18,6 +18,7 @@ import {
   GLOBAL_LOG,
   ITEM_KIND,
   KEYS,
+  LIMITS,
   PROJECTION,
   PROJECTION_NAME_PATTERN,
   positionKey,
@@ -94,6 +95,21 @@ export function assertProjectionName(name: unknown): asserts name is string {
   if (typeof name !== "string" || !PROJECTION_NAME_PATTERN.test(name)) {
     throw new ValidationError("name", "must be 1 to 63 lowercase letters, digits and dashes");
   }
+}
+
+/**
+ * A read-model document id: a non-empty, well-formed string of at most `LIMITS.documentIdMaxBytes`
+ * UTF-8 bytes, so the document's partition key stays within DynamoDB's 2,048 bytes.
+ */
+export function assertDocumentId(id: unknown, field = "id"): asserts id is string {
+  if (typeof id !== "string" || id.length === 0)
+    throw new ValidationError(field, "must be a non-empty string");
+  // Every UTF-16 unit is at least one UTF-8 byte: the cheap check first.
+  if (id.length > LIMITS.documentIdMaxBytes || Buffer.byteLength(id) > LIMITS.documentIdMaxBytes) {
+    throw new ValidationError(field, `must be at most ${LIMITS.documentIdMaxBytes} bytes as UTF-8`);
+  }
+  if (/\p{Cs}/u.test(id))
+    throw new ValidationError(field, "must be well-formed Unicode (no lone surrogates)");
 }
 
 export const checkpointKey = (name: string): Record<string, AttributeValue> => ({
@@ -208,6 +224,7 @@ export async function readProjectionDocument<T = unknown>(
   id: string,
 ): Promise<T | undefined> {
   assertProjectionName(name);
+  assertDocumentId(id);
   const { generation } = await readCheckpoint(table, name);
   const { Item } = await table.client.send(
     new GetItemCommand({

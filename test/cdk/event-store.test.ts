@@ -34,6 +34,7 @@ const wakeTopicId = (): string =>
   resources[functionId(template, "Cairn sequencer")]?.Properties.Environment.Variables[ENV.wakeTopicArn].Ref;
 const TABLE = "GlobalTable.Arn";
 const streamKeys = `${PREFIX.stream}*`;
+const httpSnapshotKeys = `${PREFIX.httpSnapshot}*`;
 const snapshotKeys = `${PREFIX.snapshot}*`;
 const allKeys = `${PREFIX.all}*`;
 const projectionKeys = `${PREFIX.projection}*`;
@@ -154,7 +155,7 @@ describe("the functions", () => {
 });
 
 describe("least privilege: each function's permissions, as exact sets", () => {
-  it("write: appends on stream keys without delete; snapshot writes and prunes on snapshot keys only", () => {
+  it("write: appends on stream keys without delete; writes and prunes only the snapshots saved over HTTP", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: write");
     // THEN
@@ -167,27 +168,31 @@ describe("least privilege: each function's permissions, as exact sets", () => {
           TABLE,
           [streamKeys],
         ),
-        ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [snapshotKeys]),
+        ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
+          httpSnapshotKeys,
+        ]),
       ].sort(),
     );
     expect(permissions.filter((line) => line.includes("Delete") || line.includes("BatchWrite"))).toEqual([
-      `dynamodb:BatchWriteItem ${TABLE} ${snapshotKeys}`,
+      `dynamodb:BatchWriteItem ${TABLE} ${httpSnapshotKeys}`,
     ]);
+    expect(permissions.filter((line) => line.endsWith(` ${snapshotKeys}`))).toEqual([]);
   });
 
-  it("read: GetItem and Query on stream and snapshot keys, nothing that writes", () => {
+  it("read: GetItem and Query on stream, snapshot, $all and projection keys, nothing that writes", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: read");
     // THEN
     expect(permissions).toEqual(
       [
         ...ownLogs(),
-        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys, snapshotKeys]),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys, snapshotKeys, httpSnapshotKeys]),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
       ].sort(),
     );
   });
 
-  it("admin: reads $all and projections, updates projection keys, publishes wake-ups", () => {
+  it("admin: reads $all and projections for the status, updates projection keys (reset), publishes wake-ups", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: admin");
     // THEN
@@ -338,7 +343,7 @@ describe("the HTTP API", () => {
     for (const route of routes) {
       expect(route.Properties.AuthorizationType).toBe("AWS_IAM");
       const key = route.Properties.RouteKey as keyof typeof ROUTES;
-      expect(functionOfRoute(route)).toBe(`Cairn HTTP API: ${ROUTES[key]} routes`);
+      expect(functionOfRoute(route)).toBe(`Cairn HTTP API: ${ROUTES[key].fn} routes`);
     }
   });
 

@@ -7,7 +7,6 @@ import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
 import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
-import { ROUTES } from "../../lambdas/http/routes.ts";
 import { EventStore } from "../../lib/event-store.ts";
 import { appWithoutBundling, lines, permissionsOf, storeStack } from "./support.ts";
 
@@ -151,59 +150,6 @@ describe("addProjection from an entry", () => {
   });
 });
 
-describe("grants for users' own functions", () => {
-  // GIVEN a store and three roles of a user's command handlers
-  const { stack, store } = storeStack();
-  const role = (id: string) =>
-    new iam.Role(stack, id, { assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com") });
-  const appender = role("Appender");
-  const reader = role("Reader");
-  const allReader = role("AllReader");
-  // WHEN
-  store.grantAppend(appender);
-  store.grantRead(reader);
-  store.grantReadAll(allReader);
-  const template = Template.fromStack(stack);
-  const idOf = (r: iam.Role) => stack.getLogicalId(r.node.defaultChild as iam.CfnRole);
-
-  it("grantAppend: reads and conditional writes of stream keys, no delete", () => {
-    // THEN
-    expect(permissionsOf(template, idOf(appender))).toEqual(
-      lines(
-        [
-          "dynamodb:GetItem",
-          "dynamodb:Query",
-          "dynamodb:PutItem",
-          "dynamodb:UpdateItem",
-          "dynamodb:ConditionCheckItem",
-        ],
-        TABLE,
-        [`${PREFIX.stream}*`],
-      ).sort(),
-    );
-  });
-
-  it("grantRead: GetItem and Query of stream and snapshot keys", () => {
-    // THEN
-    expect(permissionsOf(template, idOf(reader))).toEqual(
-      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
-        `${PREFIX.stream}*`,
-        `${PREFIX.snapshot}*`,
-      ]).sort(),
-    );
-  });
-
-  it("grantReadAll: GetItem and Query of $all and stream keys, BatchGetItem of the events $all references", () => {
-    // THEN
-    expect(permissionsOf(template, idOf(allReader))).toEqual(
-      [
-        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.stream}*`]),
-        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
-      ].sort(),
-    );
-  });
-});
-
 describe("addCommandHandler", () => {
   it("builds the user's command handler like the store's functions, allowed to load, append and snapshot streams only", () => {
     // GIVEN
@@ -232,29 +178,6 @@ describe("addCommandHandler", () => {
         ]),
       ].sort(),
     );
-  });
-});
-
-describe("grantInvoke", () => {
-  it("allows execute-api:Invoke on exactly the routes of the named functions, path parameters as wildcards", () => {
-    // GIVEN a store and a user's role that may only read
-    const { stack, store } = storeStack();
-    const reader = new iam.Role(stack, "ApiReader", { assumedBy: new iam.AccountRootPrincipal() });
-    // WHEN
-    store.grantInvoke(reader, "read");
-    const readerId = stack.getLogicalId(reader.node.defaultChild as iam.CfnRole);
-    const statements = Object.values(Template.fromStack(stack).findResources("AWS::IAM::Policy"))
-      .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: readerId }]))
-      .flatMap((p) => p.Properties.PolicyDocument.Statement);
-    // THEN
-    const resources = JSON.stringify(stack.resolve(statements[0].Resource));
-    expect(statements).toHaveLength(1);
-    expect(statements[0].Action).toBe("execute-api:Invoke");
-    for (const key of Object.keys(ROUTES) as (keyof typeof ROUTES)[]) {
-      const [method, path] = key.split(" ") as [string, string];
-      const arnTail = `/$default/${method}${path.replace(/\{[^}]+\}/g, "*")}"`;
-      expect(resources.includes(arnTail)).toBe(ROUTES[key] === "read");
-    }
   });
 });
 
@@ -331,7 +254,11 @@ describe("EventStore props", () => {
     });
     expect(permissionsOf(template, stack.getLogicalId(reader.node.defaultChild as iam.CfnRole))).toEqual(
       [
-        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.snapshot}*`]),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+          `${PREFIX.stream}*`,
+          `${PREFIX.snapshot}*`,
+          `${PREFIX.httpSnapshot}*`,
+        ]),
         ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
       ].sort(),
     );

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingHttpHeaders } from "node:http";
-import type { AddressInfo } from "node:net";
+import { type AddressInfo, createServer as createTcpServer } from "node:net";
 import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
@@ -9,12 +9,16 @@ import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
 import {
   CairnClient,
   type ClientReadAllOptions,
+  ConnectionError,
+  IdempotencyConflictError,
   NotFoundError,
   StreamNotFoundError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
 import type { RecordedEvent } from "../../lambdas/core/types.ts";
+import { ROUTES } from "../../lambdas/http/routes.ts";
+import type { OrderSummary } from "../../lambdas/projections/order-summary.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let server: LocalServer;
@@ -94,6 +98,36 @@ describe("CairnClient against the local server", () => {
     expect(some.nextVersion).toBe(1100);
   });
 
+  it("follows nextVersion over pages the server stops before 5 MB, with events of ~250 KB", async () => {
+    // Prepare: 25 events of ~250 KB (6.25 MB), and a fetch that notes each response's size.
+    const streamId = newOrder();
+    for (let from = 1; from <= 25; from += 12) {
+      const count = Math.min(12, 26 - from);
+      await client.append(
+        streamId,
+        Array.from({ length: count }, (_, n) => ({ type: "Big", data: `${from + n}`.padEnd(250_000, "x") })),
+      );
+    }
+    const sizes: number[] = [];
+    const recording = new CairnClient({
+      url: server.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        sizes.push((await response.clone().arrayBuffer()).byteLength);
+        return response;
+      },
+    });
+
+    // Act
+    const read = await recording.readStream(streamId);
+
+    // Assess
+    expect(read.events.map((event) => event.version)).toEqual(Array.from({ length: 25 }, (_, n) => n + 1));
+    expect(read.nextVersion).toBeUndefined();
+    expect(sizes.length).toBeGreaterThan(1);
+    for (const size of sizes) expect(size).toBeLessThan(5 * 1024 * 1024);
+  });
+
   it("throws the library's WrongExpectedVersionError with expected and current version", async () => {
     const streamId = newOrder();
     await client.append(streamId, [placed]);
@@ -102,6 +136,18 @@ describe("CairnClient against the local server", () => {
 
     await expect(stale).rejects.toBeInstanceOf(WrongExpectedVersionError);
     await expect(stale).rejects.toMatchObject({ streamId, expectedVersion: 0, currentVersion: 1 });
+  });
+
+  it("throws the library's IdempotencyConflictError when an event id comes back with other data", async () => {
+    const streamId = newOrder();
+    const eventId = randomUUID();
+    await client.append(streamId, [{ ...added("a"), eventId }], { expectedVersion: 0 });
+
+    const reused = client.append(streamId, [{ ...added("b"), eventId }], { expectedVersion: 0 });
+
+    await expect(reused).rejects.toBeInstanceOf(IdempotencyConflictError);
+    await expect(reused).rejects.toMatchObject({ streamId, eventId, version: 1 });
+    expect((await client.readStream(streamId)).events.map((event) => event.data)).toEqual([added("a").data]);
   });
 
   it("throws StreamNotFoundError for a stream that does not exist", async () => {
@@ -154,10 +200,10 @@ describe("CairnClient against the local server", () => {
     await client.append(streamId, [placed]);
 
     const above = client.putSnapshot(streamId, { version: 2, state: {} });
-    const missing = client.putSnapshot(newOrder(), { version: 1, state: {} });
-
     await expect(above).rejects.toBeInstanceOf(ValidationError);
     await expect(above).rejects.toMatchObject({ field: "version" });
+    // Started only now: a rejection nobody awaits yet is an unhandled one.
+    const missing = client.putSnapshot(newOrder(), { version: 1, state: {} });
     await expect(missing).rejects.toBeInstanceOf(StreamNotFoundError);
   });
 });
@@ -189,7 +235,8 @@ describe("CairnClient: $all and projections", () => {
 
     // Act
     let all = await readWholeLog();
-    for (let poll = 0; poll < 200 && mine(all).length < 4; poll++) {
+    // Until the poller has sequenced them, however slow the machine: the test's timeout bounds it.
+    while (mine(all).length < 4) {
       await new Promise((resolve) => setTimeout(resolve, 50));
       all = await readWholeLog();
     }
@@ -228,6 +275,135 @@ describe("CairnClient: $all and projections", () => {
     const unknown = client.projectionStatus("no-such-projection");
 
     await expect(unknown).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it("reads a projection's read-model document once the projection has run, and undefined for none", async () => {
+    // Prepare
+    const poller = startLocalPoller({ endpoint: inject("dynamodbEndpoint"), tableName });
+    const orderId = `doc:${randomUUID()}`;
+    await client.append(`Order-${orderId}`, [placed, added("a"), added("b")]);
+
+    // Act
+    let summary = await client.projectionDocument<OrderSummary>("order-summary", orderId);
+    for (let poll = 0; poll < 200 && summary?.version !== 3; poll++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      summary = await client.projectionDocument<OrderSummary>("order-summary", orderId);
+    }
+    await poller.stop();
+    const none = await client.projectionDocument("order-summary", "no-such-order");
+
+    // Assess
+    expect(summary).toMatchObject({ orderId, customerId: "c-1", status: "placed", itemCount: 2, total: 4 });
+    expect(none).toBeUndefined();
+  });
+
+  it("reports the local server's health", async () => {
+    const health = await client.health();
+
+    expect(health).toMatchObject({ status: "ok", table: tableName, tableStatus: "ACTIVE" });
+  });
+});
+
+/** The route of the route table (or `GET /health`) that a request's method and path reach. */
+function routeOf(method: string, path: string): string | undefined {
+  const segments = path.split("/");
+  return [...Object.keys(ROUTES), "GET /health"].find((route) => {
+    const [routeMethod, template] = route.split(" ") as [string, string];
+    const parts = template.split("/");
+    return (
+      routeMethod === method &&
+      parts.length === segments.length &&
+      parts.every((part, index) => part.startsWith("{") || part === segments[index])
+    );
+  });
+}
+
+describe("CairnClient covers the API", () => {
+  it("has a method for every route of the route table and /health, each served by the local server", async () => {
+    // Prepare
+    const requests: { route: string | undefined; status: number; answer: string }[] = [];
+    const recording = new CairnClient({
+      url: server.url,
+      fetch: async (input, init) => {
+        const response = await fetch(input, init);
+        const { pathname } = new URL(String(input));
+        const answer = await response.clone().text();
+        requests.push({ route: routeOf(init?.method ?? "GET", pathname), status: response.status, answer });
+        return response;
+      },
+    });
+    const streamId = newOrder();
+
+    // Act
+    await recording.append(streamId, [placed]);
+    await recording.readStream(streamId);
+    await recording.streamInfo(streamId);
+    await recording.putSnapshot(streamId, { version: 1, state: { n: 1 } });
+    await recording.getSnapshot(streamId);
+    await recording.readAll({ limit: 1 });
+    await recording.listProjections();
+    await recording.projectionStatus("order-summary");
+    await recording.projectionDocument("order-summary", "no-such-order");
+    await recording.resetProjection("order-summary");
+    await recording.health();
+
+    // Assess
+    const reached = new Set(requests.map((request) => request.route));
+    expect([...reached].sort()).toEqual([...Object.keys(ROUTES), "GET /health"].sort());
+    const unserved = requests.filter(({ status, answer }) => status === 405 || /"no route/.test(answer));
+    expect(unserved).toEqual([]);
+  });
+});
+
+describe("CairnClient when no answer comes", () => {
+  it("throws a ConnectionError naming the URL and the cause when nothing listens there", async () => {
+    // Prepare
+    const closed = createTcpServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const { port } = closed.address() as AddressInfo;
+    await new Promise((resolve) => closed.close(resolve));
+    const unreachable = new CairnClient({ url: `http://127.0.0.1:${port}/` });
+
+    // Act
+    const read = unreachable.streamInfo("Order-1");
+
+    // Assess
+    await expect(read).rejects.toBeInstanceOf(ConnectionError);
+    await expect(read).rejects.toMatchObject({
+      message: `cannot reach http://127.0.0.1:${port}: ECONNREFUSED`,
+      url: `http://127.0.0.1:${port}`,
+      phase: "request",
+      cause: expect.objectContaining({ code: "ECONNREFUSED" }),
+    });
+  });
+
+  it("throws a ConnectionError when the connection breaks in the middle of the answer", async () => {
+    // Prepare
+    const breaking = createTcpServer((socket) => {
+      socket.once("data", () => {
+        socket.write(
+          'HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"stre',
+        );
+        socket.destroy();
+      });
+    });
+    await new Promise<void>((resolve) => breaking.listen(0, "127.0.0.1", resolve));
+    const { port } = breaking.address() as AddressInfo;
+    const broken = new CairnClient({ url: `http://127.0.0.1:${port}` });
+
+    // Act
+    const read = broken.streamInfo("Order-1");
+
+    // Assess
+    await expect(read).rejects.toBeInstanceOf(ConnectionError);
+    await expect(read).rejects.toMatchObject({
+      url: `http://127.0.0.1:${port}`,
+      phase: "answer",
+      message: expect.stringMatching(
+        new RegExp(`^lost the connection to http://127.0.0.1:${port} while reading`),
+      ),
+    });
+    await new Promise((resolve) => breaking.close(resolve));
   });
 });
 

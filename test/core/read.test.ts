@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type EventStore, type JsonValue, StreamNotFoundError } from "../../lambdas/core/index.ts";
+import { EventStore, type JsonValue, StreamNotFoundError } from "../../lambdas/core/index.ts";
 import { createTestStore } from "../support/dynamodb.ts";
 
 let store: EventStore;
@@ -127,12 +127,72 @@ describe("readStream", () => {
     [{ limit: 1.5 }, "limit"],
     [{ fromVersion: -1 }, "fromVersion"],
     [{ direction: "sideways" }, "direction"],
+    [{ maxBytes: 0 }, "maxBytes"],
+    [{ maxBytes: "5MB" }, "maxBytes"],
   ])("refuses bad read options %j naming %s", async (options, field) => {
     const streamId = await seed(1);
     await expect(store.readStream(streamId, options as never)).rejects.toMatchObject({
       name: "ValidationError",
       field,
     });
+  });
+});
+
+describe("readStream with a byte budget", () => {
+  /** The bytes one page's events take in a JSON response, as the budget counts them. */
+  const responseBytes = (events: unknown[]) => {
+    const text = JSON.stringify(events);
+    return Buffer.byteLength(JSON.stringify(text)) - 2;
+  };
+
+  it("stops before the budget, says where to go on, and a walk by nextVersion reads every event once", async () => {
+    // Prepare: 30 events of ~20 KB.
+    const streamId = await seed(30, 20_000);
+    const maxBytes = 100_000;
+
+    // Act
+    const seen: number[] = [];
+    const pages: number[][] = [];
+    let fromVersion: number | undefined = 1;
+    while (fromVersion !== undefined) {
+      const page = await store.readStream(streamId, { fromVersion, maxBytes });
+      expect(responseBytes(page.events)).toBeLessThanOrEqual(maxBytes);
+      pages.push(numbers(page.events));
+      seen.push(...numbers(page.events));
+      fromVersion = page.nextVersion;
+    }
+
+    // Assess
+    expect(seen).toEqual(range(1, 30));
+    expect(pages.length).toBeGreaterThanOrEqual(6);
+    expect(pages.every((page) => page.length === 4 || page === pages.at(-1))).toBe(true);
+  });
+
+  it("returns at least one event when the first is over the budget on its own", async () => {
+    const streamId = await seed(3, 5_000);
+
+    const page = await store.readStream(streamId, { direction: "backward", maxBytes: 100 });
+
+    expect(numbers(page.events)).toEqual([3]);
+    expect(page.nextVersion).toBe(2);
+  });
+
+  it("counts the data as upcast, not as stored", async () => {
+    // Prepare: small events that an upcaster makes ~50 KB each.
+    const streamId = await seed(6, 10);
+    const reader = new EventStore({
+      client: store.client,
+      tableName: store.tableName,
+      upcasters: { Seeded: { 1: (data) => ({ ...(data as object), grown: "g".repeat(50_000) }) } },
+    });
+
+    // Act
+    const page = await reader.readStream(streamId, { maxBytes: 120_000 });
+
+    // Assess
+    expect(numbers(page.events)).toEqual([1, 2]);
+    expect(page.nextVersion).toBe(3);
+    expect(responseBytes(page.events)).toBeLessThanOrEqual(120_000);
   });
 });
 

@@ -45,6 +45,15 @@ describe("the order decider", () => {
     );
   });
 
+  it("refuses to remove an item whose SKU is named like an Object member when the order does not hold it", () => {
+    const state = given(placed, added("a", 1, 1));
+
+    for (const sku of ["toString", "constructor", "hasOwnProperty"]) {
+      expect(() => decideOrder({ type: "RemoveItem", data: { sku } }, state)).toThrow(`no item ${sku}`);
+    }
+    expect(decideOrder({ type: "RemoveItem", data: { sku: "a" } }, state)).toHaveLength(1);
+  });
+
   it("decides nothing when cancelling a cancelled order, and refuses to cancel a confirmed one", () => {
     const cancel: OrderCommand = { type: "CancelOrder", data: { reason: "r" } };
     const cancelled = given(placed, { type: "OrderCancelled", data: { reason: "r" } });

@@ -1,12 +1,18 @@
 import { randomUUID } from "node:crypto";
+import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
 import {
+  ATTR,
   defineEventSchemas,
   defineUpcasters,
   EventStore,
+  KEYS,
+  type NewEvent,
   StreamNotFoundError,
+  streamKey,
   ValidationError,
+  versionKey,
 } from "../../lambdas/core/index.ts";
 import type { OrderEvent } from "../../lambdas/examples/order/events.ts";
 import { orderEventSchemas } from "../../lambdas/examples/order/schemas.ts";
@@ -88,14 +94,110 @@ describe("event data schemas at append time", () => {
     ]);
   });
 
-  it("checks only events at the current schema version; older ones are stored for upcasting", async () => {
+  it("upcasts an event sent at an older schema version before checking it, and stores it as sent", async () => {
+    // Prepare: ItemAdded is at version 2 (one identity step from 1).
     const streamId = newStream();
 
-    await store.appendToStream(streamId, [{ type: "ItemAdded", data: { legacy: true }, schemaVersion: 1 }]);
-    const current = store.appendToStream(streamId, [{ type: "ItemAdded", data: { legacy: true } }]);
+    // Act
+    const bad = store.appendToStream(streamId, [
+      { type: "ItemAdded", data: { legacy: true }, schemaVersion: 1 },
+    ]);
+    await expect(bad).rejects.toMatchObject({ name: "ValidationError", field: "events[0].data.sku" });
+    await store.appendToStream(streamId, [
+      { type: "ItemAdded", data: { sku: "a", quantity: 1, unitPrice: 2 }, schemaVersion: 1 },
+    ]);
 
-    await expect(current).rejects.toMatchObject({ field: "events[0].data.sku" });
+    // Assess
+    const { Item } = await store.client.send(
+      new GetItemCommand({
+        TableName: store.tableName,
+        Key: { [KEYS.partition]: { S: streamKey(streamId) }, [KEYS.sort]: { S: versionKey(1) } },
+      }),
+    );
+    expect(Item?.[ATTR.schemaVersion]?.N).toBe("1");
     expect((await store.getStreamInfo(streamId)).version).toBe(1);
+  });
+
+  it.each([
+    ["ItemAdded", 3, { sku: "a", quantity: 1, unitPrice: 2 }],
+    ["ItemAdded", 3, { quantity: "5" }],
+    ["OrderPlaced", 2, { customerId: "c-1", currency: "EUR" }],
+  ])(
+    "refuses %s at schema version %i, above its current one, naming schemaVersion",
+    async (type, schemaVersion, data) => {
+      const streamId = newStream();
+
+      const append = store.appendToStream(streamId, [{ type, data, schemaVersion }]);
+
+      await expect(append).rejects.toBeInstanceOf(ValidationError);
+      await expect(append).rejects.toMatchObject({ field: "events[0].schemaVersion" });
+      await expect(store.readStream(streamId)).rejects.toBeInstanceOf(StreamNotFoundError);
+    },
+  );
+
+  it("stores a type it has neither a schema nor upcasters for at the schema version given", async () => {
+    const streamId = newStream();
+
+    await store.appendToStream(streamId, [{ type: "NoteTaken", data: { text: "hi" }, schemaVersion: 7 }]);
+
+    expect((await store.readStream(streamId)).events[0]).toMatchObject({
+      type: "NoteTaken",
+      schemaVersion: 7,
+    });
+  });
+
+  it("checks an old event through a chain of upcasters, and refuses one no chain brings to today", async () => {
+    // Prepare: ItemAdded v1 { sku, qty, price } → v2 { sku, quantity, price } → v3 { sku, quantity, unitPrice }.
+    const chained = new EventStore({
+      client: store.client,
+      tableName: store.tableName,
+      schemas,
+      upcasters: {
+        ItemAdded: {
+          1: (data) => {
+            const { qty, ...rest } = data as { qty: number };
+            return { ...rest, quantity: qty };
+          },
+          2: (data) => {
+            const { price, ...rest } = data as { price: number; quantity: number };
+            return { ...rest, unitPrice: price / rest.quantity };
+          },
+        },
+        // No step from 1: the chain starts at 2.
+        ItemRemoved: { 2: (data) => data },
+        OrderConfirmed: {
+          1: () => {
+            throw new Error("no confirmation time");
+          },
+        },
+      },
+    });
+    const streamId = newStream();
+
+    // Act
+    await chained.appendToStream(streamId, [
+      { type: "ItemAdded", data: { sku: "a", qty: 2, price: 10 }, schemaVersion: 1 },
+    ]);
+    const refused = (event: NewEvent) => chained.appendToStream(streamId, [event]);
+
+    // Assess: v3 data sent as v1 has no `qty`, so the chain makes no quantity.
+    await expect(
+      refused({ type: "ItemAdded", data: { sku: "a", quantity: 2, unitPrice: 5 }, schemaVersion: 1 }),
+    ).rejects.toMatchObject({ name: "ValidationError", field: "events[0].data.quantity" });
+    await expect(
+      refused({ type: "ItemRemoved", data: { sku: "a" }, schemaVersion: 1 }),
+    ).rejects.toMatchObject({
+      name: "ValidationError",
+      field: "events[0].schemaVersion",
+    });
+    await expect(refused({ type: "OrderConfirmed", data: {}, schemaVersion: 1 })).rejects.toMatchObject({
+      name: "ValidationError",
+      field: "events[0].data",
+    });
+    const { events } = await chained.readStream(streamId);
+    expect(events.map((event) => [event.schemaVersion, event.data])).toEqual([
+      [3, { sku: "a", quantity: 2, unitPrice: 5 }],
+    ]);
   });
 
   it("types schema maps against the event union", () => {

@@ -1,9 +1,21 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
 import formats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  ContentionError,
+  type ErrorCode,
+  IdempotencyConflictError,
+  NotFoundError,
+  PayloadTooLargeError,
+  StreamNotFoundError,
+  ValidationError,
+  WrongExpectedVersionError,
+} from "../../lambdas/core/errors.ts";
+import { errorResponse } from "../../lambdas/http/http.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
+import { logger } from "../../lambdas/observability.ts";
 import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { type Api, spec, startApi, validateResponse } from "./support.ts";
+import { type Api, type Json, schemaAt, spec, startApi, validateResponse } from "./support.ts";
 
 let api: Api;
 const streamId = "Spec-1";
@@ -29,6 +41,42 @@ const operations = Object.entries(spec.paths as Record<string, Record<string, un
         template,
       })),
 );
+
+/** Each path of the route table with the methods it has there. */
+const methodsByPath = new Map<string, string[]>();
+for (const route of Object.keys(ROUTES)) {
+  const [method, template] = route.split(" ") as [string, string];
+  methodsByPath.set(template, [...(methodsByPath.get(template) ?? []), method]);
+}
+const pathsOfRoutes = [...methodsByPath].map(([template, methods]) => ({ template, methods }));
+
+/** One error of each code the handlers answer with (a new code fails to compile until it is here). */
+const ERRORS = {
+  ValidationError: new ValidationError("events[0].type", "is required"),
+  WrongExpectedVersion: new WrongExpectedVersionError(streamId, 0, 3),
+  StreamNotFound: new StreamNotFoundError(streamId),
+  PayloadTooLarge: new PayloadTooLargeError("events[0]", 262_144, 300_000),
+  Contention: new ContentionError(streamId, 5),
+  IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),
+  NotFound: new NotFoundError("no projection named nope"),
+  InternalError: new Error("a bug"),
+} satisfies Record<ErrorCode, Error>;
+
+/** What a `$ref` in openapi.yaml points at. */
+const resolve = (ref: string): Json =>
+  ref
+    .slice(2)
+    .split("/")
+    .reduce((node: Json, key) => node[key], spec);
+
+/** The fields a body schema declares in its `error` object, through `$ref`s and `allOf`. */
+function declaredErrorFields(schema: Json): string[] {
+  if (schema.$ref) return declaredErrorFields(resolve(schema.$ref));
+  return [
+    ...Object.keys(schema.properties?.error?.properties ?? {}),
+    ...(schema.allOf ?? []).flatMap(declaredErrorFields),
+  ];
+}
 
 /** A request body for an operation: its documented example. */
 function exampleBody(method: string, template: string): unknown {
@@ -92,6 +140,72 @@ describe("openapi.yaml", () => {
         false,
       );
       validateResponse(method, path, response);
+    },
+  );
+
+  it.each(pathsOfRoutes)(
+    "$template answers a method it lacks with the documented 405, naming the route table's methods",
+    async ({ template, methods }) => {
+      // Prepare
+      const path = template
+        .replace("{streamId}", streamId)
+        .replace("{name}", projection)
+        .replace("{id}", "some-document");
+      const lacking = ["PATCH", "DELETE", "PUT", "POST", "GET"].find((method) => !methods.includes(method));
+
+      // Act
+      const response = await api.call(lacking as string, path, { validate: false });
+
+      // Assess
+      expect(response.status).toBe(405);
+      expect(response.headers.get("allow")?.split(", ").sort()).toEqual([...methods].sort());
+      expect([...response.body.error.allowed].sort()).toEqual([...methods].sort());
+      validateResponse(lacking as string, path, response);
+    },
+  );
+
+  it.each(Object.entries(ERRORS))(
+    "describes the %s answer: a documented status, and a body that fits the response named after its code",
+    (code, error) => {
+      // Prepare
+      logger.setLogLevel("SILENT");
+
+      // Act
+      const answer = errorResponse(error);
+      logger.setLogLevel("WARN");
+
+      // Assess
+      const body = JSON.parse(answer.body as string);
+      expect(body.error.code).toBe(code);
+      expect(spec.components.schemas.Error.properties.error.properties.code.enum).toContain(code);
+      const response = `#/components/responses/${code}`;
+      const body$ref = `#/components/schemas/${code}Body`;
+      // An operation answers with the response named after the code, or with one whose body is one
+      // of several (the append's 409 is WrongExpectedVersion or IdempotencyConflict).
+      const answersWith = (ref: string | undefined) =>
+        ref === response ||
+        (ref !== undefined &&
+          (resolve(ref).content?.["application/json"]?.schema?.oneOf ?? []).some(
+            (option: Json) => option.$ref === body$ref,
+          ));
+      const answered = Object.values(spec.paths as Record<string, Record<string, Json>>).some((item) =>
+        Object.values(item).some((operation) =>
+          answersWith(operation?.responses?.[String(answer.statusCode)]?.$ref),
+        ),
+      );
+      expect(answered, `no operation answers ${answer.statusCode} with ${response}`).toBe(true);
+      // The body schema: the named response's, or the code's own body schema where a response
+      // offers it among others.
+      const named = spec.components.responses[code] !== undefined;
+      const schema = named
+        ? ["components", "responses", code, "content", "application/json", "schema"]
+        : ["components", "schemas", `${code}Body`];
+      const validate = schemaAt(schema);
+      expect(validate(body), JSON.stringify(validate.errors)).toBe(true);
+      const declared = declaredErrorFields(
+        named ? spec.components.responses[code].content["application/json"].schema : { $ref: body$ref },
+      );
+      expect(Object.keys(body.error).filter((field) => !declared.includes(field))).toEqual([]);
     },
   );
 });

@@ -121,6 +121,76 @@ describe("GET /streams/{streamId}/events", () => {
   });
 });
 
+describe("GET /streams/{streamId}/events with large events", () => {
+  /** About 250 KB of data: plain text, or a list of one-letter strings, half of whose characters are quotes. */
+  const big = (n: number, quoted: boolean) =>
+    quoted
+      ? Array.from({ length: 62_000 }, (_, index) => String.fromCharCode(97 + ((n + index) % 26)))
+      : `${n}`.padEnd(250_000, "x");
+
+  /** `count` events of ~250 KB, appended 12 at a time (an append stops at 3.5 MB). */
+  async function bigStream(count: number, quoted: boolean): Promise<string> {
+    const streamId = newStream();
+    for (let from = 1; from <= count; from += 12) {
+      const events = Array.from({ length: Math.min(12, count - from + 1) }, (_, index) => ({
+        type: "Big",
+        data: big(from + index, quoted),
+      }));
+      const response = await api.call("POST", eventsPath(streamId), { json: { events } });
+      expect(response.status).toBe(201);
+    }
+    return streamId;
+  }
+
+  it.each([
+    ["plain text", false],
+    ["quote-heavy JSON", true],
+  ])(
+    "stops each page of %s before 5 MB of body and a 6 MB Lambda response, and follows next to the end",
+    async (_name, quoted) => {
+      // Prepare: 25 events of ~250 KB are 6.25 MB, more than one response may carry.
+      const streamId = await bigStream(25, quoted);
+
+      // Act
+      const versions: number[] = [];
+      const sizes: { body: number; lambda: number }[] = [];
+      let next: string | undefined = eventsPath(streamId, "limit=1000");
+      while (next) {
+        const response = await fetch(`${api.url}${next}`);
+        const text = await response.text();
+        expect(response.status).toBe(200);
+        // What the Lambda answers: the body as a JSON string inside the response object.
+        sizes.push({ body: Buffer.byteLength(text), lambda: Buffer.byteLength(JSON.stringify(text)) });
+        const page = JSON.parse(text) as { events: { version: number }[]; next?: string };
+        versions.push(...page.events.map((event) => event.version));
+        next = page.next;
+        if (sizes.length > 25) throw new Error("next never ends");
+      }
+
+      // Assess
+      expect(versions).toEqual(range(1, 25));
+      expect(sizes.length).toBeGreaterThan(1);
+      for (const size of sizes) {
+        expect(size.body).toBeLessThan(5 * 1024 * 1024);
+        expect(size.lambda).toBeLessThan(6 * 1024 * 1024);
+      }
+    },
+  );
+
+  it("stops a backward page early too, with next going on downward", async () => {
+    const streamId = await bigStream(25, false);
+
+    const first = await api.call("GET", eventsPath(streamId, "direction=backward&limit=1000"));
+
+    expect(first.body.events[0].version).toBe(25);
+    expect(first.body.events.length).toBeLessThan(25);
+    expect(first.body.nextVersion).toBe(25 - first.body.events.length);
+    expect(first.body.next).toBe(
+      eventsPath(streamId, `fromVersion=${first.body.nextVersion}&limit=1000&direction=backward`),
+    );
+  });
+});
+
 describe("GET /streams/{streamId}", () => {
   it("answers the stream's version, category and times", async () => {
     // Prepare

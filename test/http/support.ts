@@ -9,7 +9,7 @@ import { logger } from "../../lambdas/observability.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked against the OpenAPI schemas
-type Json = any;
+export type Json = any;
 
 export interface ApiResponse {
   readonly status: number;
@@ -51,28 +51,54 @@ export function templateOf(path: string): string | undefined {
   });
 }
 
-/** Throws unless the response's status is documented for the operation and its body fits the schema. */
+/** The validator of the schema at a location in openapi.yaml (`["components", "schemas", "Error"]`). */
+export function schemaAt(location: readonly string[]) {
+  const validate = ajv.getSchema(`${SPEC_ID}#${pointer(location)}`);
+  if (!validate) throw new Error(`no schema at ${location.join("/")}`);
+  return validate;
+}
+
+/** The body schema's location of a response object found at `at` (or of the component it names). */
+function schemaOf(response: Json, at: readonly string[]): string[] {
+  const location = response.$ref ? (response.$ref as string).slice(2).split("/") : [...at];
+  return [...location, "content", "application/json", "schema"];
+}
+
+/**
+ * Throws unless the response's status is documented for the operation and its body fits the schema.
+ * A method the path lacks must answer the 405 its operations document; a path of no route, the
+ * generic `Error`.
+ */
 export function validateResponse(method: string, path: string, response: ApiResponse): void {
   const template = templateOf(path);
-  const operation = template ? spec.paths[template][method.toLowerCase()] : undefined;
+  const item = template ? (spec.paths[template] as Record<string, Json>) : undefined;
+  const operation = item?.[method.toLowerCase()];
   let location: string[];
-  if (!operation) {
-    if (response.status < 400)
-      throw new Error(`${method} ${path}: ${response.status} from an undocumented route`);
-    location = ["components", "schemas", "Error"];
-  } else {
+  if (operation) {
     const documented = operation.responses[String(response.status)];
     if (!documented) {
       throw new Error(
         `${method} ${template}: status ${response.status} is not documented: ${JSON.stringify(response.body)}`,
       );
     }
-    location = ["paths", template as string, method.toLowerCase(), "responses", String(response.status)];
-    if (documented.$ref) location = (documented.$ref as string).slice(2).split("/");
-    location.push("content", "application/json", "schema");
+    const at = ["paths", template as string, method.toLowerCase(), "responses", String(response.status)];
+    location = schemaOf(documented, at);
+  } else if (response.status < 400) {
+    throw new Error(`${method} ${path}: ${response.status} from an undocumented route`);
+  } else if (item && response.status === 405) {
+    const other = Object.keys(item).find((key) => item[key]?.responses?.["405"]);
+    if (!other) throw new Error(`${method} ${path}: 405 on a path whose operations document no 405`);
+    location = schemaOf(item[other].responses["405"], [
+      "paths",
+      template as string,
+      other,
+      "responses",
+      "405",
+    ]);
+  } else {
+    location = ["components", "schemas", "Error"];
   }
-  const validate = ajv.getSchema(`${SPEC_ID}#${pointer(location)}`);
-  if (!validate) throw new Error(`no schema at ${location.join("/")}`);
+  const validate = schemaAt(location);
   if (!validate(response.body)) {
     throw new Error(
       `${method} ${path} ${response.status}: body does not fit ${location.join("/")}: ` +

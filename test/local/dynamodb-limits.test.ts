@@ -2,12 +2,15 @@ import {
   type AttributeValue,
   BatchGetItemCommand,
   BatchWriteItemCommand,
+  CreateTableCommand,
+  DeleteTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
   GetItemCommand,
   ProvisionedThroughputExceededException,
   PutItemCommand,
   QueryCommand,
+  ScanCommand,
   ThrottlingException,
   TransactGetItemsCommand,
   TransactionCanceledException,
@@ -290,6 +293,49 @@ describe("billing", () => {
     expect(byOperation.Query?.readUnits).toBe(3 + 1.5);
     expect(byOperation.BatchGetItem?.readUnits).toBe(1.5 + 0.5 + 0.5);
     expect(byOperation.TransactGetItems?.readUnits).toBe(2 * 3);
+  });
+
+  it("bills a read that projects, filters or counts on the full items it read, as DynamoDB does", async () => {
+    // Prepare: ten items of 8,024 bytes in one partition (80,240 bytes: 20 strongly consistent RCU)
+    const { limits, client } = await proxy();
+    const pk = fresh("FILTER");
+    for (let i = 0; i < 10; i++) {
+      const item = sized(pk, `s${i}`, 8024 - utf8("kind") - 1);
+      await table.client.send(new PutItemCommand({ TableName, Item: { ...item, kind: { S: "b" } } }));
+    }
+    const query = {
+      TableName,
+      KeyConditionExpression: "PK = :pk",
+      ExpressionAttributeValues: { ":pk": { S: pk } },
+      ConsistentRead: true,
+    };
+    // Act
+    const filtered = await client.send(
+      new QueryCommand({
+        ...query,
+        FilterExpression: "kind = :a",
+        ExpressionAttributeValues: { ":pk": { S: pk }, ":a": { S: "a" } },
+      }),
+    );
+    const projected = await client.send(
+      new QueryCommand({ ...query, ProjectionExpression: "PK, SK", ReturnConsumedCapacity: "TOTAL" }),
+    );
+    const counted = await client.send(new QueryCommand({ ...query, ConsistentRead: false, Select: "COUNT" }));
+    await client.send(
+      new GetItemCommand({
+        TableName,
+        Key: { PK: { S: pk }, SK: { S: "s0" } },
+        ProjectionExpression: "PK",
+        ConsistentRead: true,
+      }),
+    );
+    // Assess: DynamoDB bills every item read, whole, before the filter: 20 + 20 + 10 (eventual)
+    expect([filtered.Count, projected.Count, counted.Count]).toEqual([0, 10, 10]);
+    expect(limits.usage().byOperation.Query?.readUnits).toBe(20 + 20 + 10);
+    expect(limits.usage().byOperation.GetItem?.readUnits).toBe(2);
+    // ConsumedCapacity reaches the client only when it asked for it
+    expect(filtered.ConsumedCapacity).toBeUndefined();
+    expect(projected.ConsumedCapacity?.CapacityUnits).toBe(20);
   });
 
   it("bills an UpdateItem on its keys and the values and names in its expressions", async () => {
@@ -576,6 +622,83 @@ describe("throttling", () => {
     expect((errors[0] as ThrottlingException).throttlingReasons?.[0]?.reason).toBe(
       "TableWriteAccountLimitExceeded",
     );
+  });
+});
+
+describe("indexes and scans", () => {
+  it("gives a GSI's partition keys buckets of their own, and bills a Scan to the table alone", async () => {
+    // Prepare: a table whose GSI `byType` is keyed by `type`: 8 items of 4,024 bytes in 8 base
+    // partitions share the type `TYPE#hot`, and one small item has `TYPE#hot` as its base key.
+    // The read limit is lowered to 10 RCU/s so that a few Queries reach it.
+    const gsiTable = `limits-gsi-${Date.now()}-${++run}`;
+    await table.client.send(
+      new CreateTableCommand({
+        TableName: gsiTable,
+        BillingMode: "PAY_PER_REQUEST",
+        AttributeDefinitions: [
+          { AttributeName: "PK", AttributeType: "S" },
+          { AttributeName: "type", AttributeType: "S" },
+        ],
+        KeySchema: [{ AttributeName: "PK", KeyType: "HASH" }],
+        GlobalSecondaryIndexes: [
+          {
+            IndexName: "byType",
+            KeySchema: [{ AttributeName: "type", KeyType: "HASH" }],
+            Projection: { ProjectionType: "ALL" },
+          },
+        ],
+      }),
+    );
+    try {
+      const items: Item[] = Array.from({ length: 8 }, (_, i) => ({
+        PK: { S: `BASE#${i}` },
+        type: { S: "TYPE#hot" },
+        data: { S: "x".repeat(4000) },
+      }));
+      items.push({ PK: { S: "TYPE#hot" }, type: { S: "other" } });
+      for (const Item of items) await table.client.send(new PutItemCommand({ TableName: gsiTable, Item }));
+      const { limits, client } = await proxy({ readUnitsPerSecond: 10 });
+      const queryIndex = () =>
+        client
+          .send(
+            new QueryCommand({
+              TableName: gsiTable,
+              IndexName: "byType",
+              KeyConditionExpression: "#type = :type",
+              ExpressionAttributeNames: { "#type": "type" },
+              ExpressionAttributeValues: { ":type": { S: "TYPE#hot" } },
+            }),
+          )
+          .catch((caught: unknown) => caught);
+      // Act: each Query returns 32,192 bytes: 8 units, halved (a GSI is read eventually consistent);
+      // 10 → 6 → 2 → -2, then refused
+      const answers = [await queryIndex(), await queryIndex(), await queryIndex(), await queryIndex()];
+      const base = await client.send(
+        new GetItemCommand({ TableName: gsiTable, Key: { PK: { S: "TYPE#hot" } }, ConsistentRead: true }),
+      );
+      const scan = await client.send(new ScanCommand({ TableName: gsiTable }));
+      // Assess
+      expect(answers.map((answer) => answer instanceof Error)).toEqual([false, false, false, true]);
+      const refused = answers[3] as ProvisionedThroughputExceededException;
+      expect(refused).toBeInstanceOf(ProvisionedThroughputExceededException);
+      expect(refused.ThrottlingReasons?.[0]?.reason).toBe("IndexReadKeyRangeThroughputExceeded");
+      expect(refused.ThrottlingReasons?.[0]?.resource).toMatch(/\/index\/byType$/);
+      expect(base.Item?.type?.S).toBe("other");
+      expect(scan.Count).toBe(9);
+      const usage = limits.usage();
+      expect(usage.byOperation.Query?.readUnits).toBe(3 * 4);
+      expect(usage.hottestKeys[0]).toMatchObject({
+        index: "byType",
+        key: "TYPE#hot",
+        readUnits: 12,
+        throttles: 1,
+      });
+      // 8 × 4,024 + 19 bytes: 8 units, halved
+      expect(usage.byKeyPrefix["(scan)"]?.readUnits).toBe(4);
+      expect(usage.byOperation.Scan?.readUnits).toBe(4);
+    } finally {
+      await table.client.send(new DeleteTableCommand({ TableName: gsiTable }));
+    }
   });
 });
 

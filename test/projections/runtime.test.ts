@@ -1,10 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
 import {
   defineProjection,
-  metricsRecord,
   type ProjectionContext,
   type RunResult,
 } from "../../lambdas/projections/runtime.ts";
@@ -23,6 +22,12 @@ let drop: () => Promise<void>;
 
 beforeAll(async () => {
   ({ store, drop } = await createTestStore("cairn-projections"));
+  // The Lambda handler reads its store from the environment, as in AWS: this file's table.
+  process.env.CAIRN_TABLE_NAME = store.tableName;
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = inject("dynamodbEndpoint");
+  process.env.AWS_REGION ??= "us-east-1";
+  process.env.AWS_ACCESS_KEY_ID ??= "local";
+  process.env.AWS_SECRET_ACCESS_KEY ??= "local";
 });
 afterAll(() => drop());
 
@@ -257,18 +262,33 @@ describe("projection runtime", () => {
     expect((await getProjectionStatus(store, name)).lag).toBe(0);
   });
 
-  it("reports its lag and parked count as a CloudWatch embedded-metric record", async () => {
-    // Prepare
-    const projection = counter(uniqueName("metrics"));
-    await appendSequenced(`Ctr-${randomUUID()}`, counted(1, 2));
-    const head = (await store.readAll({ limit: 1 })).headPosition;
+  it("emits its lag and parked count in Lambda as CloudWatch EMF: namespace Cairn, one dimension Projection", async () => {
+    // Prepare: the Lambda handler, configured from the environment as in AWS, behind one parked event
+    const projection = counter(uniqueName("metrics"), { poison: (event) => event.data === 2 });
+    await appendSequenced(`Ctr-${randomUUID()}`, [{ type: "Counted", data: 2 }]);
+    await appendSequenced(`Ctr-${randomUUID()}`, counted(1));
+    const written: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
 
     // Act
-    const record = await metricsRecord(store, projection.name);
+    try {
+      await projection.handler(undefined, { getRemainingTimeInMillis: () => 60_000 });
+    } finally {
+      stdout.mockRestore();
+    }
 
     // Assess
-    expect(record).toMatchObject({
+    const records = written
+      .flatMap((text) => text.split("\n"))
+      .filter((line) => line.includes('"_aws"'))
+      .map((line) => JSON.parse(line));
+    expect(records).toHaveLength(1);
+    expect(records[0]).toEqual({
       _aws: {
+        Timestamp: expect.any(Number),
         CloudWatchMetrics: [
           {
             Namespace: "Cairn",
@@ -281,9 +301,29 @@ describe("projection runtime", () => {
         ],
       },
       Projection: projection.name,
-      ProjectionLag: head,
-      ParkedEvents: 0,
+      ProjectionLag: 0,
+      ParkedEvents: 1,
     });
+  });
+
+  it("emits no metrics outside Lambda (no context), as under npm start", async () => {
+    // Prepare
+    const projection = counter(uniqueName("quiet"));
+    const written: string[] = [];
+    const stdout = vi.spyOn(process.stdout, "write").mockImplementation((chunk) => {
+      written.push(String(chunk));
+      return true;
+    });
+
+    // Act
+    try {
+      await projection.handler();
+    } finally {
+      stdout.mockRestore();
+    }
+
+    // Assess
+    expect(written.filter((text) => text.includes('"_aws"'))).toEqual([]);
   });
 
   it("reaches the same state after a reset and rebuild", async () => {
@@ -312,10 +352,26 @@ describe("projection runtime", () => {
 });
 
 describe("projection runtime, when a handler crashes the whole run", () => {
+  // The clock is the test's: it stands still unless a test moves it. So no run commits early at half
+  // its lease however slow the machine is, and an abandoned run's lease runs out when the test says.
+  const LEASE_MS = 30_000;
+  beforeEach(() => {
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** What the next wake-up after a Lambda timeout sees: the abandoned run's lease has run out. */
+  async function outliveLease(name: string): Promise<void> {
+    vi.setSystemTime(Date.now() + LEASE_MS + 1);
+    expect((await getProjectionStatus(store, name)).running).toBe(false);
+  }
+
   /**
    * A projection whose handler, on the events `crashOn` picks, never returns: the run is stuck there
    * as a Lambda that timed out or was killed is, and the test abandons it. It catches nothing and
-   * writes nothing more; its lease (300 ms here) runs out and the next run takes over.
+   * writes nothing more; its lease runs out (the test moves the clock) and the next run takes over.
    */
   function crashing(name: string, category: string, crashOn: (event: RecordedEvent) => boolean) {
     const calls: RecordedEvent[] = [];
@@ -333,7 +389,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
       name,
       categories: [category],
       handlers: { Counted: count },
-      leaseMs: 300,
+      leaseMs: LEASE_MS,
       lingerMs: 0,
       retryDelayMs: 1,
     });
@@ -343,11 +399,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
         crashed = () => resolve("crashed");
       });
       const outcome = await Promise.race([projection.run(store), hung]);
-      if (outcome === "crashed") {
-        // Wait out the abandoned run's lease, as the next wake-up after a Lambda timeout would.
-        while ((await getProjectionStatus(store, name)).running)
-          await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      if (outcome === "crashed") await outliveLease(name);
       return outcome;
     };
     return { projection, calls, wakeUp };
@@ -403,7 +455,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
       name,
       categories: [category],
       maxCrashes: 1,
-      leaseMs: 300,
+      leaseMs: LEASE_MS,
       lingerMs: 0,
       handlers: {
         Counted: (event, context) => {
@@ -422,8 +474,7 @@ describe("projection runtime, when a handler crashes the whole run", () => {
         crashed = () => resolve("crashed");
       });
       const outcome = await Promise.race([projection.run(store), hung]);
-      while ((await getProjectionStatus(store, name)).running)
-        await new Promise((resolve) => setTimeout(resolve, 50));
+      if (outcome === "crashed") await outliveLease(name);
       return outcome;
     };
 
@@ -466,9 +517,20 @@ describe("projection runtime, when a handler crashes the whole run", () => {
   });
 
   it("costs a normal run no write beyond the lease, one commit per batch and the release", async () => {
-    // Prepare
+    // Prepare: a lease far longer than the run, so a slow machine cannot make it commit early at half-lease
     const category = `Cost${randomUUID().slice(0, 6)}`;
-    const { projection } = crashing(uniqueName("cost"), category, () => false);
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("cost"),
+      categories: [category],
+      leaseMs: 60 * 60_000,
+      lingerMs: 0,
+      handlers: {
+        Counted: async (event, context) => {
+          const doc = (await context.get<{ values: number[] }>(event.streamId)) ?? { values: [] };
+          context.put(event.streamId, { values: [...doc.values, event.data.n] });
+        },
+      },
+    });
     await appendSequenced(`${category}-a`, counted(1, 2, 3));
     const writes: string[] = [];
     const counting = new EventStore({
@@ -493,37 +555,76 @@ describe("projection runtime, when a handler crashes the whole run", () => {
 
 describe("long batches and refused writes", () => {
   it("renews its lease during a long batch, so wake-ups that arrive meanwhile do not redo its work", async () => {
-    // Prepare: 12 events that each fail 3 times, 100 then 200 ms apart: ~3.6 s, beyond the 2 s lease.
+    // Prepare: 12 events that each fail 3 times. The clock is the test's: each handler call moves it
+    // 200 ms, so the batch lasts 7.2 s of it, well beyond the 2 s lease, however fast the machine is.
     const category = `Slow${randomUUID().slice(0, 8)}`;
     await appendSequenced(`${category}-1`, counted(...Array.from({ length: 12 }, (_, n) => n)));
     const calls: string[] = [];
+    const runs: Promise<RunResult>[] = [];
     const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
       name: uniqueName("slow"),
       categories: [category],
       leaseMs: 2_000,
+      lingerMs: 0,
       maxAttempts: 3,
-      retryDelayMs: 100,
+      retryDelayMs: 1,
       handlers: {
         Counted: async (event) => {
           calls.push(event.eventId);
+          vi.setSystemTime(Date.now() + 200);
+          // A wake-up every third call, while this run works, as SNS would under steady appends.
+          if (calls.length % 3 === 0) runs.push(projection.run(store, { budgetMs: 30_000 }));
           throw new Error("always fails");
         },
       },
     });
+    vi.useFakeTimers({ toFake: ["Date"], now: Date.now() });
 
-    // Act: a wake-up every 600 ms while the first run works, as SNS would under steady appends.
-    const runs: Promise<RunResult>[] = [];
-    for (let wake = 0; wake < 8; wake++) {
+    try {
+      // Act
       runs.push(projection.run(store, { budgetMs: 30_000 }));
-      await new Promise((resolve) => setTimeout(resolve, 600));
-    }
-    await Promise.all(runs);
+      for (let settled = 0; settled < runs.length; settled++) await runs[settled];
 
-    // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
+      // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
+      const results = await Promise.all(runs);
+      expect(results.filter((result) => result.ran)).toHaveLength(1);
+      expect(runs.length).toBeGreaterThan(5);
+      const status = await getProjectionStatus(store, projection.name);
+      expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });
+      expect(calls).toHaveLength(12 * 3);
+      expect(new Set(calls).size).toBe(12);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it("parks an event whose document id is too long for a key, instead of failing every commit", async () => {
+    // Prepare: event 2 keys its document by a 3,000-character id (DynamoDB refuses keys past 2,048 bytes)
+    const category = `LongId${randomUUID().slice(0, 8)}`;
+    const streamId = `${category}-1`;
+    await appendSequenced(streamId, counted(1, 2, 3));
+    const projection = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name: uniqueName("long-id"),
+      categories: [category],
+      retryDelayMs: 1,
+      lingerMs: 0,
+      handlers: {
+        Counted: async (event, context) => {
+          context.put(event.data.n === 2 ? "d".repeat(3000) : `${event.data.n}`, { n: event.data.n });
+        },
+      },
+    });
+
+    // Act
+    const result = await projection.run(store);
+
+    // Assess
+    expect(result).toMatchObject({ ran: true, parked: 1 });
     const status = await getProjectionStatus(store, projection.name);
-    expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });
-    expect(calls).toHaveLength(12 * 3);
-    expect(new Set(calls).size).toBe(12);
+    expect(status).toMatchObject({ lag: 0, parkedCount: 1 });
+    expect(status.lastError?.message).toMatch(/document id: must be at most 1024 bytes/);
+    expect(await readProjectionDocument(store, projection.name, "1")).toEqual({ n: 1 });
+    expect(await readProjectionDocument(store, projection.name, "3")).toEqual({ n: 3 });
   });
 
   it("parks an event whose document DynamoDB would refuse, and goes on with the others", async () => {

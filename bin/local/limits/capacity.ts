@@ -57,7 +57,11 @@ class TokenBucket {
   }
 }
 
+/** Bucket look-ups between two sweeps of the buckets that have refilled completely. */
+const SWEEP_EVERY = 100_000;
+
 export class CapacityModel {
+  private lookups = 0;
   private readonly partitions = {
     write: new Map<string, TokenBucket>(),
     read: new Map<string, TokenBucket>(),
@@ -126,6 +130,7 @@ export class CapacityModel {
   }
 
   private partitionBucket(kind: UnitKind, partition: string, now: number): TokenBucket {
+    if (++this.lookups % SWEEP_EVERY === 0) this.sweep(now);
     let bucket = this.partitions[kind].get(partition);
     if (!bucket) {
       const rate = kind === "write" ? this.options.writeUnitsPerSecond : this.options.readUnitsPerSecond;
@@ -133,6 +138,15 @@ export class CapacityModel {
       this.partitions[kind].set(partition, bucket);
     }
     return bucket;
+  }
+
+  /** A full bucket is what a new one would be: forget it, so a long run over many keys stays small. */
+  private sweep(now: number): void {
+    for (const buckets of [this.partitions.write, this.partitions.read]) {
+      for (const [partition, bucket] of buckets) {
+        if (bucket.available(now) >= bucket.capacity) buckets.delete(partition);
+      }
+    }
   }
 
   private tableBucket(kind: UnitKind, table: string, now: number): TokenBucket | undefined {

@@ -41,11 +41,20 @@ export async function singleRead(
   }
   const cause = context.capacity.canRead(target.table, target.partition || undefined);
   if (cause) return refuse(operation, context, "read", cause, [target]);
-  const response = await context.forward(raw);
+  // What the response shows is what was read, unless a projection, a filter or a count hides part
+  // of it: then DynamoDB Local's own figure (full items, before the filter, as DynamoDB bills) is
+  // asked for, and kept from a client that did not ask for it.
+  const hidden = hidesWhatItRead(input);
+  const asked = input.ReturnConsumedCapacity === "TOTAL" || input.ReturnConsumedCapacity === "INDEXES";
+  const askForIt = hidden && !asked;
+  let response = await context.forward(
+    askForIt ? Buffer.from(JSON.stringify({ ...input, ReturnConsumedCapacity: "TOTAL" })) : raw,
+  );
   if (response.status !== 200) return response;
   const output = JSON.parse(response.body.toString("utf8")) as {
     Item?: AttributeMap;
     Items?: AttributeMap[];
+    ConsumedCapacity?: { CapacityUnits?: number };
   };
   // A GSI is read eventually consistent whatever the request says.
   const consistent = input.ConsistentRead === true && target.index === undefined;
@@ -54,10 +63,27 @@ export async function singleRead(
     : output.Item
       ? itemSize(output.Item)
       : 0;
-  const spent = { ...target, units: readUnits(bytes, consistent) };
+  const reported = hidden ? output.ConsumedCapacity?.CapacityUnits : undefined;
+  const spent = { ...target, units: reported ?? readUnits(bytes, consistent) };
+  if (askForIt) {
+    const { ConsumedCapacity: _units, ...rest } = output;
+    response = withJsonBody(response, rest);
+  }
   context.capacity.debit("read", [spent]);
   context.usage.spend(operation, "read", [spent]);
   return response;
+}
+
+/** A read whose response shows less than DynamoDB read (and bills). */
+function hidesWhatItRead(input: Input): boolean {
+  return (
+    input.ProjectionExpression !== undefined ||
+    input.AttributesToGet !== undefined ||
+    input.FilterExpression !== undefined ||
+    input.QueryFilter !== undefined ||
+    input.ScanFilter !== undefined ||
+    (input.Select !== undefined && input.Select !== "ALL_ATTRIBUTES")
+  );
 }
 
 interface QueryInput {

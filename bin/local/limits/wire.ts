@@ -131,6 +131,8 @@ export function forwardedHeaders(headers: IncomingHttpHeaders): Record<string, s
   return result;
 }
 
+class StaleConnectionError extends Error {}
+
 /** Sends requests to the target endpoint over kept-alive connections. */
 export class Forwarder {
   private readonly url: URL;
@@ -142,11 +144,29 @@ export class Forwarder {
     this.agent = this.url.protocol === "https:" ? new HttpsAgent(options) : new HttpAgent(options);
   }
 
-  send(
+  /**
+   * Sends one request. A kept-alive connection that the target closed just as it was reused fails
+   * with ECONNRESET before the target read anything: that one is sent again, once, on a new one.
+   */
+  async send(
     path: string,
     headers: Record<string, string | string[]>,
     body: Buffer,
     method = "POST",
+  ): Promise<WireResponse> {
+    try {
+      return await this.sendOnce(path, headers, body, method);
+    } catch (error) {
+      if (!(error instanceof StaleConnectionError)) throw error;
+      return this.sendOnce(path, headers, body, method);
+    }
+  }
+
+  private sendOnce(
+    path: string,
+    headers: Record<string, string | string[]>,
+    body: Buffer,
+    method: string,
   ): Promise<WireResponse> {
     const send = this.url.protocol === "https:" ? httpsRequest : httpRequest;
     return new Promise((resolve, reject) => {
@@ -173,7 +193,9 @@ export class Forwarder {
           );
         },
       );
-      outgoing.on("error", reject);
+      outgoing.on("error", (error: NodeJS.ErrnoException) =>
+        reject(outgoing.reusedSocket && error.code === "ECONNRESET" ? new StaleConnectionError() : error),
+      );
       outgoing.end(body);
     });
   }

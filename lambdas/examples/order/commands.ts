@@ -33,7 +33,7 @@ export function decideOrder(command: OrderCommand, state: Order): Decided<OrderE
       return [{ type: "ItemAdded", data: command.data }];
     case "RemoveItem":
       requireOpen(state);
-      if (!state.items[command.data.sku])
+      if (!Object.hasOwn(state.items, command.data.sku))
         throw new OrderRuleError(`no item ${command.data.sku} in the order`);
       return [{ type: "ItemRemoved", data: command.data }];
     case "ConfirmOrder":

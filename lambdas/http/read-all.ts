@@ -1,23 +1,16 @@
 /**
- * The admin routes: `$all` and projection status, parked events, reset. Thin over the core
- * (readAll) and the projection state functions; errors are mapped in http.ts.
+ * The routes of the `readAll` access: `$all`, projection status, parked events and documents,
+ * served by the read function. Thin over the core (readAll) and the projection state functions;
+ * errors are mapped in http.ts.
  */
-import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
-import { ENV, GLOBAL_LOG } from "../core/constants.ts";
+import { GLOBAL_LOG } from "../core/constants.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import { PROJECTIONS } from "../projections/registry.ts";
-import {
-  getProjectionStatus,
-  listParkedEvents,
-  readProjectionDocument,
-  resetProjection,
-} from "../projections/state.ts";
+import { getProjectionStatus, listParkedEvents, readProjectionDocument } from "../projections/state.ts";
 import { storeFromEnv } from "./config.ts";
 import { type HttpRequest, integerParam, json, pathParam, queryOf, type RouteHandler } from "./http.ts";
 
 const store = storeFromEnv();
-const wakeTopicArn = process.env[ENV.wakeTopicArn];
-const sns = wakeTopicArn ? new SNSClient({}) : undefined;
 const MAX_POSITION = Number.MAX_SAFE_INTEGER;
 /** Parked events shown in a projection's status. */
 const PARKED_SHOWN = 100;
@@ -51,7 +44,8 @@ export const readAllEvents: RouteHandler = async (request) => {
   return json(200, page);
 };
 
-const projectionOf = (request: HttpRequest): string => {
+/** The `{name}` path parameter, a registered projection's name (else 404). */
+export const projectionOf = (request: HttpRequest): string => {
   const name = pathParam(request, "name");
   if (!PROJECTIONS.some((projection) => projection.name === name)) {
     throw new NotFoundError(`no projection named ${name}`);
@@ -75,21 +69,6 @@ export const getProjection: RouteHandler = async (request) => {
     listParkedEvents(store, name, { limit: PARKED_SHOWN }),
   ]);
   return json(200, { ...status, parked });
-};
-
-/** `POST /projections/{name}/reset`: back to position 0 with an empty read model; wakes the projections. */
-export const resetProjectionRoute: RouteHandler = async (request) => {
-  const name = projectionOf(request);
-  const status = await resetProjection(store, name);
-  if (sns && wakeTopicArn) {
-    await sns.send(
-      new PublishCommand({
-        TopicArn: wakeTopicArn,
-        Message: JSON.stringify({ headPosition: status.headPosition, reset: name }),
-      }),
-    );
-  }
-  return json(200, status);
 };
 
 /**

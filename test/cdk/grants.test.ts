@@ -1,0 +1,196 @@
+import type { Stack } from "aws-cdk-lib";
+import { Template } from "aws-cdk-lib/assertions";
+import * as iam from "aws-cdk-lib/aws-iam";
+import type * as lambda from "aws-cdk-lib/aws-lambda";
+import { describe, expect, it } from "vitest";
+import { PREFIX } from "../../lambdas/core/constants.ts";
+import { API_ACCESS, ROUTES, type RouteKey, routesFor } from "../../lambdas/http/routes.ts";
+import { lines, permissionsOf, storeStack } from "./support.ts";
+
+const TABLE = "GlobalTable.Arn";
+const ENTRY = "lambdas/projections/order-summary.ts";
+const ROUTE_KEYS = Object.keys(ROUTES) as RouteKey[];
+/** DynamoDB actions that change an item. */
+const WRITES = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)$/;
+
+const roleIn = (stack: Stack, id: string) =>
+  new iam.Role(stack, id, { assumedBy: new iam.ServicePrincipal("lambda.amazonaws.com") });
+const idOf = (stack: Stack, role: iam.Role) => stack.getLogicalId(role.node.defaultChild as iam.CfnRole);
+
+/** The `execute-api:Invoke` resources of a role, as `METHOD /path` with path parameters as `*`. */
+function invocableRoutes(stack: Stack, template: Template, role: iam.Role): string[] {
+  const statements = Object.values(template.findResources("AWS::IAM::Policy"))
+    .filter((p) => JSON.stringify(p.Properties.Roles) === JSON.stringify([{ Ref: idOf(stack, role) }]))
+    .flatMap((p) => p.Properties.PolicyDocument.Statement)
+    .filter((statement) => statement.Action === "execute-api:Invoke");
+  return statements
+    .flatMap((statement) => [].concat(stack.resolve(statement.Resource)))
+    .map((arn) => {
+      const tail = JSON.stringify(arn).match(/\/\$default\/([A-Z]+)(\/[^"]*)"/);
+      if (!tail) throw new Error(`not a route ARN: ${JSON.stringify(arn)}`);
+      return `${tail[1]} ${tail[2]}`;
+    })
+    .sort();
+}
+
+const asArnRoute = (key: RouteKey) => key.replace(/\{[^}]+\}/g, "*");
+
+describe("the route table", () => {
+  it("names an access for every route, and only GET routes are open to readers", () => {
+    // THEN
+    for (const key of ROUTE_KEYS) {
+      expect(API_ACCESS).toContain(ROUTES[key].access);
+      if (["read", "readAll"].includes(ROUTES[key].access)) expect(key).toMatch(/^GET /);
+    }
+  });
+
+  it("keeps reset, replay, delete and erase (today's and those to come) to the admin access", () => {
+    // THEN
+    const administrative = ROUTE_KEYS.filter((key) => /^DELETE |\/(reset|replay|erase)\b/.test(key));
+    expect(administrative).toContain("POST /projections/{name}/reset");
+    for (const key of administrative) expect(ROUTES[key].access).toBe("admin");
+  });
+});
+
+describe("grantInvoke", () => {
+  it.each(API_ACCESS)("%s: execute-api:Invoke on exactly the routes of that access", (access) => {
+    // GIVEN a store and a user's role
+    const { stack, store } = storeStack();
+    const role = roleIn(stack, "Caller");
+    // WHEN
+    store.grantInvoke(role, access);
+    // THEN
+    expect(invocableRoutes(stack, Template.fromStack(stack), role)).toEqual(
+      routesFor(access).map(asArnRoute).sort(),
+    );
+    expect(routesFor(access).length).toBeGreaterThan(0);
+  });
+});
+
+describe("a reader principal can never reset, replay, delete or erase", () => {
+  // GIVEN a store with a projection, and a reader given every read grant, over HTTP and in the table
+  const { stack, store } = storeStack();
+  store.addProjection("order-summary", { entry: ENTRY });
+  const reader = roleIn(stack, "Reader");
+  // WHEN
+  store.grantInvoke(reader, "read", "readAll");
+  store.grantRead(reader);
+  store.grantReadAll(reader);
+  const template = Template.fromStack(stack);
+  const permissions = permissionsOf(template, idOf(stack, reader));
+
+  it("may invoke only GET routes, none of them administrative", () => {
+    // THEN
+    const routes = invocableRoutes(stack, template, reader);
+    expect(routes.length).toBeGreaterThan(0);
+    for (const route of routes) expect(route).toMatch(/^GET /);
+    expect(routes).not.toContain("POST /projections/*/reset");
+    const admin = routesFor("admin").map(asArnRoute);
+    expect(routes.filter((route) => admin.includes(route))).toEqual([]);
+  });
+
+  it("may not write any item of the table (a reset is an UpdateItem) nor invoke a projection (a replay)", () => {
+    // THEN
+    const dynamodb = permissions.filter((line) => line.startsWith("dynamodb:"));
+    expect(dynamodb.length).toBeGreaterThan(0);
+    expect(dynamodb.filter((line) => WRITES.test(line.split(" ")[0] as string))).toEqual([]);
+    expect(permissions.filter((line) => /^(lambda|sns|sqs):/.test(line))).toEqual([]);
+  });
+});
+
+describe("table grants for users' own functions", () => {
+  // GIVEN a store with a projection, and one role per grant
+  const { stack, store } = storeStack();
+  const projection = store.addProjection("order-summary", { entry: ENTRY });
+  const appender = roleIn(stack, "Appender");
+  const reader = roleIn(stack, "Reader");
+  const allReader = roleIn(stack, "AllReader");
+  const snapshotter = roleIn(stack, "Snapshotter");
+  const admin = roleIn(stack, "Admin");
+  // WHEN
+  store.grantAppend(appender);
+  store.grantRead(reader);
+  store.grantReadAll(allReader);
+  store.grantWriteSnapshots(snapshotter);
+  store.grantAdmin(admin);
+  const later = store.addProjection("audit", { entry: ENTRY });
+  const template = Template.fromStack(stack);
+  const fnId = (fn: lambda.IFunction) => stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
+
+  it("grantAppend: reads and conditional writes of stream keys, no delete", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, appender))).toEqual(
+      lines(
+        ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"].map((a) => `dynamodb:${a}`),
+        TABLE,
+        [`${PREFIX.stream}*`],
+      ).sort(),
+    );
+  });
+
+  it("grantRead: GetItem and Query of stream and snapshot keys (the repository's and HTTP's)", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, reader))).toEqual(
+      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+        `${PREFIX.stream}*`,
+        `${PREFIX.snapshot}*`,
+        `${PREFIX.httpSnapshot}*`,
+      ]).sort(),
+    );
+  });
+
+  it("grantReadAll: GetItem and Query of $all and projection keys, BatchGetItem of the events $all references", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, allReader))).toEqual(
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.projection}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+      ].sort(),
+    );
+  });
+
+  it("grantWriteSnapshots: the repository's snapshot keys only, never those written over HTTP", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, snapshotter))).toEqual(
+      [
+        ...lines(["dynamodb:ConditionCheckItem"], TABLE, [`${PREFIX.stream}*`]),
+        ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
+          `${PREFIX.snapshot}*`,
+        ]),
+      ].sort(),
+    );
+  });
+
+  it("grantAdmin: reset (checkpoint updates, a wake-up) and replay (invoking every projection, later ones too)", () => {
+    // THEN
+    const permissions = permissionsOf(template, idOf(stack, admin));
+    expect(permissions.filter((line) => !line.startsWith("lambda:"))).toEqual(
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.projection}*`]),
+        ...lines(["dynamodb:UpdateItem"], TABLE, [`${PREFIX.projection}*`]),
+        "sns:Publish Topic",
+      ].sort(),
+    );
+    const invoked = permissions.filter((line) => line.startsWith("lambda:InvokeFunction"));
+    for (const fn of [projection.function, later.function]) {
+      expect(JSON.stringify(invoked)).toContain(fnId(fn));
+    }
+  });
+});
+
+describe("the API functions get the table rights of their routes' accesses", () => {
+  it("the write function cannot write the repository's snapshots, only those saved over HTTP", () => {
+    // GIVEN
+    const { stack, store } = storeStack();
+    const role = store.apiFunctions.write.role as iam.Role;
+    // WHEN
+    const permissions = permissionsOf(Template.fromStack(stack), idOf(stack, role));
+    // THEN
+    const snapshotWrites = permissions.filter(
+      (line) => /PutItem|BatchWriteItem/.test(line) && /SNAPSHOT/.test(line),
+    );
+    expect(snapshotWrites).toEqual(
+      lines(["dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [`${PREFIX.httpSnapshot}*`]).sort(),
+    );
+  });
+});
