@@ -64,6 +64,8 @@ export const ENV = {
   wakeTopicArn: "CAIRN_WAKE_TOPIC_ARN",
   /** CloudWatch namespace of the custom metrics (METRICS); Powertools Metrics reads this name too. */
   metricsNamespace: "POWERTOOLS_METRICS_NAMESPACE",
+  /** The projections the API reports on and resets, comma-separated (the construct's `addProjection` names). */
+  projections: "CAIRN_PROJECTIONS",
 } as const;
 
 /**

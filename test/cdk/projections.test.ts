@@ -8,10 +8,17 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
 import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
 import { EventStore } from "../../lib/event-store.ts";
-import { appWithoutBundling, lines, permissionsOf, storeStack } from "./support.ts";
+import {
+  appWithoutBundling,
+  EXAMPLE_COMMANDS_ENTRY,
+  EXAMPLE_PROJECTION_ENTRY,
+  lines,
+  permissionsOf,
+  storeStack,
+} from "./support.ts";
 
 const TABLE = "GlobalTable.Arn";
-const ENTRY = "lambdas/projections/order-summary.ts";
+const ENTRY = EXAMPLE_PROJECTION_ENTRY;
 
 /** A user's own function, as it would be in their CDK app. */
 function userFunction(stack: ConstructLike) {
@@ -154,7 +161,7 @@ describe("addCommandHandler", () => {
     // GIVEN
     const { stack, store } = storeStack();
     // WHEN
-    const fn = store.addCommandHandler("OrderCommands", { entry: "lambdas/examples/order/handler.ts" });
+    const fn = store.addCommandHandler("OrderCommands", { entry: EXAMPLE_COMMANDS_ENTRY });
     const template = Template.fromStack(stack);
     const roleId = stack.getLogicalId(fn.role?.node.defaultChild as iam.CfnRole);
     // THEN

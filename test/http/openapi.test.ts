@@ -14,12 +14,20 @@ import {
 import { errorResponse } from "../../lambdas/http/http.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
 import { logger } from "../../lambdas/observability.ts";
-import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { type Api, type Json, schemaAt, spec, startApi, validateResponse } from "./support.ts";
+import {
+  API_PROJECTION,
+  type Api,
+  type Json,
+  schemaAt,
+  spec,
+  startApi,
+  validateResponse,
+} from "./support.ts";
 
 let api: Api;
 const streamId = "Spec-1";
-const projection = PROJECTIONS[0]?.name ?? "order-summary";
+/** The projection the API under test knows (support.ts, startApi). */
+const projection = API_PROJECTION;
 
 beforeAll(async () => {
   api = await startApi();
