@@ -90,8 +90,8 @@ export async function dev(options: DevOptions): Promise<void> {
     if (stopping) return;
     if (options.awsLimits) {
       console.log(
-        "AWS limits model: 1,000 WCU/s and 3,000 RCU/s per partition key, AWS's throttling errors and " +
-          "latencies (usage is printed on exit; see docs/dynamodb-limits.md)",
+        `AWS limits model on ${local.storeEndpoint}: 1,000 WCU/s and 3,000 RCU/s per partition key, ` +
+          "AWS's throttling errors and latencies (usage is printed on exit; see docs/dynamodb-limits.md)",
       );
     }
     const where = dataDir ? `data in ${dataDir}` : "in memory";

@@ -41,6 +41,8 @@ export interface LocalCairn {
   readonly url: string;
   /** DynamoDB Local's endpoint (started here, or DYNAMODB_ENDPOINT). */
   readonly endpoint: string;
+  /** The endpoint the API's store uses: `endpoint`, or with `limits` the model in front of it. */
+  readonly storeEndpoint: string;
   readonly tableName: string;
   /** The store the API serves (with the domain), for direct appends and reads in a test. */
   readonly store: EventStore;
@@ -126,6 +128,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
     return {
       url: server.url,
       endpoint: dynamodb.endpoint,
+      storeEndpoint: endpoint,
       tableName,
       store,
       client: new CairnClient({ url: server.url, signing: "none" }),

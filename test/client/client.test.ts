@@ -6,6 +6,7 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startLocalPoller } from "../../bin/local/poller.ts";
 import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
+import * as orders from "../../examples/orders/src/domain.ts";
 import { type OrderSummary, orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
 import {
   CairnClient,
@@ -30,8 +31,8 @@ let store: EventStore;
 
 beforeAll(async () => {
   const table = await createTestTable();
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  // The example app's projection, as a user's app attaches it.
+  // The example app's domain and projection, as a user's app gives them.
+  store = new EventStore({ client: table.client, tableName: table.tableName, ...orders });
   server = await startLocalServer({ port: 0, api: { store, projections: [orderSummary.name] } });
   client = new CairnClient({ url: server.url });
   drop = table.drop;
