@@ -42,10 +42,18 @@ async function run(command: string, args: string[], cwd: string, env: NodeJS.Pro
   }
 }
 
-/** The README's ```ts blocks, in order. */
+/**
+ * The README's ```ts blocks, each with the path it is written to in the app: a block whose first
+ * line names its file (`// src/domain.ts`) goes there under `readme/`, so the blocks import each
+ * other as the README shows; any other is a module of its own.
+ */
 const readmeSnippets = [
   ...readFileSync(join(ROOT, "README.md"), "utf8").matchAll(/```ts\n([\s\S]*?)```/g),
-].map((match) => match[1] as string);
+].map((match, index) => {
+  const code = match[1] as string;
+  const named = /^\/\/ ((?:src|lib|bin|test)\/[\w./-]+\.ts)\b/.exec(code)?.[1];
+  return { path: `readme/${named ?? `snippet-${index + 1}.ts`}`, code };
+});
 
 let work: string;
 let appDir: string;
@@ -73,7 +81,7 @@ beforeAll(async () => {
   await write("src/projection.ts", app.projection);
   await write("cdk/app.ts", app.cdkApp);
   await write("scripts/local.ts", app.localScript);
-  for (const [index, code] of readmeSnippets.entries()) await write(`snippets/readme-${index + 1}.ts`, code);
+  for (const { path, code } of readmeSnippets) await write(path, code);
   await run("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline"], appDir);
 });
 afterAll(async () => {
@@ -192,8 +200,9 @@ describe("a fresh app that installed the tarball", () => {
   });
 
   it("type-checks every TypeScript snippet of the README against the installed package", async () => {
-    // THEN (tsc over the app's own files and the snippets, each a module of its own)
+    // THEN (tsc over the app's own files and the snippets, in the files they name)
     expect(readmeSnippets.length).toBeGreaterThan(3);
+    expect(new Set(readmeSnippets.map(({ path }) => path)).size).toBe(readmeSnippets.length);
     await run("npx", ["tsc", "--noEmit", "-p", "tsconfig.json"], appDir);
   });
 });
