@@ -4,7 +4,7 @@
  * to synthesize a stack and to run the local twin; the README's TypeScript snippets type-checked in
  * that app; and the example app's own tests, installed as it installs the package.
  */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
@@ -197,6 +197,62 @@ describe("a fresh app that installed the tarball", () => {
     expect(seen.conflict).toBe(2);
     expect(seen.projections).toEqual(["tally"]);
     expect(seen.status).toEqual({ position: 2, parkedCount: 0 });
+  });
+
+  it("serves its domain and projection with `cairn dev`, the package's command, and stops on Ctrl-C with exit 0", async () => {
+    // GIVEN `cairn dev` started as a user's `npm start` starts it
+    const child = spawn(
+      join(appDir, "node_modules", ".bin", "cairn"),
+      ["dev", "--domain", "src/domain.ts", "--projection", "src/projection.ts", "--port", "0"],
+      {
+        cwd: appDir,
+        env: {
+          ...process.env,
+          DYNAMODB_ENDPOINT: inject("dynamodbEndpoint"),
+          CAIRN_TABLE_NAME: `dev-${Date.now()}`,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    try {
+      while (!/Cairn API on (\S+)/.test(output)) {
+        if (child.exitCode !== null) throw new Error(`cairn dev exited with ${child.exitCode}: ${output}`);
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const url = /Cairn API on (\S+)/.exec(output)?.[1] as string;
+      const post = (data: unknown) =>
+        fetch(`${url}/streams/Tally-9/events`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ events: [{ type: "Counted", data }] }),
+        });
+
+      // WHEN
+      const refused = await post({ by: -1 });
+      const appended = await post({ by: 4 });
+      const projections = await (await fetch(`${url}/projections`)).json();
+      child.kill("SIGINT");
+
+      // THEN
+      expect(output).toContain("domain src/domain.ts; projections tally");
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({
+        error: { code: "ValidationError", field: "events[0].data.by" },
+      });
+      expect(appended.status).toBe(201);
+      expect(projections).toMatchObject({ projections: [{ name: "tally" }] });
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   it("type-checks every TypeScript snippet of the README against the installed package", async () => {
