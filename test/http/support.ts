@@ -4,6 +4,7 @@ import { Ajv2020 } from "ajv/dist/2020.js";
 import formats from "ajv-formats";
 import { parse } from "yaml";
 import { startLocalServer } from "../../bin/local/server.ts";
+import * as orders from "../../examples/orders/src/domain.ts";
 import { EventStore } from "../../lambdas/core/event-store.ts";
 import { logger } from "../../lambdas/observability.ts";
 import { createTestTable, localClient } from "../support/dynamodb.ts";
@@ -111,8 +112,8 @@ export function validateResponse(method: string, path: string, response: ApiResp
 export const API_PROJECTION = "order-summary";
 
 /**
- * `npm start`'s server, in-process on a free port, over this test file's own table and a store of
- * its own (no domain, as the default deployment).
+ * The local twin's server, in-process on a free port, over this test file's own table and a store
+ * of its own with a user's domain: the example app's schemas and upcasters (test data here).
  */
 export async function startApi() {
   logger.setLogLevel("WARN");
@@ -121,7 +122,7 @@ export async function startApi() {
   const server = await startLocalServer({
     port: 0,
     api: {
-      store: new EventStore({ client: serverClient, tableName: table.tableName }),
+      store: new EventStore({ client: serverClient, tableName: table.tableName, ...orders }),
       projections: [API_PROJECTION],
     },
   });
