@@ -1,6 +1,6 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { ENV } from "../core/constants.ts";
-import { type Domain, domainOf } from "../core/domain.ts";
+import { domainOf } from "../core/domain.ts";
 import { EventStore } from "../core/event-store.ts";
 
 /** Reads a required environment variable once, failing fast with its name. */
@@ -34,5 +34,3 @@ export function projectionsFromEnv(): string[] {
     .map((name) => name.trim())
     .filter((name) => name.length > 0);
 }
-
-export type { Domain };
