@@ -39,7 +39,7 @@ import {
   routesOf,
 } from "../lambdas/http/routes.ts";
 import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
-import { buildFunction } from "./functions.ts";
+import { buildFunction, userPath } from "./functions.ts";
 
 /** Log levels of the Powertools Logger (env LOG_LEVEL) and of Lambda's application logs. */
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -426,7 +426,7 @@ export class EventStore extends Construct {
    * repository does: load streams and snapshots, append, save and prune snapshots.
    */
   public addCommandHandler(id: string, options: CommandHandlerOptions): lambda.Function {
-    const fn = this.nodeFunction(id, options.entry, {
+    const fn = this.nodeFunction(id, userPath(options.entry, "entry"), {
       description: options.description ?? `Cairn command handler ${id}`,
       memorySize: options.memorySize ?? 1024,
       timeout: options.timeout ?? Duration.seconds(10),
@@ -473,7 +473,7 @@ export class EventStore extends Construct {
     ].filter(Boolean);
     let fn: lambda.IFunction;
     if (options.entry !== undefined) {
-      const built = this.nodeFunction("Function", options.entry, {
+      const built = this.nodeFunction("Function", userPath(options.entry, "entry"), {
         scope,
         description: `Cairn projection ${name}${filters.length ? ` (${filters.join("; ")})` : ""}`,
         memorySize: options.memorySize ?? 512,

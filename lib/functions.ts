@@ -79,8 +79,11 @@ export function buildFunction(
   });
 }
 
-/** A user's module path: absolute, or relative to the CDK app's working directory; it must exist. */
-function userPath(path: string, what: string): string {
+/**
+ * A user's module as an absolute path (so it is never taken for one of Cairn's entries): given
+ * absolute, or relative to the CDK app's working directory; it must exist.
+ */
+export function userPath(path: string, what: string): string {
   const absolute = isAbsolute(path) ? path : resolve(process.cwd(), path);
   if (!existsSync(absolute)) {
     throw new Error(`${what} ${path} does not exist (relative paths start from ${process.cwd()})`);
