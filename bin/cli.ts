@@ -3,7 +3,7 @@
  * The `cairn` command (package.json `bin`). `cairn dev`: the local twin for `npm start`.
  * Env: PORT, CAIRN_DATA_DIR, CAIRN_TABLE_NAME, DYNAMODB_ENDPOINT (use a running DynamoDB Local).
  */
-import { Command, Option } from "commander";
+import { Command, InvalidArgumentError, Option } from "commander";
 import { ENV, LOCAL_ENV } from "../lambdas/core/constants.ts";
 import { dev } from "./local/dev.ts";
 
@@ -11,7 +11,7 @@ const collect = (value: string, previous: string[]): string[] => [...previous, v
 const port = (value: string): number => {
   const parsed = Number(value);
   if (!Number.isInteger(parsed) || parsed < 0 || parsed > 65_535) {
-    throw new Error(`--port must be an integer from 0 to 65535, not ${value}`);
+    throw new InvalidArgumentError("must be an integer from 0 to 65535");
   }
   return parsed;
 };

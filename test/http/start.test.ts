@@ -139,6 +139,16 @@ describe("npm start", () => {
     expect(code).toBe(0);
   });
 
+  it("refuses a port that is not one, naming the option, with exit code 1 and nothing started", async () => {
+    // Act
+    const started = launch({}, ["--port", "http"]);
+    const code = await new Promise<number | null>((resolve) => started.child.once("exit", resolve));
+
+    // Assess
+    expect(started.output()).toContain("option '--port <port>' argument 'http' is invalid");
+    expect(code).toBe(1);
+  });
+
   it("serves /health and appends on DYNAMODB_ENDPOINT's DynamoDB Local, any event type and data (no domain), and exits 0 on SIGTERM", async () => {
     // Prepare
     const tableName = `cairn-start-${randomUUID()}`;
