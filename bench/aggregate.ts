@@ -7,6 +7,8 @@
  *    cost is the events after the snapshot, not the stream's length.
  */
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { orderStreamId } from "../examples/orders/src/events.ts";
+import { orderAggregate } from "../examples/orders/src/order.ts";
 import { AggregateRepository } from "../lambdas/core/aggregate.ts";
 import {
   KEYS,
@@ -19,8 +21,6 @@ import {
 } from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
-import { orderStreamId } from "../lambdas/examples/order/events.ts";
-import { orderAggregate } from "../lambdas/examples/order/order.ts";
 import { type BenchRow, type BenchSection, median } from "./harness.ts";
 
 const LENGTHS = [1_000, 5_000, 10_000] as const;

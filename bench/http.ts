@@ -7,10 +7,10 @@
  * Client and server share this process's CPU, so the HTTP figure also pays for the client's
  * fetch and JSON work: a pessimistic measure of what the HTTP layer costs.
  */
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { startLocalServer } from "../bin/local/server.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
-import { schemas, upcasters } from "../lambdas/domain.ts";
 import { logger } from "../lambdas/observability.ts";
 import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleaved } from "./harness.ts";
 
@@ -33,9 +33,18 @@ const section: BenchSection = {
   async run(context) {
     logger.setLogLevel("WARN");
     const tableName = await context.newTable("bench-http");
-    const server = await startLocalServer({ port: 0, endpoint: context.endpoint, tableName });
-    // The library configured as the HTTP API's store is (lambdas/http/config.ts): same work per call.
-    const store = new EventStore({ client: context.client, tableName, upcasters, schemas });
+    // The server's store has a client of its own, as a Lambda has; no domain, as the default deployment.
+    const serverClient = new DynamoDBClient({
+      endpoint: context.endpoint,
+      region: "us-east-1",
+      credentials: { accessKeyId: "local", secretAccessKey: "local" },
+    });
+    const server = await startLocalServer({
+      port: 0,
+      api: { store: new EventStore({ client: serverClient, tableName }), projections: [] },
+    });
+    // The library configured as the HTTP API's store is: same work per call.
+    const store = new EventStore({ client: context.client, tableName });
     const rows: BenchRow[] = [];
     try {
       const post = async (streamId: string, body: unknown) => {
@@ -107,6 +116,7 @@ const section: BenchSection = {
       });
     } finally {
       await server.close();
+      serverClient.destroy();
     }
     return rows;
   },

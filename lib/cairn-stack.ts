@@ -1,6 +1,5 @@
 import { CfnOutput, Stack, type StackProps } from "aws-cdk-lib";
 import type { Construct } from "constructs";
-import { PROJECTIONS } from "../lambdas/projections/registry.ts";
 import { EventStore, type EventStoreProps } from "./event-store.ts";
 
 export interface CairnStackProps extends StackProps {
@@ -11,16 +10,17 @@ export interface CairnStackProps extends StackProps {
   readonly store?: EventStoreProps;
 }
 
-/** The default deployment: one EventStore with every projection of lambdas/projections/registry.ts. */
+/**
+ * This repository's default deployment: one EventStore with no domain (any event type and data) and
+ * no projection, and its outputs. A team's own app adds its domain and projections to its own
+ * EventStore (examples/orders).
+ */
 export class CairnStack extends Stack {
   public readonly store: EventStore;
 
   constructor(scope: Construct, id: string, props: CairnStackProps = {}) {
     super(scope, id, props);
     this.store = new EventStore(this, "Store", props.store);
-    for (const { name, entry, eventTypes, categories } of PROJECTIONS) {
-      this.store.addProjection(name, { entry, eventTypes, categories });
-    }
 
     new CfnOutput(this, "ApiUrl", { value: this.store.stage.url, description: "Base URL of the HTTP API" });
     new CfnOutput(this, "TableName", { value: this.store.table.tableName });

@@ -1,5 +1,4 @@
-import { isAbsolute, join } from "node:path";
-import { Duration, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Duration, Lazy, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpIamAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -12,7 +11,6 @@ import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
-import { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import * as logs from "aws-cdk-lib/aws-logs";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { EmailSubscription, LambdaSubscription } from "aws-cdk-lib/aws-sns-subscriptions";
@@ -35,14 +33,32 @@ import {
   type RouteKey,
   type RouteSpec,
   routesFor,
+  routesOf,
 } from "../lambdas/http/routes.ts";
-import { bundlingOptions, LAMBDA_RUNTIME, REPO_ROOT } from "./bundling.ts";
+import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
+import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 
 /** Log levels of the Powertools Logger (env LOG_LEVEL) and of Lambda's application logs. */
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
 
+/** A module of the user's, exporting `schemas` and/or `upcasters` (what `EventStoreConfig` takes). */
+export interface DomainOptions {
+  /**
+   * The module's path, absolute or relative to the working directory of the CDK app (the user's
+   * project root, where `cdk` runs).
+   */
+  readonly entry: string;
+}
+
 export interface EventStoreProps {
+  /**
+   * The user's event domain: its data schemas are checked on every append over HTTP and its
+   * upcasters applied on every read. The API functions that append and read are then bundled at
+   * synth (esbuild through NodejsFunction) from a generated entry that imports the module.
+   * @default - none: the prebuilt functions accept any event type and data (the envelope is still checked)
+   */
+  readonly domain?: DomainOptions;
   /**
    * What happens to the table, the log groups and the sequencer's failure queue when the stack
    * is deleted or they are replaced.
@@ -161,8 +177,10 @@ export interface EventStoreProps {
 /** How a projection is attached: one of `entry` (a module exporting `handler`) or `function`. */
 export interface ProjectionOptions {
   /**
-   * The module whose `handler` export is the projection's Lambda handler, absolute or relative to
-   * this repository's root. The construct bundles it like the store's own functions.
+   * The module whose `handler` export is the projection's Lambda handler
+   * (`export const handler = defineProjection({ … }).handler`), absolute or relative to the working
+   * directory of the CDK app (the user's project root). Bundled at synth with the store's esbuild
+   * settings (the app needs esbuild).
    * @default - required unless `function` is given
    */
   readonly entry?: string;
@@ -215,7 +233,7 @@ export interface ProjectionOptions {
 
 /** A command handler of your own, built by `addCommandHandler`. */
 export interface CommandHandlerOptions {
-  /** The module whose `handler` export is the Lambda handler, absolute or relative to this repository's root. */
+  /** The module whose `handler` export is the Lambda handler, absolute or relative to the CDK app's working directory. */
   readonly entry: string;
   /**
    * @default "Cairn command handler <id>"
@@ -248,11 +266,14 @@ export { PROJECTION_NAME_PATTERN };
 
 /** The Lambda entry of each API function of lambdas/http/routes.ts. */
 export const API_ENTRIES: Record<ApiFunction, string> = {
-  write: "lambdas/handlers/api-write.ts",
-  read: "lambdas/handlers/api-read.ts",
-  admin: "lambdas/handlers/api-admin.ts",
+  write: CAIRN_LAMBDAS["api-write"],
+  read: CAIRN_LAMBDAS["api-read"],
+  admin: CAIRN_LAMBDAS["api-admin"],
 };
 export { RECONCILER_ENTRY, SEQUENCER_ENTRY } from "./global-order.ts";
+
+/** The API functions that append or read events: with a domain, they are bundled with it. */
+const DOMAIN_FUNCTIONS: readonly ApiFunction[] = ["write", "read"];
 
 /** DynamoDB actions, named once. IAM knows no TransactWriteItems: a transaction checks each item's action. */
 const DDB = {
@@ -284,12 +305,12 @@ export class EventStore extends Construct {
   public readonly table: dynamodb.TableV2;
   public readonly api: apigwv2.HttpApi;
   public readonly stage: apigwv2.HttpStage;
-  public readonly apiFunctions: Readonly<Record<ApiFunction, NodejsFunction>>;
-  public readonly sequencer: NodejsFunction;
+  public readonly apiFunctions: Readonly<Record<ApiFunction, lambda.Function>>;
+  public readonly sequencer: lambda.Function;
   /** Stream records the sequencer gave up on (after retries or at max record age); the reconciler drains it. */
   public readonly sequencerFailures: sqs.Queue;
   /** The scheduled reconciler: set-aside streams, events the sequencer missed, the failure queue. */
-  public readonly reconciler: NodejsFunction;
+  public readonly reconciler: lambda.Function;
   /** Where every alarm goes: `props.alarmTopic`, or the store's own topic. */
   public readonly alarmTopic: sns.ITopic;
   /** The sequencer publishes here after it extends $all; every projection is subscribed. */
@@ -339,7 +360,9 @@ export class EventStore extends Construct {
       masterKey: kms.Alias.fromAliasName(this, "SnsManagedKey", "alias/aws/sns"),
     });
 
-    const apiFunctions = {} as Record<ApiFunction, NodejsFunction>;
+    // The projections the API reports on and resets: those added by addProjection, before or after.
+    const projectionNames = Lazy.string({ produce: () => this.projections.map((p) => p.name).join(",") });
+    const apiFunctions = {} as Record<ApiFunction, lambda.Function>;
     for (const name of API_FUNCTIONS) {
       apiFunctions[name] = this.nodeFunction(
         `Api${name[0]?.toUpperCase()}${name.slice(1)}`,
@@ -348,10 +371,14 @@ export class EventStore extends Construct {
           description: `Cairn HTTP API: ${name} routes`,
           memorySize: props.apiMemorySize ?? 1024,
           timeout: Duration.seconds(10),
-          // The admin function wakes the projections after a reset.
-          environment: accessesOf(name).includes("admin")
-            ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn }
-            : undefined,
+          environment: {
+            ...(routesOf(name).some((key) => key.includes(" /projections"))
+              ? { [ENV.projections]: projectionNames }
+              : {}),
+            // The admin function wakes the projections after a reset.
+            ...(accessesOf(name).includes("admin") ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn } : {}),
+          },
+          ...(props.domain && DOMAIN_FUNCTIONS.includes(name) ? { domain: props.domain } : {}),
         },
       );
       // The table rights of what its routes do, and nothing else (lambdas/http/routes.ts).
@@ -427,12 +454,12 @@ export class EventStore extends Construct {
   }
 
   /**
-   * A command handler of your own (e.g. lambdas/examples/order/handler.ts), built like the store's
+   * A command handler of your own (e.g. examples/orders/src/handler.ts), built like the store's
    * functions (runtime, bundling, logs, environment) and allowed what the library's aggregate
    * repository does: load streams and snapshots, append, save and prune snapshots.
    */
-  public addCommandHandler(id: string, options: CommandHandlerOptions): NodejsFunction {
-    const fn = this.nodeFunction(id, options.entry, {
+  public addCommandHandler(id: string, options: CommandHandlerOptions): lambda.Function {
+    const fn = this.nodeFunction(id, userPath(options.entry, "entry"), {
       description: options.description ?? `Cairn command handler ${id}`,
       memorySize: options.memorySize ?? 1024,
       timeout: options.timeout ?? Duration.seconds(10),
@@ -479,7 +506,7 @@ export class EventStore extends Construct {
     ].filter(Boolean);
     let fn: lambda.IFunction;
     if (options.entry !== undefined) {
-      const built = this.nodeFunction("Function", options.entry, {
+      const built = this.nodeFunction("Function", userPath(options.entry, "entry"), {
         scope,
         description: `Cairn projection ${name}${filters.length ? ` (${filters.join("; ")})` : ""}`,
         memorySize: options.memorySize ?? 512,
@@ -620,6 +647,10 @@ export class EventStore extends Construct {
     iam.Grant.addToPrincipal({ grantee, actions, resourceArns: [this.props.encryptionKey.keyArn] });
   }
 
+  /**
+   * A function of the store (one of Cairn's entries, or a user's module: lib/functions.ts decides
+   * how its code is built) with its own log group and role, the store's runtime and environment.
+   */
   private nodeFunction(
     id: string,
     entry: string,
@@ -630,8 +661,10 @@ export class EventStore extends Construct {
       timeout: Duration;
       reservedConcurrentExecutions?: number;
       environment?: Record<string, string>;
+      /** The user's domain, bundled into one of Cairn's API functions. */
+      domain?: DomainOptions;
     },
-  ): NodejsFunction {
+  ): lambda.Function {
     const scope = options.scope ?? this;
     const logGroup = new logs.LogGroup(scope, `${id}Logs`, {
       retention: this.props.logRetention ?? logs.RetentionDays.ONE_MONTH,
@@ -647,24 +680,26 @@ export class EventStore extends Construct {
       actions: ["logs:CreateLogStream", "logs:PutLogEvents"],
       resourceArns: [logGroup.logGroupArn],
     });
-    return new NodejsFunction(scope, id, {
-      entry: isAbsolute(entry) ? entry : join(REPO_ROOT, entry),
-      handler: "handler",
-      runtime: LAMBDA_RUNTIME,
-      architecture: lambda.Architecture.ARM_64,
-      description: options.description,
-      memorySize: options.memorySize,
-      timeout: options.timeout,
-      reservedConcurrentExecutions: options.reservedConcurrentExecutions,
-      role,
-      logGroup,
-      loggingFormat: lambda.LoggingFormat.JSON,
-      applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? "INFO"],
-      environment: { ...this.environment(), ...options.environment },
-      projectRoot: REPO_ROOT,
-      depsLockFilePath: join(REPO_ROOT, "package-lock.json"),
-      bundling: bundlingOptions(),
-    });
+    const api = (Object.keys(API_ENTRIES) as ApiFunction[]).find((fn) => API_ENTRIES[fn] === entry);
+    return buildFunction(
+      scope,
+      id,
+      entry,
+      {
+        runtime: LAMBDA_RUNTIME,
+        architecture: lambda.Architecture.ARM_64,
+        description: options.description,
+        memorySize: options.memorySize,
+        timeout: options.timeout,
+        reservedConcurrentExecutions: options.reservedConcurrentExecutions,
+        role,
+        logGroup,
+        loggingFormat: lambda.LoggingFormat.JSON,
+        applicationLogLevelV2: lambda.ApplicationLogLevel[this.props.logLevel ?? "INFO"],
+        environment: { ...this.environment(), ...options.environment },
+      },
+      options.domain && api ? { entry: options.domain.entry, api } : undefined,
+    );
   }
 
   /** What lib/global-order.ts builds the sequencer, the reconciler and their alarms with. */

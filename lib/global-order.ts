@@ -12,14 +12,14 @@ import * as targets from "aws-cdk-lib/aws-events-targets";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import { DynamoEventSource, SqsDlq } from "aws-cdk-lib/aws-lambda-event-sources";
-import type { NodejsFunction } from "aws-cdk-lib/aws-lambda-nodejs";
 import type * as sns from "aws-cdk-lib/aws-sns";
 import * as sqs from "aws-cdk-lib/aws-sqs";
 import type { Construct } from "constructs";
 import { ATTR, ENV, GLOBAL_METRICS, ITEM_KIND, PREFIX } from "../lambdas/core/constants.ts";
+import { CAIRN_LAMBDAS } from "./bundling.ts";
 
-export const SEQUENCER_ENTRY = "lambdas/handlers/sequencer.ts";
-export const RECONCILER_ENTRY = "lambdas/handlers/reconciler.ts";
+export const SEQUENCER_ENTRY = CAIRN_LAMBDAS.sequencer;
+export const RECONCILER_ENTRY = CAIRN_LAMBDAS.reconciler;
 
 /** The settings of EventStoreProps the global order reads. */
 export interface GlobalOrderSettings {
@@ -48,7 +48,7 @@ export interface GlobalOrderHost {
       reservedConcurrentExecutions?: number;
       environment?: Record<string, string>;
     },
-  ): NodejsFunction;
+  ): lambda.Function;
   grantTable(grantee: iam.IGrantable, actions: string[], leadingKeys: string[]): iam.Grant;
   grantKey(grantee: iam.IGrantable, write: boolean): void;
   alarm(
@@ -60,9 +60,9 @@ export interface GlobalOrderHost {
 }
 
 export interface GlobalOrderResources {
-  readonly sequencer: NodejsFunction;
+  readonly sequencer: lambda.Function;
   readonly failures: sqs.Queue;
-  readonly reconciler: NodejsFunction;
+  readonly reconciler: lambda.Function;
   readonly reconcileSchedule: events.Rule;
 }
 

@@ -5,10 +5,9 @@
  * records to virtual shards (virtual-shards.ts): split by partition key into `virtualShards` queues,
  * each delivered in order, one batch at a time, to its own invocation of the sequencer's Lambda
  * `handler` as a `DynamoDBStreamEvent` shaped as Lambda delivers it (redelivering from the reported
- * record on a partial batch failure). After each batch with a head change it wakes every registered
- * projection through its Lambda `handler`, and wakes them on a timer too (the EventBridge schedule).
+ * record on a partial batch failure). After each batch with a head change it wakes every projection it
+ * was given, and wakes them on a timer too (the EventBridge schedule).
  */
-import { pathToFileURL } from "node:url";
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   DynamoDBStreamsClient,
@@ -19,9 +18,7 @@ import {
   TrimmedDataAccessException,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import { ENV } from "../../lambdas/core/constants.ts";
-import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { headChangeOf } from "../../lambdas/sequencer/sequencer.ts";
+import { createSequencerHandler, headChangeOf } from "../../lambdas/sequencer/sequencer.ts";
 import { listShards, toLambdaRecord } from "../../lambdas/sequencer/stream-reader.ts";
 import { type StreamHandler, startVirtualShards, type VirtualShardStats } from "./virtual-shards.ts";
 
@@ -36,9 +33,9 @@ export interface LocalProjection {
 export interface LocalPollerOptions {
   readonly endpoint: string;
   readonly tableName: string;
-  /** @default the `handler` of lambdas/handlers/sequencer.ts */
+  /** @default the sequencer's handler (createSequencerHandler) over this table, with no SNS fan-out */
   readonly sequencer?: StreamHandler;
-  /** @default the `handler` of each entry of lambdas/projections/registry.ts */
+  /** Woken after each batch that extended `$all`, and on the timer. @default none */
   readonly projections?: readonly LocalProjection[];
   /** Records per sequencer invocation (the event source mapping's batch size). @default 1000 */
   readonly batchSize?: number;
@@ -76,12 +73,7 @@ const RERUN_AFTER_MS = 100;
 const MAX_BACKLOG = 20_000;
 
 /** Starts polling at once; `stop()` finishes the batches in hand and the projection runs in flight. */
-export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
-  process.env[ENV.tableName] ??= options.tableName;
-  process.env.AWS_ENDPOINT_URL_DYNAMODB ??= options.endpoint;
-  process.env.AWS_REGION ??= "us-east-1";
-  process.env.AWS_ACCESS_KEY_ID ??= "local";
-  process.env.AWS_SECRET_ACCESS_KEY ??= "local";
+export function startLocalPoller(options: LocalPollerOptions): LocalPoller & { wakeAll(): void } {
   const log = options.log ?? ((message: string, detail?: unknown) => console.warn(message, detail ?? ""));
   const credentials = { accessKeyId: "local", secretAccessKey: "local" };
   const dynamodb = new DynamoDBClient({ endpoint: options.endpoint, region: "us-east-1", credentials });
@@ -92,7 +84,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
   let wakeTimer: NodeJS.Timeout | undefined;
 
   const runners = new Map<string, { running?: Promise<void>; again: boolean }>();
-  let projections: readonly LocalProjection[] = [];
+  const projections: readonly LocalProjection[] = options.projections ?? [];
   const wake = (projection: LocalProjection) => {
     const runner = runners.get(projection.name) ?? { again: false };
     runners.set(projection.name, runner);
@@ -137,9 +129,8 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
   };
 
   const loop = (async () => {
-    const sequencer =
-      options.sequencer ?? ((await import("../../lambdas/handlers/sequencer.ts")).handler as StreamHandler);
-    projections = options.projections ?? (await loadRegisteredProjections());
+    const sequencer: StreamHandler =
+      options.sequencer ?? createSequencerHandler({ client: dynamodb, tableName: options.tableName, log });
     wakeTimer = setInterval(wakeAll, options.wakeEveryMs ?? 1000);
     const { Table } = await dynamodb.send(new DescribeTableCommand({ TableName: options.tableName }));
     const arn = Table?.LatestStreamArn;
@@ -235,6 +226,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
 
   return {
     stats,
+    wakeAll,
     async stop() {
       stopped = true;
       if (wakeTimer) clearInterval(wakeTimer);
@@ -245,19 +237,6 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller {
       streams.destroy();
     },
   };
-}
-
-/** The registered projections' Lambda handlers, imported from their entry modules. */
-export async function loadRegisteredProjections(): Promise<LocalProjection[]> {
-  const root = new URL("../../", import.meta.url);
-  return Promise.all(
-    PROJECTIONS.map(async ({ name, entry }) => {
-      const module = (await import(pathToFileURL(new URL(entry, root).pathname).href)) as {
-        handler: LocalProjection["handler"];
-      };
-      return { name, handler: module.handler };
-    }),
-  );
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

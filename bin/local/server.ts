@@ -1,15 +1,17 @@
 /**
- * The local HTTP server of `npm start`: turns each HTTP request into the API Gateway HTTP API
- * event (payload format 2.0) that the handlers receive in AWS and calls the Lambda handler module
- * that owns the route in lambdas/http/routes.ts. No route is implemented here.
+ * The local HTTP server of `npm start` and the local twin: turns each HTTP request into the API
+ * Gateway HTTP API event (payload format 2.0) that the handlers receive in AWS and calls the
+ * Lambda handler of the function that owns the route in lambdas/http/routes.ts, built by the same
+ * factory as in AWS over the store it is given. No route is implemented here.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { DescribeTableCommand } from "@aws-sdk/client-dynamodb";
 import type { APIGatewayProxyEventV2, APIGatewayProxyResultV2, Context } from "aws-lambda";
-import { ENV } from "../../lambdas/core/constants.ts";
 import { ValidationError } from "../../lambdas/core/errors.ts";
+import type { EventStore } from "../../lambdas/core/event-store.ts";
+import { type ApiConfig, createFunctionHandler } from "../../lambdas/http/api.ts";
 import {
   errorResponse,
   type HttpResponse,
@@ -17,15 +19,13 @@ import {
   methodNotAllowed,
   routeNotFound,
 } from "../../lambdas/http/http.ts";
-import { type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
+import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
 
 export interface LocalServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
   readonly port: number;
-  /** DynamoDB Local's endpoint, e.g. `http://127.0.0.1:8000`. */
-  readonly endpoint: string;
-  /** The table, which must exist (see `ensureTable`). */
-  readonly tableName: string;
+  /** What the API serves: the store (its table must exist, see `ensureTable`), the projections, their wake-up. */
+  readonly api: ApiConfig;
   /** @default "127.0.0.1" */
   readonly host?: string;
 }
@@ -42,12 +42,6 @@ const GATEWAY_MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** Content types API Gateway passes as text; any other body arrives base64-encoded. */
 const TEXT_TYPES = /^(text\/|application\/(json|xml|javascript|x-www-form-urlencoded)|[^;]*\+(json|xml))/i;
 
-const HANDLER_MODULES: Record<ApiFunction, string> = {
-  write: "../../lambdas/handlers/api-write.ts",
-  read: "../../lambdas/handlers/api-read.ts",
-  admin: "../../lambdas/handlers/api-admin.ts",
-};
-
 interface Route {
   readonly key: RouteKey;
   readonly method: string;
@@ -60,35 +54,11 @@ const ROUTE_LIST: Route[] = (Object.keys(ROUTES) as RouteKey[]).map((key) => {
   return { key, method, segments: path.split("/").slice(1), fn: ROUTES[key].fn };
 });
 
-let started: { endpoint: string; tableName: string } | undefined;
-
-/**
- * Serves the API on `host:port` over the given DynamoDB Local and table. The handlers read their
- * configuration from the environment as in AWS, so it is set before they are first imported;
- * one process serves one table (the handlers keep one store per process, as a Lambda does).
- */
+/** Serves the API on `host:port`, each function's handler built over `options.api` as in AWS. */
 export async function startLocalServer(options: LocalServerOptions): Promise<LocalServer> {
-  if (started && (started.endpoint !== options.endpoint || started.tableName !== options.tableName)) {
-    throw new Error(
-      `this process already serves table ${started.tableName} on ${started.endpoint}; ` +
-        "the handlers keep one store per process, so start another process for another table",
-    );
-  }
-  started = { endpoint: options.endpoint, tableName: options.tableName };
-  process.env[ENV.tableName] = options.tableName;
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = options.endpoint;
-  process.env.AWS_REGION ??= "us-east-1";
-  process.env.AWS_ACCESS_KEY_ID ??= "local";
-  process.env.AWS_SECRET_ACCESS_KEY ??= "local";
-
   const handlers = {} as Record<ApiFunction, LambdaHandler>;
-  for (const fn of Object.keys(HANDLER_MODULES) as ApiFunction[]) {
-    const module = (await import(new URL(HANDLER_MODULES[fn], import.meta.url).href)) as {
-      handler: LambdaHandler;
-    };
-    handlers[fn] = module.handler;
-  }
-  const health = new DynamoDBClient({});
+  for (const fn of API_FUNCTIONS) handlers[fn] = createFunctionHandler(fn, options.api);
+  const store = options.api.store;
   const host = options.host ?? "127.0.0.1";
 
   const server = createServer((req, res) => {
@@ -109,7 +79,7 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
 
     if (rawPath === "/health" && (method === "GET" || method === "HEAD")) {
       await drain(req);
-      return send(res, await healthResult(health, options.tableName));
+      return send(res, await healthResult(store));
     }
     const segments = rawPath.split("/").slice(1);
     const matches = ROUTE_LIST.map((route) => ({ route, params: match(route.segments, segments) })).filter(
@@ -165,7 +135,6 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
       new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-        health.destroy();
       }),
   };
 }
@@ -286,7 +255,7 @@ function lambdaContext(fn: ApiFunction, event: APIGatewayProxyEventV2): Context 
     callbackWaitsForEmptyEventLoop: true,
     functionName: `cairn-local-api-${fn}`,
     functionVersion: "$LATEST",
-    invokedFunctionArn: `arn:aws:lambda:${process.env.AWS_REGION}:000000000000:function:cairn-local-api-${fn}`,
+    invokedFunctionArn: `arn:aws:lambda:us-east-1:000000000000:function:cairn-local-api-${fn}`,
     memoryLimitInMB: "1024",
     awsRequestId: event.requestContext.requestId,
     logGroupName: `/aws/lambda/cairn-local-api-${fn}`,
@@ -315,7 +284,7 @@ async function drain(req: IncomingMessage): Promise<void> {
   }
 }
 
-async function healthResult(client: DynamoDBClient, tableName: string): Promise<HttpResponse> {
+async function healthResult({ client, tableName }: EventStore): Promise<HttpResponse> {
   try {
     const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
     return json(200, { status: "ok", table: tableName, tableStatus: Table?.TableStatus });

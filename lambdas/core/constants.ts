@@ -68,6 +68,8 @@ export const ENV = {
   tableStreamArn: "CAIRN_TABLE_STREAM_ARN",
   failureQueueUrl: "CAIRN_FAILURE_QUEUE_URL",
   reconcileGraceSeconds: "CAIRN_RECONCILE_GRACE_SECONDS",
+  /** The projections the API reports on and resets, comma-separated (the construct's `addProjection` names). */
+  projections: "CAIRN_PROJECTIONS",
 } as const;
 
 /**
@@ -172,7 +174,7 @@ export const HTTP = {
   maxPageBytes: 5 * 1024 * 1024 - 16 * 1024,
 } as const;
 
-/** Environment variables of `npm start` (bin/start.ts). */
+/** Environment variables of the local twin (`cairn dev`, `startLocal`). */
 export const LOCAL_ENV = {
   port: "PORT",
   dynamodbEndpoint: "DYNAMODB_ENDPOINT",

@@ -2,6 +2,7 @@ export * from "./aggregate.ts";
 export * from "./all.ts";
 export * from "./chunks.ts";
 export * from "./constants.ts";
+export * from "./domain.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./schemas.ts";

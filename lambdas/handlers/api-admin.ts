@@ -1,7 +1,4 @@
-import { createApiHandler } from "../http/http.ts";
-import { resetProjectionRoute } from "../http/reset.ts";
+import { apiHandlerFromEnv } from "./api.ts";
 
 /** Lambda entry for the "admin" routes of lambdas/http/routes.ts: projection reset. */
-export const handler = createApiHandler({
-  "POST /projections/{name}/reset": resetProjectionRoute,
-});
+export const handler = apiHandlerFromEnv("admin");

@@ -1,18 +1,7 @@
-import { createApiHandler } from "../http/http.ts";
-import { getProjection, getProjectionDocument, listProjections, readAllEvents } from "../http/read-all.ts";
-import { getSnapshot } from "../http/snapshots.ts";
-import { getStreamInfo, readStreamEvents } from "../http/streams.ts";
+import { apiHandlerFromEnv } from "./api.ts";
 
 /**
  * Lambda entry for the "read" routes of lambdas/http/routes.ts: streams, snapshots, `$all` and
- * projection status and documents. Its role can read, nothing else.
+ * projection status and documents. Its role can read, nothing else. (Prebuilt: no domain.)
  */
-export const handler = createApiHandler({
-  "GET /streams/{streamId}/events": readStreamEvents,
-  "GET /streams/{streamId}": getStreamInfo,
-  "GET /streams/{streamId}/snapshot": getSnapshot,
-  "GET /all": readAllEvents,
-  "GET /projections": listProjections,
-  "GET /projections/{name}": getProjection,
-  "GET /projections/{name}/documents/{id}": getProjectionDocument,
-});
+export const handler = apiHandlerFromEnv("read");

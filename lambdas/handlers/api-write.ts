@@ -1,9 +1,4 @@
-import { createApiHandler } from "../http/http.ts";
-import { putSnapshot } from "../http/snapshots.ts";
-import { appendEvents } from "../http/streams.ts";
+import { apiHandlerFromEnv } from "./api.ts";
 
-/** Lambda entry for the "write" routes of lambdas/http/routes.ts. */
-export const handler = createApiHandler({
-  "POST /streams/{streamId}/events": appendEvents,
-  "PUT /streams/{streamId}/snapshot": putSnapshot,
-});
+/** Lambda entry for the "write" routes of lambdas/http/routes.ts (prebuilt: no domain). */
+export const handler = apiHandlerFromEnv("write");

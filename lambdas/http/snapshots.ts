@@ -1,8 +1,8 @@
 import { VERSION_DIGITS } from "../core/constants.ts";
 import { NotFoundError } from "../core/errors.ts";
+import type { EventStore } from "../core/event-store.ts";
 import { type Snapshot, SnapshotStore } from "../core/snapshots.ts";
 import { assertStreamId } from "../core/validate.ts";
-import { storeFromEnv } from "./config.ts";
 import { integerParam, json, parseJsonObject, pathParam, queryOf, type RouteHandler } from "./http.ts";
 
 /**
@@ -10,9 +10,11 @@ import { integerParam, json, parseJsonObject, pathParam, queryOf, type RouteHand
  * read and write the snapshots of HTTP clients (`HTTPSNAPSHOT#` partitions), never the aggregate
  * repository's: a caller allowed to PUT a snapshot cannot choose the state a command handler loads.
  */
+export function snapshotRoutes(store: EventStore) {
+  const snapshots = new SnapshotStore({ client: store.client, tableName: store.tableName, source: "http" });
+  return { getSnapshot: getSnapshot(snapshots), putSnapshot: putSnapshot(snapshots) };
+}
 
-const store = storeFromEnv();
-const snapshots = new SnapshotStore({ client: store.client, tableName: store.tableName, source: "http" });
 const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
 
 const streamIdOf = (request: Parameters<RouteHandler>[0]): string => {
@@ -30,27 +32,31 @@ const body = (snapshot: Snapshot) => ({
 });
 
 /** `GET /streams/{streamId}/snapshot?maxVersion=`: the latest snapshot (at or below `maxVersion`); 404 when none. */
-export const getSnapshot: RouteHandler = async (request) => {
-  const streamId = streamIdOf(request);
-  const query = queryOf(request, ["maxVersion"]);
-  const maxVersion = integerParam(query.maxVersion, "maxVersion", 0, MAX_VERSION);
-  const snapshot = await snapshots.load(streamId, maxVersion === undefined ? {} : { maxVersion });
-  if (!snapshot) throw new NotFoundError(`stream ${streamId} has no snapshot`);
-  return json(200, body(snapshot));
-};
+const getSnapshot =
+  (snapshots: SnapshotStore): RouteHandler =>
+  async (request) => {
+    const streamId = streamIdOf(request);
+    const query = queryOf(request, ["maxVersion"]);
+    const maxVersion = integerParam(query.maxVersion, "maxVersion", 0, MAX_VERSION);
+    const snapshot = await snapshots.load(streamId, maxVersion === undefined ? {} : { maxVersion });
+    if (!snapshot) throw new NotFoundError(`stream ${streamId} has no snapshot`);
+    return json(200, body(snapshot));
+  };
 
 /**
  * `PUT /streams/{streamId}/snapshot` with `{ version, state, schemaVersion? }`: 200 with the
  * snapshot saved. A version above the stream's is a 400 on `version`; a missing stream a 404.
  */
-export const putSnapshot: RouteHandler = async (request) => {
-  const streamId = streamIdOf(request);
-  queryOf(request, []);
-  const input = parseJsonObject(request, ["version", "state", "schemaVersion"]);
-  const saved = await snapshots.save(streamId, {
-    version: input.version as number,
-    state: input.state,
-    ...(input.schemaVersion === undefined ? {} : { schemaVersion: input.schemaVersion as number }),
-  });
-  return json(200, body(saved));
-};
+const putSnapshot =
+  (snapshots: SnapshotStore): RouteHandler =>
+  async (request) => {
+    const streamId = streamIdOf(request);
+    queryOf(request, []);
+    const input = parseJsonObject(request, ["version", "state", "schemaVersion"]);
+    const saved = await snapshots.save(streamId, {
+      version: input.version as number,
+      state: input.state,
+      ...(input.schemaVersion === undefined ? {} : { schemaVersion: input.schemaVersion as number }),
+    });
+    return json(200, body(saved));
+  };

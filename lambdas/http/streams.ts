@@ -1,9 +1,9 @@
 import { HTTP, VERSION_DIGITS } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
+import type { EventStore } from "../core/event-store.ts";
 import type { ExpectedVersion, NewEvent, ReadDirection } from "../core/types.ts";
 import { assertStreamId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
-import { storeFromEnv } from "./config.ts";
 import {
   type HttpRequest,
   headerOf,
@@ -15,9 +15,6 @@ import {
   type RouteHandler,
 } from "./http.ts";
 
-/** The stream route handlers: thin over the core EventStore, errors mapped in http.ts. */
-
-const store = storeFromEnv();
 const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
 
 const streamIdOf = (request: HttpRequest): string => {
@@ -28,67 +25,82 @@ const streamIdOf = (request: HttpRequest): string => {
 
 const eventsPath = (streamId: string) => `/streams/${encodeURIComponent(streamId)}/events`;
 
+/** The stream route handlers over `store`: thin over the core EventStore, errors mapped in http.ts. */
+export function streamRoutes(store: EventStore) {
+  return {
+    appendEvents: appendEvents(store),
+    readStreamEvents: readStreamEvents(store),
+    getStreamInfo: getStreamInfo(store),
+  };
+}
+
 /** `POST /streams/{streamId}/events`: 201 when written, 200 with `idempotent-replayed: true` for a retry. */
-export const appendEvents: RouteHandler = async (request) => {
-  const streamId = streamIdOf(request);
-  const body = parseJsonObject(request, ["expectedVersion", "events"]);
-  if (!headerOf(request, HTTP.correlationIdHeader)) {
-    const correlationId = correlationOf(body.events);
-    if (correlationId) logger.appendKeys({ correlationId });
-  }
-  const result = await store.appendToStream(streamId, body.events as NewEvent[], {
-    expectedVersion: body.expectedVersion as ExpectedVersion | undefined,
-  });
-  const { duplicate, ...answer } = result;
-  logger.info(duplicate ? "append replayed" : "appended", {
-    streamId,
-    fromVersion: result.fromVersion,
-    toVersion: result.toVersion,
-  });
-  return duplicate
-    ? json(200, answer, { [HTTP.replayedHeader]: "true" })
-    : json(201, answer, { location: `${eventsPath(streamId)}?fromVersion=${result.fromVersion}` });
-};
+const appendEvents =
+  (store: EventStore): RouteHandler =>
+  async (request) => {
+    const streamId = streamIdOf(request);
+    const body = parseJsonObject(request, ["expectedVersion", "events"]);
+    if (!headerOf(request, HTTP.correlationIdHeader)) {
+      const correlationId = correlationOf(body.events);
+      if (correlationId) logger.appendKeys({ correlationId });
+    }
+    const result = await store.appendToStream(streamId, body.events as NewEvent[], {
+      expectedVersion: body.expectedVersion as ExpectedVersion | undefined,
+    });
+    const { duplicate, ...answer } = result;
+    logger.info(duplicate ? "append replayed" : "appended", {
+      streamId,
+      fromVersion: result.fromVersion,
+      toVersion: result.toVersion,
+    });
+    return duplicate
+      ? json(200, answer, { [HTTP.replayedHeader]: "true" })
+      : json(201, answer, { location: `${eventsPath(streamId)}?fromVersion=${result.fromVersion}` });
+  };
 
 /**
  * `GET /streams/{streamId}/events?fromVersion=&limit=&direction=`: a page of at most `limit` events
  * and under 5 MB, with a `next` link when there is more.
  */
-export const readStreamEvents: RouteHandler = async (request) => {
-  const streamId = streamIdOf(request);
-  const query = queryOf(request, ["fromVersion", "limit", "direction"]);
-  const direction = (query.direction ?? "forward") as ReadDirection;
-  if (direction !== "forward" && direction !== "backward") {
-    throw new ValidationError("direction", 'must be "forward" or "backward"');
-  }
-  const limit = integerParam(query.limit, "limit", 1, HTTP.maxReadLimit) ?? HTTP.defaultReadLimit;
-  const fromVersion = integerParam(
-    query.fromVersion,
-    "fromVersion",
-    direction === "backward" ? 1 : 0,
-    MAX_VERSION,
-  );
-  // A page stops before 5 MB of body, whatever `limit` says, and then carries `next`.
-  const result = await store.readStream(streamId, {
-    direction,
-    limit,
-    maxBytes: HTTP.maxPageBytes,
-    ...(fromVersion === undefined ? {} : { fromVersion }),
-  });
-  const page: Record<string, unknown> = { streamId, direction, events: result.events };
-  if (result.nextVersion !== undefined) {
-    page.nextVersion = result.nextVersion;
-    page.next = `${eventsPath(streamId)}?fromVersion=${result.nextVersion}&limit=${limit}&direction=${direction}`;
-  }
-  return json(200, page);
-};
+const readStreamEvents =
+  (store: EventStore): RouteHandler =>
+  async (request) => {
+    const streamId = streamIdOf(request);
+    const query = queryOf(request, ["fromVersion", "limit", "direction"]);
+    const direction = (query.direction ?? "forward") as ReadDirection;
+    if (direction !== "forward" && direction !== "backward") {
+      throw new ValidationError("direction", 'must be "forward" or "backward"');
+    }
+    const limit = integerParam(query.limit, "limit", 1, HTTP.maxReadLimit) ?? HTTP.defaultReadLimit;
+    const fromVersion = integerParam(
+      query.fromVersion,
+      "fromVersion",
+      direction === "backward" ? 1 : 0,
+      MAX_VERSION,
+    );
+    // A page stops before 5 MB of body, whatever `limit` says, and then carries `next`.
+    const result = await store.readStream(streamId, {
+      direction,
+      limit,
+      maxBytes: HTTP.maxPageBytes,
+      ...(fromVersion === undefined ? {} : { fromVersion }),
+    });
+    const page: Record<string, unknown> = { streamId, direction, events: result.events };
+    if (result.nextVersion !== undefined) {
+      page.nextVersion = result.nextVersion;
+      page.next = `${eventsPath(streamId)}?fromVersion=${result.nextVersion}&limit=${limit}&direction=${direction}`;
+    }
+    return json(200, page);
+  };
 
 /** `GET /streams/{streamId}`: version, category, created and updated times. */
-export const getStreamInfo: RouteHandler = async (request) => {
-  const streamId = streamIdOf(request);
-  queryOf(request, []);
-  return json(200, await store.getStreamInfo(streamId));
-};
+const getStreamInfo =
+  (store: EventStore): RouteHandler =>
+  async (request) => {
+    const streamId = streamIdOf(request);
+    queryOf(request, []);
+    return json(200, await store.getStreamInfo(streamId));
+  };
 
 function correlationOf(events: unknown): string | undefined {
   if (!Array.isArray(events)) return undefined;

@@ -20,6 +20,7 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
+  DynamoDBClient,
   GetItemCommand,
   TransactionCanceledException,
   type TransactWriteItem,
@@ -27,11 +28,12 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
-import type { EventStore } from "../core/event-store.ts";
+import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
+import { EventStore } from "../core/event-store.ts";
 import { retryThrottled } from "../core/throttling.ts";
 import type { RecordedEvent } from "../core/types.ts";
-import { storeFromEnv } from "../http/config.ts";
+import type { Upcasters } from "../core/upcasting.ts";
+import { requiredEnv } from "../http/config.ts";
 import { cairnMetrics, logger } from "../observability.ts";
 import {
   assertDocumentId,
@@ -83,6 +85,12 @@ export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
   readonly eventTypes?: readonly E["type"][];
   /** Only events of streams in these categories. @default all */
   readonly categories?: readonly string[];
+  /**
+   * The domain's upcasters (the same object the domain module exports): events reach the handlers
+   * upcast to their current schema version, in Lambda and under the local twin alike.
+   * @default none: events as stored
+   */
+  readonly upcasters?: Upcasters;
   /** Events read from `$all` per batch (one checkpoint write per batch). @default 100 */
   readonly batchSize?: number;
   /** Tries per event before it is parked. @default 3 */
@@ -130,6 +138,8 @@ export interface Projection {
   readonly name: string;
   readonly eventTypes: readonly string[];
   readonly categories?: readonly string[];
+  /** The upcasters its definition gave; a store that runs it should apply them. */
+  readonly upcasters?: Upcasters;
   /** Catches up from the checkpoint to the head of `$all` (or until the budget is spent). */
   run(store: EventStore, options?: RunOptions): Promise<RunResult>;
   /** Runs the handler again on parked events (all, or those at `positions`); those that pass are unparked. */
@@ -137,8 +147,22 @@ export interface Projection {
   /**
    * The Lambda handler: an SNS wake-up, an EventBridge schedule or any direct invocation runs it
    * to the head; a direct `{ "replayParked": true }` (or a list of positions) replays parked events.
+   * Its store comes from the environment (CAIRN_TABLE_NAME), with the definition's upcasters.
    */
   handler(event?: unknown, context?: InvocationContext): Promise<RunResult | ReplayResult>;
+}
+
+/**
+ * Marks a projection and its handler, so that the projection is found from a module that exports
+ * only `handler` (`cairn dev --projection`). `Symbol.for`: one key across copies of this module.
+ */
+export const PROJECTION_BRAND: unique symbol = Symbol.for("cairn-event-store.projection") as never;
+
+/** The projection `value` is, or whose `handler` it is; undefined for anything else. */
+export function projectionOf(value: unknown): Projection | undefined {
+  if ((typeof value !== "object" && typeof value !== "function") || value === null) return undefined;
+  const branded = (value as { [PROJECTION_BRAND]?: unknown })[PROJECTION_BRAND];
+  return typeof branded === "object" && branded !== null ? (branded as Projection) : undefined;
 }
 
 /** The batch's staged writes: documents by id (undefined = delete) and parked events. */
@@ -194,6 +218,8 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
   const lingerMs = definition.lingerMs ?? 250;
   // The lag and parked count the stack's alarms watch (METRICS in constants.ts), one dimension.
   const metrics = cairnMetrics({ [METRICS.projectionDimension]: name });
+  /** The Lambda handler's store, from the environment, made on its first invocation. */
+  let lambdaStore: EventStore | undefined;
 
   /**
    * Takes the lease. A previous owner still on the item (its lease ran out, so the condition let us
@@ -619,6 +645,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     name,
     eventTypes,
     ...(categories ? { categories } : {}),
+    ...(definition.upcasters ? { upcasters: definition.upcasters } : {}),
 
     async run(store, options = {}) {
       const deadline = Date.now() + (options.budgetMs ?? 60_000);
@@ -734,7 +761,12 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     },
 
     async handler(event, context) {
-      const store = storeFromEnv();
+      lambdaStore ??= new EventStore({
+        client: new DynamoDBClient({}),
+        tableName: requiredEnv(ENV.tableName),
+        ...(definition.upcasters ? { upcasters: definition.upcasters } : {}),
+      });
+      const store = lambdaStore;
       const request = event as { replayParked?: boolean | number[] } | undefined;
       if (request && typeof request === "object" && request.replayParked) {
         return projection.replayParked(
@@ -755,6 +787,8 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       return result;
     },
   };
+  Object.defineProperty(projection, PROJECTION_BRAND, { value: projection });
+  Object.defineProperty(projection.handler, PROJECTION_BRAND, { value: projection });
   return projection;
 }
 

@@ -1,26 +1,40 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { isAbsolute, join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { promisify } from "node:util";
 import * as esbuild from "esbuild";
 import { afterAll, describe, expect, it } from "vitest";
 import { ENV } from "../../lambdas/core/constants.ts";
-import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { ESBUILD, REPO_ROOT } from "../../lib/bundling.ts";
-import { API_ENTRIES, RECONCILER_ENTRY, SEQUENCER_ENTRY } from "../../lib/event-store.ts";
+import { API_FACTORY_MODULE, CAIRN_LAMBDAS, ESBUILD, REPO_ROOT } from "../../lib/bundling.ts";
 
 const run = promisify(execFile);
+const outDir = await mkdtemp(join(tmpdir(), "cairn-bundles-"));
+afterAll(() => rm(outDir, { recursive: true, force: true }));
 
-/** Every Lambda entry the construct deploys: the three API functions, the sequencer, the reconciler, each registered projection; and the example command handler. */
+/**
+ * An API function with a user's domain, as the construct generates its entry (lib/functions.ts):
+ * Cairn's handler factory called with the domain module.
+ */
+const domainEntry = join(outDir, "api-write-with-domain.mjs");
+await writeFile(
+  domainEntry,
+  [
+    `import * as domain from ${JSON.stringify(join(REPO_ROOT, "test/support/fixtures/domain.ts"))};`,
+    `import { apiHandlerFromEnv } from ${JSON.stringify(API_FACTORY_MODULE)};`,
+    `export const handler = apiHandlerFromEnv("write", domain);`,
+  ].join("\n"),
+);
+
+/**
+ * Every Lambda entry the construct deploys: Cairn's own (the prebuilt bundles of `npm run build`),
+ * an API function with a domain, and a user's projection.
+ */
 const ENTRIES: [string, string][] = [
-  ...Object.entries(API_ENTRIES).map(([name, entry]): [string, string] => [`api-${name}`, entry]),
-  ["sequencer", SEQUENCER_ENTRY],
-  ["reconciler", RECONCILER_ENTRY],
-  ...PROJECTIONS.map(({ name, entry }): [string, string] => [`projection-${name}`, entry]),
-  // The example command handler, as `addCommandHandler` would deploy it (the library in-process).
-  ["example-order-commands", "lambdas/examples/order/handler.ts"],
+  ...Object.entries(CAIRN_LAMBDAS),
+  ["api-write-with-domain", domainEntry],
+  ["projection-tally", "test/support/fixtures/projection.ts"],
 ];
 
 /** Above this a bundle is reported with what its kilobytes are; see docs/deploy.md, "Bundle sizes". */
@@ -28,14 +42,11 @@ const EXPLAIN_ABOVE_BYTES = 300 * 1024;
 /** A bundle this large means something that is not Lambda code got in (aws-cdk-lib, a test library). */
 const CEILING_BYTES = 2 * 1024 * 1024;
 
-const outDir = await mkdtemp(join(tmpdir(), "cairn-bundles-"));
-afterAll(() => rm(outDir, { recursive: true, force: true }));
-
 /** Bundles one entry with the construct's esbuild settings; returns the file and its size by package. */
 async function bundle(name: string, entry: string) {
   const outfile = join(outDir, name, "index.mjs");
   const result = await esbuild.build({
-    entryPoints: [join(REPO_ROOT, entry)],
+    entryPoints: [isAbsolute(entry) ? entry : join(REPO_ROOT, entry)],
     outfile,
     bundle: true,
     platform: ESBUILD.platform,

@@ -13,11 +13,21 @@ import {
   projectionPrefix,
 } from "../../lambdas/core/constants.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
-import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { functionId, lines, ownLogs, permissionsOfFunction, synthDefaultStack } from "./support.ts";
+import {
+  EXAMPLE_PROJECTION_ENTRY,
+  functionId,
+  lines,
+  ownLogs,
+  permissionsOfFunction,
+  synthDefaultStack,
+} from "./support.ts";
 
-// GIVEN the default stack, synthesized once for every assertion of this file.
-const { stack, template } = synthDefaultStack();
+// GIVEN the default stack with a projection attached as a user's app would, synthesized once for
+// every assertion of this file.
+const PROJECTIONS = [{ name: "order-summary", entry: EXAMPLE_PROJECTION_ENTRY }];
+const { stack, template } = synthDefaultStack({}, ({ store }) => {
+  for (const { name, entry } of PROJECTIONS) store.addProjection(name, { entry });
+});
 // biome-ignore lint/suspicious/noExplicitAny: a synthesized template is untyped JSON
 type Json = any;
 const resources = template.toJSON().Resources as Record<
@@ -483,7 +493,30 @@ describe("the default stack", () => {
     expect(Token.isUnresolved(stack.region)).toBe(true);
   });
 
-  it("attaches every registered projection to the wake topic and a one-minute schedule", () => {
+  it("deploys a store with no domain and no projection: the API's functions get no projection names", () => {
+    // WHEN
+    const bare = synthDefaultStack().template;
+    // THEN
+    expect(Object.keys(bare.findResources("AWS::Lambda::Function"))).toHaveLength(4);
+    bare.hasResourceProperties("AWS::Lambda::Function", {
+      Description: "Cairn HTTP API: read routes",
+      Environment: { Variables: Match.objectLike({ [ENV.projections]: "" }) },
+    });
+  });
+
+  it("tells the read and admin functions the names of the projections attached", () => {
+    // THEN
+    for (const fn of ["read", "admin"]) {
+      template.hasResourceProperties("AWS::Lambda::Function", {
+        Description: `Cairn HTTP API: ${fn} routes`,
+        Environment: { Variables: Match.objectLike({ [ENV.projections]: "order-summary" }) },
+      });
+    }
+    const write = resources[functionId(template, "Cairn HTTP API: write routes")];
+    expect(write?.Properties.Environment.Variables[ENV.projections]).toBeUndefined();
+  });
+
+  it("attaches every projection added to the wake topic and a one-minute schedule", () => {
     // WHEN
     const topicId = wakeTopicId();
     // THEN

@@ -5,10 +5,10 @@ import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { describe, expect, it } from "vitest";
 import { PREFIX } from "../../lambdas/core/constants.ts";
 import { API_ACCESS, ROUTES, type RouteKey, routesFor } from "../../lambdas/http/routes.ts";
-import { lines, permissionsOf, storeStack } from "./support.ts";
+import { EXAMPLE_PROJECTION_ENTRY, lines, permissionsOf, storeStack } from "./support.ts";
 
 const TABLE = "GlobalTable.Arn";
-const ENTRY = "lambdas/projections/order-summary.ts";
+const ENTRY = EXAMPLE_PROJECTION_ENTRY;
 const ROUTE_KEYS = Object.keys(ROUTES) as RouteKey[];
 /** DynamoDB actions that change an item. */
 const WRITES = /^dynamodb:(PutItem|UpdateItem|DeleteItem|BatchWriteItem|TransactWriteItems)$/;

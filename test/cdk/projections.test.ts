@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
 import { Match, Template } from "aws-cdk-lib/assertions";
 import { HttpJwtAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -8,10 +10,17 @@ import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
 import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
 import { EventStore } from "../../lib/event-store.ts";
-import { appWithoutBundling, lines, permissionsOf, storeStack } from "./support.ts";
+import {
+  appWithoutBundling,
+  EXAMPLE_COMMANDS_ENTRY,
+  EXAMPLE_PROJECTION_ENTRY,
+  lines,
+  permissionsOf,
+  storeStack,
+} from "./support.ts";
 
 const TABLE = "GlobalTable.Arn";
-const ENTRY = "lambdas/projections/order-summary.ts";
+const ENTRY = EXAMPLE_PROJECTION_ENTRY;
 
 /** A user's own function, as it would be in their CDK app. */
 function userFunction(stack: ConstructLike) {
@@ -150,12 +159,41 @@ describe("addProjection from an entry", () => {
   });
 });
 
+describe("a user's files", () => {
+  it("are found from the CDK app's working directory, and one that does not exist is refused naming it", () => {
+    // GIVEN
+    const { store } = storeStack();
+    // THEN
+    expect(() => store.addProjection("missing", { entry: "src/no-such-projection.ts" })).toThrow(
+      `entry src/no-such-projection.ts does not exist (relative paths start from ${process.cwd()})`,
+    );
+    expect(() => storeStack({ domain: { entry: "src/no-such-domain.ts" } })).toThrow(
+      /domain src\/no-such-domain\.ts does not exist/,
+    );
+  });
+
+  it("with a domain, the API's write and read functions are bundled from an entry that imports it; admin is not", () => {
+    // GIVEN no entry generated before
+    const cache = join(process.cwd(), "node_modules/.cache/cairn-event-store");
+    rmSync(cache, { recursive: true, force: true });
+    // WHEN
+    storeStack({ domain: { entry: "test/support/fixtures/domain.ts" } });
+    // THEN the generated entries, under the project's node_modules/.cache, call the factory with the domain
+    const entries = readdirSync(cache).map((name) => readFileSync(join(cache, name), "utf8"));
+    for (const fn of ["write", "read"]) {
+      expect(entries.some((text) => text.includes(`apiHandlerFromEnv("${fn}", domain)`))).toBe(true);
+    }
+    expect(entries.filter((text) => text.includes("test/support/fixtures/domain.ts"))).not.toHaveLength(0);
+    expect(entries.some((text) => text.includes(`apiHandlerFromEnv("admin"`))).toBe(false);
+  });
+});
+
 describe("addCommandHandler", () => {
   it("builds the user's command handler like the store's functions, allowed to load, append and snapshot streams only", () => {
     // GIVEN
     const { stack, store } = storeStack();
     // WHEN
-    const fn = store.addCommandHandler("OrderCommands", { entry: "lambdas/examples/order/handler.ts" });
+    const fn = store.addCommandHandler("OrderCommands", { entry: EXAMPLE_COMMANDS_ENTRY });
     const template = Template.fromStack(stack);
     const roleId = stack.getLogicalId(fn.role?.node.defaultChild as iam.CfnRole);
     // THEN

@@ -11,11 +11,19 @@ type Resources = Record<string, { Type: string; Properties?: Record<string, unkn
  */
 export const appWithoutBundling = (): App => new App({ context: { "aws:cdk:bundling-stacks": [] } });
 
-/** The default stack, synthesized once per test file. */
-export function synthDefaultStack(props: CairnStackProps = {}): { stack: CairnStack; template: Template } {
+/** The default stack (with what `extend` adds, as a user's app would), synthesized once per test file. */
+export function synthDefaultStack(
+  props: CairnStackProps = {},
+  extend: (stack: CairnStack) => void = () => {},
+): { stack: CairnStack; template: Template } {
   const stack = new CairnStack(appWithoutBundling(), "Cairn", props);
+  extend(stack);
   return { stack, template: Template.fromStack(stack) };
 }
+
+/** The example app's projection and command handler: a user's entries, relative to the working directory. */
+export const EXAMPLE_PROJECTION_ENTRY = "examples/orders/src/projections/order-summary.ts";
+export const EXAMPLE_COMMANDS_ENTRY = "examples/orders/src/handler.ts";
 
 /** A bare stack holding one EventStore; props may be made in the stack (an alarm topic, a key). */
 export function storeStack(props: EventStoreProps | ((stack: Stack) => EventStoreProps) = {}): {

@@ -6,6 +6,8 @@ import { SignatureV4 } from "@smithy/signature-v4";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startLocalPoller } from "../../bin/local/poller.ts";
 import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
+import * as orders from "../../examples/orders/src/domain.ts";
+import { type OrderSummary, orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
 import {
   CairnClient,
   type ClientReadAllOptions,
@@ -16,23 +18,22 @@ import {
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
+import { EventStore } from "../../lambdas/core/event-store.ts";
 import type { RecordedEvent } from "../../lambdas/core/types.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
-import type { OrderSummary } from "../../lambdas/projections/order-summary.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let server: LocalServer;
 let client: CairnClient;
 let drop: () => Promise<void>;
 let tableName: string;
+let store: EventStore;
 
 beforeAll(async () => {
   const table = await createTestTable();
-  server = await startLocalServer({
-    port: 0,
-    endpoint: inject("dynamodbEndpoint"),
-    tableName: table.tableName,
-  });
+  // The example app's domain and projection, as a user's app gives them.
+  store = new EventStore({ client: table.client, tableName: table.tableName, ...orders });
+  server = await startLocalServer({ port: 0, api: { store, projections: [orderSummary.name] } });
   client = new CairnClient({ url: server.url });
   drop = table.drop;
   tableName = table.tableName;
@@ -279,7 +280,11 @@ describe("CairnClient: $all and projections", () => {
 
   it("reads a projection's read-model document once the projection has run, and undefined for none", async () => {
     // Prepare
-    const poller = startLocalPoller({ endpoint: inject("dynamodbEndpoint"), tableName });
+    const poller = startLocalPoller({
+      endpoint: inject("dynamodbEndpoint"),
+      tableName,
+      projections: [{ name: orderSummary.name, handler: () => orderSummary.run(store) }],
+    });
     const orderId = `doc:${randomUUID()}`;
     await client.append(`Order-${orderId}`, [placed, added("a"), added("b")]);
 

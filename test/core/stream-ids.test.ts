@@ -3,9 +3,10 @@ import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   allCursorKey,
-  allLogKey,
+  allPageKey,
   appendGuardKey,
   EventStore,
+  GLOBAL_LOG,
   KEY_LIMITS,
   LIMITS,
   positionKey,
@@ -152,7 +153,8 @@ describe("key budgets: every id at its limit fits DynamoDB's key limits with its
     ["append guard", streamKey(longestId), appendGuardKey("e".repeat(LIMITS.eventIdMaxLength))],
     ["snapshot", snapshotStreamKey(longestId), snapshotKey(9_999_999_999)],
     ["$all cursor", allCursorKey(longestId), "CURSOR"],
-    ["$all entry", allLogKey(highest), positionKey(highest)],
+    ["$all chunk", allPageKey(highest), positionKey(highest)],
+    ["$all set-aside entry", GLOBAL_LOG.asideKey, longestId],
     ["projection checkpoint", projectionCheckpointKey(longestName), "CHECKPOINT"],
     ["projection document", projectionDocKey(longestName, highest, longestDocumentId), "DOC"],
     ["parked event", projectionParkedKey(longestName, highest), positionKey(highest)],

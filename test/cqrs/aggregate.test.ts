@@ -1,15 +1,15 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { decideOrder, type OrderCommand, OrderRuleError } from "../../examples/orders/src/commands.ts";
+import { orderStreamId } from "../../examples/orders/src/events.ts";
+import { type Order, orderAggregate } from "../../examples/orders/src/order.ts";
+import { orderEventSchemas } from "../../examples/orders/src/schemas.ts";
 import {
   AggregateRepository,
   EventStore,
   SnapshotStore,
   WrongExpectedVersionError,
 } from "../../lambdas/core/index.ts";
-import { decideOrder, type OrderCommand, OrderRuleError } from "../../lambdas/examples/order/commands.ts";
-import { orderStreamId } from "../../lambdas/examples/order/events.ts";
-import { type Order, orderAggregate } from "../../lambdas/examples/order/order.ts";
-import { orderEventSchemas } from "../../lambdas/examples/order/schemas.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let store: EventStore;

@@ -2,6 +2,8 @@ import { randomUUID } from "node:crypto";
 import { GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { z } from "zod";
+import type { OrderEvent } from "../../examples/orders/src/events.ts";
+import { orderEventSchemas } from "../../examples/orders/src/schemas.ts";
 import {
   ATTR,
   defineEventSchemas,
@@ -14,8 +16,6 @@ import {
   ValidationError,
   versionKey,
 } from "../../lambdas/core/index.ts";
-import type { OrderEvent } from "../../lambdas/examples/order/events.ts";
-import { orderEventSchemas } from "../../lambdas/examples/order/schemas.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 let store: EventStore;

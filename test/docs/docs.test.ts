@@ -183,7 +183,7 @@ describe("README and docs agree with the code", () => {
 
   it("show the example projection as it ships: one document per order, keyed by the order id", () => {
     // Prepare
-    const shipped = text("lambdas/projections/order-summary.ts");
+    const shipped = text("examples/orders/src/projections/order-summary.ts");
     const snippets = tsBlocks.filter(({ code }) => code.includes('name: "order-summary"'));
 
     // Assess

@@ -2,15 +2,15 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type LocalPoller, startLocalPoller } from "../../bin/local/poller.ts";
 import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
+import { type OrderSummary, orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
 import { EventStore, type NewEvent } from "../../lambdas/core/index.ts";
-import type { OrderSummary } from "../../lambdas/projections/order-summary.ts";
 import { readProjectionDocument } from "../../lambdas/projections/state.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 import { logProblems, readWholeLog } from "./helpers.ts";
 
 /**
  * The whole path under `npm start`'s pieces: the local HTTP server, DynamoDB Local's stream read
- * by the local poller, the sequencer's and the registered projections' Lambda handlers.
+ * by the local poller, the sequencer's handler and a user's projection (the example app's).
  */
 let store: EventStore;
 let drop: () => Promise<void>;
@@ -22,8 +22,13 @@ beforeAll(async () => {
   store = new EventStore({ client: table.client, tableName: table.tableName });
   drop = table.drop;
   const endpoint = inject("dynamodbEndpoint");
-  server = await startLocalServer({ port: 0, endpoint, tableName: table.tableName });
-  poller = startLocalPoller({ endpoint, tableName: table.tableName, log: () => {} });
+  server = await startLocalServer({ port: 0, api: { store, projections: [orderSummary.name] } });
+  poller = startLocalPoller({
+    endpoint,
+    tableName: table.tableName,
+    log: () => {},
+    projections: [{ name: orderSummary.name, handler: () => orderSummary.run(store) }],
+  });
 });
 afterAll(async () => {
   await poller?.stop();

@@ -1,6 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { APIGatewayProxyEventV2 } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { EventStore } from "../../lambdas/core/event-store.ts";
+import { createFunctionHandler } from "../../lambdas/http/api.ts";
+import { localClient } from "../support/dynamodb.ts";
 import { MEMBER_NAMES, memberNamedData } from "../support/member-names.ts";
 import { type Api, eventsPath, startApi } from "./support.ts";
 
@@ -35,8 +38,11 @@ describe("names of Object members over HTTP", () => {
   it.each(["constructor", "toString", "__proto__"])(
     "answers a route key named %s with 404, not an Object member",
     async (routeKey) => {
-      // Prepare: the read function's own handler, as API Gateway invokes it.
-      const { handler } = await import("../../lambdas/handlers/api-read.ts");
+      // Prepare: the read function's own handler (the factory its Lambda entry calls), as API Gateway invokes it.
+      const handler = createFunctionHandler("read", {
+        store: new EventStore({ client: localClient(), tableName: api.tableName }),
+        projections: [],
+      });
       const request = {
         version: "2.0",
         routeKey,

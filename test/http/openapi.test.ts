@@ -8,18 +8,27 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  ThrottledError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/core/errors.ts";
 import { errorResponse } from "../../lambdas/http/http.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
 import { logger } from "../../lambdas/observability.ts";
-import { PROJECTIONS } from "../../lambdas/projections/registry.ts";
-import { type Api, type Json, schemaAt, spec, startApi, validateResponse } from "./support.ts";
+import {
+  API_PROJECTION,
+  type Api,
+  type Json,
+  schemaAt,
+  spec,
+  startApi,
+  validateResponse,
+} from "./support.ts";
 
 let api: Api;
 const streamId = "Spec-1";
-const projection = PROJECTIONS[0]?.name ?? "order-summary";
+/** The projection the API under test knows (support.ts, startApi). */
+const projection = API_PROJECTION;
 
 beforeAll(async () => {
   api = await startApi();
@@ -59,6 +68,7 @@ const ERRORS = {
   Contention: new ContentionError(streamId, 5),
   IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),
   NotFound: new NotFoundError("no projection named nope"),
+  Throttled: new ThrottledError(1),
   InternalError: new Error("a bug"),
 } satisfies Record<ErrorCode, Error>;
 

@@ -13,22 +13,23 @@ const root = new URL("../../", import.meta.url).pathname;
 const children: ChildProcess[] = [];
 
 /**
- * What `npm start` runs, from package.json: `node --import tsx bin/start.ts`, one process that gets
- * the signals itself. (`tsx bin/start.ts` relays them to a child and SIGKILLs it, exit 130, when the
- * child does not acknowledge within 30 ms: a loaded machine made that a flaky exit code.)
+ * What `npm start` runs, from package.json: `node --import tsx bin/cli.ts dev` (`cairn dev` from the
+ * sources, no domain, no projection), one process that gets the signals itself. (`tsx bin/cli.ts`
+ * relays them to a child and SIGKILLs it, exit 130, when the child does not acknowledge within
+ * 30 ms: a loaded machine made that a flaky exit code.)
  */
 const START = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as { scripts: { start: string } })
   .scripts.start;
 
-/** Spawns `npm start`'s command in a process group of its own, with `entry` in place of bin/start.ts. */
-function launch(env: Record<string, string | undefined>, args: string[] = [], entry = "bin/start.ts") {
+/** Spawns `npm start`'s command in a process group of its own, with `entry` in place of bin/cli.ts. */
+function launch(env: Record<string, string | undefined>, args: string[] = [], entry = "bin/cli.ts") {
   const [command, ...rest] = START.split(" ");
   if (command !== "node") throw new Error(`npm start runs ${START}; expected node as the one process`);
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
   for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
   const child = spawn(
     process.execPath,
-    [...rest.map((arg) => (arg === "bin/start.ts" ? entry : arg)), ...args],
+    [...rest.map((arg) => (arg === "bin/cli.ts" ? entry : arg)), ...args],
     {
       cwd: root,
       env: childEnv,
@@ -138,7 +139,17 @@ describe("npm start", () => {
     expect(code).toBe(0);
   });
 
-  it("serves /health and appends on DYNAMODB_ENDPOINT's DynamoDB Local, and exits 0 on SIGTERM", async () => {
+  it("refuses a port that is not one, naming the option, with exit code 1 and nothing started", async () => {
+    // Act
+    const started = launch({}, ["--port", "http"]);
+    const code = await new Promise<number | null>((resolve) => started.child.once("exit", resolve));
+
+    // Assess
+    expect(started.output()).toContain("option '--port <port>' argument 'http' is invalid");
+    expect(code).toBe(1);
+  });
+
+  it("serves /health and appends on DYNAMODB_ENDPOINT's DynamoDB Local, any event type and data (no domain), and exits 0 on SIGTERM", async () => {
     // Prepare
     const tableName = `cairn-start-${randomUUID()}`;
     const started = await npmStart({
@@ -150,6 +161,14 @@ describe("npm start", () => {
       // Act
       const health = await fetch(`${started.url}/health`);
       const appended = await append(started.url, "Start-1", { "x-correlation-id": "corr-start-1" });
+      // No domain: an OrderPlaced with any data is an event like another.
+      const orderBody = JSON.stringify({ events: [{ type: "OrderPlaced", data: { anything: 1 } }] });
+      const placed = await fetch(`${started.url}/streams/Order-1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: orderBody,
+      });
+      const projections = await fetch(`${started.url}/projections`);
       const code = await stop(started.child);
 
       // Assess
@@ -157,6 +176,9 @@ describe("npm start", () => {
       expect(await health.json()).toMatchObject({ status: "ok", table: tableName });
       expect(appended.status).toBe(201);
       expect(await appended.json()).toMatchObject({ streamId: "Start-1", fromVersion: 1 });
+      expect(placed.status).toBe(201);
+      expect(await placed.json()).toMatchObject({ streamId: "Order-1", fromVersion: 1, toVersion: 1 });
+      expect(await projections.json()).toEqual({ projections: [] });
       expect(started.output()).toContain("Try: curl");
       expect(started.output()).toMatch(/"message":"appended".*"correlationId":"corr-start-1"/);
       expect(code).toBe(0);

@@ -2,11 +2,12 @@ import { readFileSync } from "node:fs";
 import { ScanCommand } from "@aws-sdk/client-dynamodb";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import formats from "ajv-formats";
-import { inject } from "vitest";
 import { parse } from "yaml";
 import { startLocalServer } from "../../bin/local/server.ts";
+import * as orders from "../../examples/orders/src/domain.ts";
+import { EventStore } from "../../lambdas/core/event-store.ts";
 import { logger } from "../../lambdas/observability.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createTestTable, localClient } from "../support/dynamodb.ts";
 
 // biome-ignore lint/suspicious/noExplicitAny: response bodies are checked against the OpenAPI schemas
 export type Json = any;
@@ -107,14 +108,23 @@ export function validateResponse(method: string, path: string, response: ApiResp
   }
 }
 
-/** `npm start`'s server, in-process on a free port, over this test file's own table. */
+/** The name of the one projection the API of `startApi` knows (nothing runs it). */
+export const API_PROJECTION = "order-summary";
+
+/**
+ * The local twin's server, in-process on a free port, over this test file's own table and a store
+ * of its own with a user's domain: the example app's schemas and upcasters (test data here).
+ */
 export async function startApi() {
   logger.setLogLevel("WARN");
   const table = await createTestTable("cairn-http");
+  const serverClient = localClient();
   const server = await startLocalServer({
     port: 0,
-    endpoint: inject("dynamodbEndpoint"),
-    tableName: table.tableName,
+    api: {
+      store: new EventStore({ client: serverClient, tableName: table.tableName, ...orders }),
+      projections: [API_PROJECTION],
+    },
   });
 
   async function call(method: string, path: string, options: CallOptions = {}): Promise<ApiResponse> {
@@ -157,6 +167,7 @@ export async function startApi() {
     dropTable,
     close: async () => {
       await server.close();
+      serverClient.destroy();
       await dropTable();
     },
   };

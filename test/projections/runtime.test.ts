@@ -587,7 +587,9 @@ describe("long batches and refused writes", () => {
 
       // Assess: every event was tried exactly its 3 attempts, once, and all are parked.
       const results = await Promise.all(runs);
-      expect(results.filter((result) => result.ran)).toHaveLength(1);
+      // (A wake-up that read the checkpoint before the last commit may take the lease once it is
+      // released, as the runtime allows, and find nothing left: ran, but processed nothing.)
+      expect(results.filter((result) => result.processed > 0)).toHaveLength(1);
       expect(runs.length).toBeGreaterThan(5);
       const status = await getProjectionStatus(store, projection.name);
       expect(status).toMatchObject({ lag: 0, parkedCount: 12, running: false });

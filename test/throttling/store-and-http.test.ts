@@ -35,7 +35,7 @@ beforeAll(async () => {
     credentials: { accessKeyId: "local", secretAccessKey: "local" },
   });
   throttled = new EventStore({ client: throttledClient, tableName: direct.tableName });
-  server = await startLocalServer({ port: 0, endpoint: limits.endpoint, tableName: direct.tableName });
+  server = await startLocalServer({ port: 0, api: { store: throttled, projections: [] } });
 });
 afterAll(async () => {
   await server?.close();

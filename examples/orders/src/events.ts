@@ -1,5 +1,5 @@
 /**
- * The example domain that ships with Cairn: an order. Its events are one readonly discriminated
+ * The example app's domain: an order. Its events are one readonly discriminated
  * union; the aggregate (command side) and the order-summary projection (read side) both use it.
  * Streams are named `Order-<orderId>`, so their category is `Order`.
  */

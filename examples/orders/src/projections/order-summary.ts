@@ -2,8 +2,9 @@
  * The example projection: a summary of each order (status, item count, total) over the `Order-*`
  * streams, one read-model document per order, keyed by order id (the stream id after `Order-`).
  */
-import { ORDER_CATEGORY, type OrderEvent } from "../examples/order/events.ts";
-import { defineProjection, type ProjectionContext } from "./runtime.ts";
+import { defineProjection, type ProjectionContext } from "cairn-event-store/projections";
+import { upcasters } from "../domain.ts";
+import { ORDER_CATEGORY, type OrderEvent } from "../events.ts";
 
 export interface OrderLine {
   readonly sku: string;
@@ -52,6 +53,8 @@ async function change(
 export const orderSummary = defineProjection<OrderEvent>({
   name: "order-summary",
   categories: [ORDER_CATEGORY],
+  // The domain's upcasters: old events reach the handlers in today's shape.
+  upcasters,
   handlers: {
     OrderPlaced: async (event, context) => {
       const id = orderIdOf(event.streamId);
@@ -94,5 +97,5 @@ export const orderSummary = defineProjection<OrderEvent>({
   },
 });
 
-/** Lambda entry: woken by the sequencer's SNS topic and a schedule; needs only CAIRN_TABLE_NAME. */
+/** Lambda entry (`store.addProjection("order-summary", { entry })`): needs only CAIRN_TABLE_NAME. */
 export const handler = orderSummary.handler;

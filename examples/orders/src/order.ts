@@ -1,4 +1,4 @@
-import type { Aggregate } from "../../core/aggregate.ts";
+import type { Aggregate } from "cairn-event-store";
 import type { OrderEvent } from "./events.ts";
 
 export type OrderStatus = "new" | "placed" | "confirmed" | "cancelled";

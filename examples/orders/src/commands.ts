@@ -1,4 +1,4 @@
-import type { Decided } from "../../core/aggregate.ts";
+import type { Decided } from "cairn-event-store";
 import type { OrderEvent } from "./events.ts";
 import type { Order } from "./order.ts";
 

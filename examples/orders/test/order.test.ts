@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { decideOrder, type OrderCommand, OrderRuleError } from "../../lambdas/examples/order/commands.ts";
-import type { OrderEvent } from "../../lambdas/examples/order/events.ts";
-import { evolveOrder, initialOrder, type Order } from "../../lambdas/examples/order/order.ts";
+import { decideOrder, type OrderCommand, OrderRuleError } from "../src/commands.ts";
+import type { OrderEvent } from "../src/events.ts";
+import { evolveOrder, initialOrder, type Order } from "../src/order.ts";
 
 /** Given these events, when this command: the Emmett-style specification of a decider. */
 const given = (...events: OrderEvent[]): Order => events.reduce(evolveOrder, initialOrder());

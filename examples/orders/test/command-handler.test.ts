@@ -1,28 +1,24 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ENV } from "../../lambdas/core/constants.ts";
-import { EventStore } from "../../lambdas/core/event-store.ts";
-import { OrderRuleError } from "../../lambdas/examples/order/commands.ts";
-import type { handler as OrderHandler } from "../../lambdas/examples/order/handler.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { ENV } from "cairn-event-store";
+import { type LocalCairn, startLocal } from "cairn-event-store/local";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { OrderRuleError } from "../src/commands.ts";
+import type { handler as OrderHandler } from "../src/handler.ts";
 
 let handler: typeof OrderHandler;
-let store: EventStore;
-let drop: () => Promise<void>;
+let local: LocalCairn;
 
 beforeAll(async () => {
-  const table = await createTestTable();
+  local = await startLocal();
   // The Lambda reads its configuration at module load, as in AWS.
-  process.env[ENV.tableName] = table.tableName;
-  process.env.AWS_ENDPOINT_URL_DYNAMODB = inject("dynamodbEndpoint");
+  process.env[ENV.tableName] = local.tableName;
+  process.env.AWS_ENDPOINT_URL_DYNAMODB = local.endpoint;
   process.env.AWS_REGION ??= "us-east-1";
   process.env.AWS_ACCESS_KEY_ID ??= "local";
   process.env.AWS_SECRET_ACCESS_KEY ??= "local";
-  ({ handler } = await import("../../lambdas/examples/order/handler.ts"));
-  store = new EventStore({ client: table.client, tableName: table.tableName });
-  drop = table.drop;
+  ({ handler } = await import("../src/handler.ts"));
 });
-afterAll(() => drop());
+afterAll(() => local.stop());
 
 describe("the order command handler Lambda", () => {
   it("places, fills and confirms an order, recording the correlation id", async () => {
@@ -40,7 +36,7 @@ describe("the order command handler Lambda", () => {
 
     // Assess
     expect(confirmed).toEqual({ orderId, version: 3, status: "confirmed", total: 12 });
-    const { events } = await store.readStream(`Order-${orderId}`);
+    const { events } = await local.store.readStream(`Order-${orderId}`);
     expect(events.map((event) => event.type)).toEqual(["OrderPlaced", "ItemAdded", "OrderConfirmed"]);
     expect(events[2]?.metadata).toEqual({ correlationId: "req-42" });
   });
