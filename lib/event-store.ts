@@ -626,8 +626,6 @@ export class EventStore extends Construct {
   private grantReset(grantee: iam.IGrantable): void {
     this.grantKey(grantee, KMS_WRITE);
     this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
-    // $all's entries are references: a read of $all gets the events by key.
-    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
     this.grantTable(grantee, [DDB.update], [PROJECTION_KEYS]);
     iam.Grant.addToPrincipal({ grantee, actions: ["sns:Publish"], resourceArns: [this.wakeTopic.topicArn] });
   }

@@ -7,6 +7,7 @@ import {
   PayloadTooLargeError,
   ValidationError,
 } from "../core/errors.ts";
+import { asThrottled } from "../core/throttling.ts";
 import { logger } from "../observability.ts";
 import type { RouteKey } from "./routes.ts";
 
@@ -39,7 +40,9 @@ export function json(statusCode: number, body: unknown, headers: Record<string, 
 }
 
 /** The one place errors become HTTP: a stable `code`, a status per code, and a 500 that says nothing internal. */
-export function errorResponse(error: unknown): HttpResponse {
+export function errorResponse(thrown: unknown): HttpResponse {
+  // A throttle that reached here without the store's mapping (a projection read, say) is still a 503.
+  const error = asThrottled(thrown);
   if (isCairnError(error)) {
     const status = STATUS[error.code];
     if (status >= 500) logger.error("request failed", error);
