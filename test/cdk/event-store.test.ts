@@ -498,7 +498,8 @@ describe("the default stack", () => {
     // WHEN
     const bare = synthDefaultStack().template;
     // THEN
-    expect(Object.keys(bare.findResources("AWS::Lambda::Function"))).toHaveLength(4);
+    // The three API functions, the sequencer and the reconciler.
+    expect(Object.keys(bare.findResources("AWS::Lambda::Function"))).toHaveLength(5);
     bare.hasResourceProperties("AWS::Lambda::Function", {
       Description: "Cairn HTTP API: read routes",
       Environment: { Variables: Match.objectLike({ [ENV.projections]: "" }) },
