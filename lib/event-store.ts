@@ -22,6 +22,7 @@ import {
   PREFIX,
   PROJECTION_NAME_PATTERN,
   projectionPrefix,
+  WAIT,
 } from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import {
@@ -38,6 +39,9 @@ import {
 import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
+
+/** The read function's timeout: the longest wait, 9 s for the page after it, under API Gateway's 30 s. */
+const READ_FUNCTION_TIMEOUT_SECONDS = WAIT.maxMs / 1000 + 9;
 
 /** Log levels of the Powertools Logger (env LOG_LEVEL) and of Lambda's application logs. */
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -370,7 +374,9 @@ export class EventStore extends Construct {
         {
           description: `Cairn HTTP API: ${name} routes`,
           memorySize: props.apiMemorySize ?? 1024,
-          timeout: Duration.seconds(10),
+          // The read function serves long-polling reads (`waitMs` up to WAIT.maxMs) and then a page;
+          // API Gateway's integration timeout is 30 s.
+          timeout: Duration.seconds(name === "read" ? READ_FUNCTION_TIMEOUT_SECONDS : 10),
           environment: {
             ...(routesOf(name).some((key) => key.includes(" /projections"))
               ? { [ENV.projections]: projectionNames }
