@@ -184,10 +184,16 @@ export const streamIdFromKey = (partitionKey: string): string => partitionKey.sl
 /** The append guard of an `any` or `stream_exists` append, keyed by its first event id. */
 export const appendGuardKey = (firstEventId: string): string => `${PREFIX.appendGuard}${firstEventId}`;
 
-/** A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). */
+/**
+ * A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). A
+ * metastream (`$$Order-42`, see LIFECYCLE) is in its stream's category, so a projection of a
+ * category gets the system events of its streams.
+ */
 export const categoryOf = (streamId: string): string => {
-  const dash = streamId.indexOf("-");
-  return dash === -1 ? streamId : streamId.slice(0, dash);
+  const { metastreamPrefix } = LIFECYCLE;
+  const id = streamId.startsWith(metastreamPrefix) ? streamId.slice(metastreamPrefix.length) : streamId;
+  const dash = id.indexOf("-");
+  return dash === -1 ? id : id.slice(0, dash);
 };
 
 /** HTTP API: page sizes of stream reads and the header names the handlers read and write. */
