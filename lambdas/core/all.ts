@@ -95,15 +95,7 @@ const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
 );
 
-const RULE_ATTRIBUTES = [
-  KEYS.partition,
-  ATTR.version,
-  LIFECYCLE.maxAgeAttr,
-  LIFECYCLE.maxCountAttr,
-  LIFECYCLE.truncateBeforeAttr,
-  LIFECYCLE.deletedAtAttr,
-  LIFECYCLE.tombstoneAttr,
-] as const;
+const RULE_ATTRIBUTES = [KEYS.partition, ATTR.version, LIFECYCLE.rulesAttr] as const;
 const RULE_PROJECTION = RULE_ATTRIBUTES.map((_, index) => `#r${index}`).join(", ");
 const RULE_PROJECTION_NAMES = Object.fromEntries(RULE_ATTRIBUTES.map((name, index) => [`#r${index}`, name]));
 

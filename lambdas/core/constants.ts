@@ -57,20 +57,19 @@ export const ITEM_KIND = {
 
 /**
  * Stream lifecycle (metadata, retention, soft and hard delete; docs/decisions.md). The rules every
- * read applies sit on the stream's head, so a read learns them with the head (no item of its own):
- * `metadataVersion`, `maxAge` (seconds), `maxCount`, `truncateBefore` (the stream's, raised by a
- * soft delete), `deletedAt` (the version a soft delete left, so reads answer 404 until a later
- * append) and `tombstone` (a hard delete: every append's head condition refuses it). The whole
+ * read applies sit on the stream's head in one map attribute `rules`, so a read learns them with the
+ * head (no item of its own, one attribute name more in its projection): `maxAge` (seconds),
+ * `maxCount`, `truncateBefore` (the stream's, raised by a delete), `deletedAt` (the version a delete
+ * left: reads answer 404 until a later append) and `hard`. Beside it on the head, `metadataVersion`
+ * and `tombstone` (a hard delete: every append's head condition refuses it). The whole
  * metadata (with `custom`) sits on the head of the stream's metastream `$$<streamId>`, whose events
  * are the system events (SYSTEM_EVENT): one per metadata write or delete, so `metadataVersion` is
  * the metastream's version.
  */
 export const LIFECYCLE = {
   metadataVersionAttr: "metadataVersion",
-  maxAgeAttr: "maxAge",
-  maxCountAttr: "maxCount",
-  truncateBeforeAttr: "truncateBefore",
-  deletedAtAttr: "deletedAt",
+  /** The head's map of rules: `maxAge`, `maxCount`, `truncateBefore`, `deletedAt` (numbers), `hard` (boolean). */
+  rulesAttr: "rules",
   tombstoneAttr: "tombstone",
   /** On the metastream's head: the stream's metadata as JSON text. */
   metadataAttr: "streamMetadata",

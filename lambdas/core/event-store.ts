@@ -5,8 +5,8 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
-import { type AppendTarget, append, readHead } from "./append.ts";
-import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
+import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
+import { ATTR, categoryOf, KEYS, LIFECYCLE, PREFIX, SORT_KEY, streamKey, versionKey } from "./constants.ts";
 import { StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
 import {
   type DeleteStreamOptions,
@@ -73,6 +73,14 @@ const EVENT_ATTRIBUTES = [
 const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
 const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
+);
+/** A read from the start also takes the head (sort key `HEAD` < `VERSION#…`): its rules too. */
+const RULE_ATTRIBUTES = [LIFECYCLE.rulesAttr] as const;
+const HEAD_AND_EVENT_PROJECTION = [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES]
+  .map((_, index) => `#a${index}`)
+  .join(", ");
+const HEAD_AND_EVENT_PROJECTION_NAMES = Object.fromEntries(
+  [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES].map((name, index) => [`#a${index}`, name]),
 );
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -149,23 +157,28 @@ export class EventStore {
         ? undefined
         : assertPositiveInteger(options.maxBytes, "maxBytes", Number.MAX_SAFE_INTEGER);
     const pk = S(streamKey(streamId));
+    // Forward from the start, the head comes first in the same Query (its sort key sorts before the
+    // events'); otherwise it is read beside the first page, not before it.
+    const headFirst = !backward && (from ?? 1) <= 1;
     const input: QueryCommandInput = {
       TableName: this.tableName,
       ConsistentRead: true,
       ScanIndexForward: !backward,
       KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
       // Only what the envelope needs: the keys and item kind would be parsed for nothing.
-      ProjectionExpression: EVENT_PROJECTION,
-      ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
+      ProjectionExpression: headFirst ? HEAD_AND_EVENT_PROJECTION : EVENT_PROJECTION,
+      ExpressionAttributeNames: headFirst ? HEAD_AND_EVENT_PROJECTION_NAMES : EVENT_PROJECTION_NAMES,
       ExpressionAttributeValues: {
         ":pk": pk,
-        ":low": S(versionKey(backward ? 1 : Math.max(from ?? 1, 1))),
+        ":low": S(headFirst ? SORT_KEY.head : versionKey(backward ? 1 : Math.max(from ?? 1, 1))),
         ":high": S(backward && from !== undefined ? versionKey(from) : `${PREFIX.version}:`),
       },
     };
-    // The head (the stream's rules) is read beside the first page, not before it.
-    const headRead = throttled(readHead(this, streamId));
-    headRead.catch(() => undefined);
+    let headRead: Promise<Head | undefined> | undefined;
+    if (!headFirst) {
+      headRead = throttled(readHead(this, streamId));
+      headRead.catch(() => undefined);
+    }
     let retention: Retention | undefined;
     const events: RecordedEvent[] = [];
     const streamIdBytes = maxBytes === undefined ? 0 : escapedBytes(JSON.stringify(streamId));
@@ -175,8 +188,8 @@ export class EventStore {
     // Backward from version 0 is before the first event: nothing to query.
     let more = !(backward && from === 0);
     while (more) {
-      // One more than wanted, so the answer knows whether there is more.
-      const wanted = limit - events.length + 1;
+      // One more than wanted, so the answer knows whether there is more (and the head, first).
+      const wanted = limit - events.length + (retention === undefined && headFirst ? 2 : 1);
       const page = await throttled(
         this.client.send(
           new QueryCommand({
@@ -186,10 +199,19 @@ export class EventStore {
           }),
         ),
       );
-      if (retention === undefined) retention = this.retentionFor(streamId, await headRead);
+      let items = page.Items ?? [];
+      if (retention === undefined) {
+        if (headFirst) {
+          const head = items[0]?.[ATTR.eventId] === undefined ? items[0] : undefined;
+          retention = this.retentionFor(streamId, head && toHead(head));
+          items = items.slice(1);
+        } else {
+          retention = this.retentionFor(streamId, await headRead);
+        }
+      }
       const rules = hasNoRules(retention) ? undefined : retention;
       let below = false;
-      for (const item of page.Items ?? []) {
+      for (const item of items) {
         if (rules) {
           const version = Number(item[ATTR.version]?.N);
           if (version < rules.minVersion) {
@@ -238,7 +260,7 @@ export class EventStore {
   }
 
   /** The rules of a read: StreamNotFound when the stream does not exist or was soft deleted, StreamDeleted when hard deleted. */
-  private retentionFor(streamId: string, head: Awaited<ReturnType<typeof readHead>>): Retention {
+  private retentionFor(streamId: string, head: Head | undefined): Retention {
     if (!head) throw new StreamNotFoundError(streamId);
     const retention = retentionOf(head.item, this.now());
     if (retention.hardDeleted) throw new StreamDeletedError(streamId);

@@ -33,6 +33,7 @@ import {
   WrongExpectedMetadataVersionError,
   WrongExpectedVersionError,
 } from "./errors.ts";
+import { type HeadRules, headRulesItem, headRulesOf } from "./retention.ts";
 import { assertNonNegativeInteger, assertPositiveInteger } from "./validate.ts";
 
 /** What `PUT /streams/{id}/metadata` sets; a write replaces the whole metadata. */
@@ -83,11 +84,6 @@ export interface LifecycleTarget {
 const N = (value: number): AttributeValue => ({ N: String(value) });
 const S = (value: string): AttributeValue => ({ S: value });
 const METADATA_FIELDS = ["maxAge", "maxCount", "truncateBefore", "custom"] as const;
-const RULES = [
-  ["maxAge", LIFECYCLE.maxAgeAttr],
-  ["maxCount", LIFECYCLE.maxCountAttr],
-  ["truncateBefore", LIFECYCLE.truncateBeforeAttr],
-] as const;
 
 /** Checks metadata as sent; names the field that is wrong. */
 export function parseStreamMetadata(value: unknown): StreamMetadata {
@@ -165,31 +161,24 @@ export async function writeStreamMetadata(
       throw new WrongExpectedMetadataVersionError(streamId, expected, current);
     }
     // A soft delete's truncation stays whatever the metadata says: the deleted events never come back.
-    const deletedAt = Number(head.item[LIFECYCLE.deletedAtAttr]?.N ?? 0);
+    const rules = headRulesOf(head.item);
+    const deletedAt = rules.deletedAt ?? 0;
     const stored: StreamMetadata =
       deletedAt > 0 && (metadata.truncateBefore ?? 0) <= deletedAt
         ? { ...metadata, truncateBefore: deletedAt + 1 }
         : metadata;
-    const before = Number(head.item[LIFECYCLE.truncateBeforeAttr]?.N ?? 0);
+    const before = rules.truncateBefore ?? 0;
     const type = (stored.truncateBefore ?? 0) > before ? SYSTEM_EVENT.streamTruncated : SYSTEM_EVENT.metadata;
-    const sets: string[] = [];
-    const removes: string[] = [];
-    const values: Record<string, AttributeValue> = {};
-    RULES.forEach(([field], index) => {
-      const value = stored[field];
-      if (value === undefined) removes.push(`#r${index}`);
-      else {
-        sets.push(`#r${index} = :r${index}`);
-        values[`:r${index}`] = N(value);
-      }
-    });
-    const names = Object.fromEntries(RULES.map(([, attr], index) => [`#r${index}`, attr]));
+    const next: HeadRules = {
+      ...(stored.maxAge === undefined ? {} : { maxAge: stored.maxAge }),
+      ...(stored.maxCount === undefined ? {} : { maxCount: stored.maxCount }),
+      ...(stored.truncateBefore === undefined ? {} : { truncateBefore: stored.truncateBefore }),
+      ...(deletedAt > 0 ? { deletedAt } : {}),
+    };
     const written = await commit(target, streamId, head, {
-      update: `${sets.length > 0 ? `SET ${sets.join(", ")}, ` : "SET "}#mv = :mv${
-        removes.length > 0 ? ` REMOVE ${removes.join(", ")}` : ""
-      }`,
-      names,
-      values,
+      update: "SET #l = :l, #mv = :mv",
+      names: { "#l": LIFECYCLE.rulesAttr },
+      values: { ":l": headRulesItem(next) },
       condition: "",
       metadata: stored,
       event: { type, data: { streamId, ...stored } },
@@ -222,7 +211,8 @@ export async function deleteStream(
     if (found && isHardDeleted(found)) throw new StreamDeletedError(streamId);
     if (!found) throw new StreamNotFoundError(streamId);
     const version = found.version;
-    const deletedAt = Number(found.item[LIFECYCLE.deletedAtAttr]?.N ?? 0);
+    const rules = headRulesOf(found.item);
+    const deletedAt = rules.deletedAt ?? 0;
     // A retry of a soft delete that was written: the same answer, nothing written again.
     if (!hard && deletedAt === version && deletedAt > 0 && (expected === "any" || expected === version)) {
       return { streamId, version, hard, metadataVersion: metadataVersionOf(found) };
@@ -234,13 +224,17 @@ export async function deleteStream(
     const { streamId: _id, metadataVersion: _mv, ...kept } = previous ?? { streamId, metadataVersion: 0 };
     const metadata: StreamMetadata = { ...kept, truncateBefore: version + 1 };
     const written = await commit(target, streamId, found, {
-      update: `SET #tb = :tb, #da = :da, #mv = :mv${hard ? ", #t = :t" : ""}`,
-      names: {
-        "#tb": LIFECYCLE.truncateBeforeAttr,
-        "#da": LIFECYCLE.deletedAtAttr,
-        ...(hard ? { "#t": LIFECYCLE.tombstoneAttr } : {}),
+      update: `SET #l = :l, #mv = :mv${hard ? ", #t = :t" : ""}`,
+      names: { "#l": LIFECYCLE.rulesAttr },
+      values: {
+        ":l": headRulesItem({
+          ...rules,
+          truncateBefore: version + 1,
+          deletedAt: version,
+          ...(hard ? { hard } : {}),
+        }),
+        ...(hard ? { ":t": { BOOL: true } } : {}),
       },
-      values: { ":tb": N(version + 1), ":da": N(version), ...(hard ? { ":t": { BOOL: true } } : {}) },
       condition: " AND #v = :v",
       conditionValues: { ":v": N(version) },
       metadata,

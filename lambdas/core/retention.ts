@@ -22,28 +22,55 @@ export interface Retention {
   readonly deletedAt: number;
 }
 
-const num = (item: Record<string, AttributeValue>, name: string): number | undefined => {
-  const value = item[name]?.N;
+const num = (rules: Record<string, AttributeValue>, name: keyof HeadRules): number | undefined => {
+  const value = rules[name]?.N;
   return value === undefined ? undefined : Number(value);
 };
 
+/** The head's `rules` map (LIFECYCLE.rulesAttr), as written by lambdas/core/lifecycle.ts. */
+export interface HeadRules {
+  readonly maxAge?: number;
+  readonly maxCount?: number;
+  readonly truncateBefore?: number;
+  readonly deletedAt?: number;
+  readonly hard?: boolean;
+}
+
+/** The head's rules map, read. */
+export function headRulesOf(head: Record<string, AttributeValue>): HeadRules {
+  const rules = head[LIFECYCLE.rulesAttr]?.M ?? {};
+  const read: { -readonly [K in keyof HeadRules]: HeadRules[K] } = {};
+  for (const name of ["maxAge", "maxCount", "truncateBefore", "deletedAt"] as const) {
+    const value = num(rules, name);
+    if (value !== undefined) read[name] = value;
+  }
+  if (rules.hard?.BOOL === true) read.hard = true;
+  return read;
+}
+
+/** The head's rules map, to write. */
+export function headRulesItem(rules: HeadRules): AttributeValue {
+  const map: Record<string, AttributeValue> = {};
+  for (const name of ["maxAge", "maxCount", "truncateBefore", "deletedAt"] as const) {
+    const value = rules[name];
+    if (value !== undefined) map[name] = { N: String(value) };
+  }
+  if (rules.hard) map.hard = { BOOL: true };
+  return { M: map };
+}
+
 /** The rules of the stream whose head is `head`, at the time `now` (milliseconds since the epoch). */
 export function retentionOf(head: Record<string, AttributeValue>, now: number): Retention {
-  const version = num(head, ATTR.version) ?? 0;
-  const maxCount = num(head, LIFECYCLE.maxCountAttr);
-  const maxAge = num(head, LIFECYCLE.maxAgeAttr);
-  const deletedAt = num(head, LIFECYCLE.deletedAtAttr) ?? 0;
-  const minVersion = Math.max(
-    1,
-    num(head, LIFECYCLE.truncateBeforeAttr) ?? 1,
-    maxCount === undefined ? 1 : version - maxCount + 1,
-  );
+  const version = Number(head[ATTR.version]?.N ?? 0);
+  const { maxCount, maxAge, truncateBefore, hard } = headRulesOf(head);
+  const deletedAt = headRulesOf(head).deletedAt ?? 0;
+  const minVersion = Math.max(1, truncateBefore ?? 1, maxCount === undefined ? 1 : version - maxCount + 1);
   return {
     version,
     minVersion,
     ...(maxAge === undefined ? {} : { createdAfter: new Date(now - maxAge * 1000).toISOString() }),
     softDeleted: deletedAt > 0 && version === deletedAt,
-    hardDeleted: head[LIFECYCLE.tombstoneAttr]?.BOOL === true,
+    hardDeleted: hard === true || head[LIFECYCLE.tombstoneAttr]?.BOOL === true,
     deletedAt,
   };
 }
