@@ -532,6 +532,7 @@ export class EventStore extends Construct {
         memorySize: options.memorySize ?? 512,
         timeout: options.timeout ?? Duration.minutes(1),
         reservedConcurrentExecutions: options.reservedConcurrency,
+        environment: { [ENV.projectionName]: name },
       });
       // A lost wake-up is harmless (the schedule wakes it again): no async retries piling up.
       built.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
@@ -540,6 +541,7 @@ export class EventStore extends Construct {
       fn = options.function as lambda.IFunction;
       if (fn instanceof lambda.Function) {
         for (const [key, value] of Object.entries(this.environment())) fn.addEnvironment(key, value);
+        fn.addEnvironment(ENV.projectionName, name);
       }
     }
 

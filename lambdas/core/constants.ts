@@ -102,6 +102,8 @@ export const ENV = {
   reconcileGraceSeconds: "CAIRN_RECONCILE_GRACE_SECONDS",
   /** The projections the API reports on and resets, comma-separated (the construct's `addProjection` names). */
   projections: "CAIRN_PROJECTIONS",
+  /** A projection's Lambda: the name `addProjection` attached it under (its keys and IAM rights follow it). */
+  projectionName: "CAIRN_PROJECTION_NAME",
 } as const;
 
 /**
