@@ -92,6 +92,30 @@ describe("stream metadata", () => {
     expect(await itemsOf(streamId)).toEqual(before);
   });
 
+  it("lets one of two racing writes at the same metadata version win; the other is a conflict", async () => {
+    // Prepare
+    const streamId = await seed(1);
+
+    // Act
+    const outcomes = await Promise.allSettled(
+      [1, 2, 3, 4].map((maxCount) =>
+        store.setStreamMetadata(streamId, { maxCount }, { expectedMetadataVersion: 0 }),
+      ),
+    );
+
+    // Assess
+    const won = outcomes.filter((outcome) => outcome.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const outcome of outcomes) {
+      if (outcome.status === "rejected") {
+        expect(outcome.reason).toBeInstanceOf(WrongExpectedMetadataVersionError);
+      }
+    }
+    const read = await store.getStreamMetadata(streamId);
+    expect(read).toEqual((won[0] as PromiseFulfilledResult<unknown>).value);
+    expect(read.metadataVersion).toBe(1);
+  });
+
   it("does not move the stream's version, so writers' expected versions still hold", async () => {
     // Prepare
     const streamId = await seed(3);
@@ -248,6 +272,25 @@ describe("soft delete", () => {
     expect(unchanged).toEqual(before);
     expect(again).toEqual(first);
     expect((await store.getStreamMetadata(streamId)).metadataVersion).toBe(1);
+  });
+
+  it("takes the next append at the deleted version or with any; no_stream is a conflict", async () => {
+    // Prepare
+    const streamId = await seed(2);
+    await store.deleteStream(streamId);
+    const before = await itemsOf(streamId);
+
+    // Act
+    const noStream = store.appendToStream(streamId, [{ type: "Again", data: {} }], {
+      expectedVersion: "no_stream",
+    });
+    await expect(noStream).rejects.toMatchObject({ currentVersion: 2 });
+    const unchanged = await itemsOf(streamId);
+    const exact = await store.appendToStream(streamId, [{ type: "Again", data: {} }], { expectedVersion: 2 });
+
+    // Assess
+    expect(unchanged).toEqual(before);
+    expect(exact.fromVersion).toBe(3);
   });
 
   it("keeps the deleted events out even when later metadata sets a lower truncateBefore", async () => {
