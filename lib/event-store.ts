@@ -449,6 +449,26 @@ export class EventStore extends Construct {
   }
 
   /**
+   * Replace streams' metadata (retention rules and `custom`): GetItem of the heads, and the
+   * TransactWriteItems that updates a head and puts a system event in its metastream (UpdateItem,
+   * PutItem on `STREAM#` keys). No DeleteItem: retention hides events, only the scavenger removes them.
+   */
+  public grantWriteMetadata(grantee: iam.IGrantable): iam.Grant {
+    this.grantKey(grantee, KMS_WRITE);
+    return this.grantTable(grantee, [DDB.get, DDB.update, DDB.put], [STREAM_KEYS]);
+  }
+
+  /**
+   * Soft and hard delete streams: the same rights as `grantWriteMetadata` (a delete is a head update
+   * and a `$streamDeleted` event in the metastream), granted apart so that each is its own decision.
+   * No DeleteItem.
+   */
+  public grantDelete(grantee: iam.IGrantable): iam.Grant {
+    this.grantKey(grantee, KMS_WRITE);
+    return this.grantTable(grantee, [DDB.get, DDB.update, DDB.put], [STREAM_KEYS]);
+  }
+
+  /**
    * Administer projections: reset (UpdateItem of `PROJECTION#` checkpoints, reads for the status, a
    * wake-up after it) and replay parked events (`lambda:InvokeFunction` of every projection, those
    * attached later included). No read grant includes any of it.
@@ -615,6 +635,8 @@ export class EventStore extends Construct {
       read: (g) => this.grantRead(g),
       readAll: (g) => this.grantReadAll(g),
       writeSnapshots: (g) => this.grantWriteHttpSnapshots(g),
+      writeMetadata: (g) => this.grantWriteMetadata(g),
+      delete: (g) => this.grantDelete(g),
       admin: (g) => this.grantReset(g),
     };
     grants[access](grantee);

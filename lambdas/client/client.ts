@@ -2,6 +2,13 @@ import { Sha256 } from "@aws-crypto/sha256-js";
 import { SignatureV4 } from "@smithy/signature-v4";
 import { HTTP } from "../core/constants.ts";
 import { NotFoundError } from "../core/errors.ts";
+import type {
+  DeleteStreamOptions,
+  DeleteStreamResult,
+  SetMetadataOptions,
+  StreamMetadata,
+  StreamMetadataResult,
+} from "../core/lifecycle.ts";
 import type { Snapshot } from "../core/snapshots.ts";
 import type {
   AppendResult,
@@ -228,6 +235,37 @@ export class CairnClient {
   ): Promise<Snapshot<State>> {
     return (await this.request("PUT", `streams/${enc(streamId)}/snapshot`, {}, snapshot))
       .body as Snapshot<State>;
+  }
+
+  /** A stream's metadata and its version (0 when none was written). */
+  async getStreamMetadata(streamId: string): Promise<StreamMetadataResult> {
+    return (await this.request("GET", `streams/${enc(streamId)}/metadata`)).body as StreamMetadataResult;
+  }
+
+  /**
+   * Replaces a stream's metadata (retention rules and `custom`); WrongExpectedMetadataVersionError
+   * when `expectedMetadataVersion` is not the current one. Needs access `writeMetadata`.
+   */
+  async setStreamMetadata(
+    streamId: string,
+    metadata: StreamMetadata,
+    options: SetMetadataOptions = {},
+  ): Promise<StreamMetadataResult> {
+    const body =
+      options.expectedMetadataVersion === undefined
+        ? metadata
+        : { ...metadata, expectedMetadataVersion: options.expectedMetadataVersion };
+    return (await this.request("PUT", `streams/${enc(streamId)}/metadata`, {}, body))
+      .body as StreamMetadataResult;
+  }
+
+  /** Soft deletes a stream, or hard deletes it with `hard: true`. Needs access `delete`. */
+  async deleteStream(streamId: string, options: DeleteStreamOptions = {}): Promise<DeleteStreamResult> {
+    const { body } = await this.request("DELETE", `streams/${enc(streamId)}`, {
+      expectedVersion: options.expectedVersion,
+      hard: options.hard === undefined ? undefined : String(options.hard),
+    });
+    return body as DeleteStreamResult;
   }
 
   /** The status of every projection. */

@@ -5,9 +5,11 @@ import {
   IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  StreamDeletedError,
   StreamNotFoundError,
   ThrottledError,
   ValidationError,
+  WrongExpectedMetadataVersionError,
   WrongExpectedVersionError,
 } from "../core/errors.ts";
 import type { ExpectedVersion } from "../core/types.ts";
@@ -77,6 +79,8 @@ interface ErrorBody {
   readonly streamId?: unknown;
   readonly expectedVersion?: unknown;
   readonly currentVersion?: unknown;
+  readonly expectedMetadataVersion?: unknown;
+  readonly currentMetadataVersion?: unknown;
   readonly limit?: unknown;
   readonly actual?: unknown;
   readonly attempts?: unknown;
@@ -117,6 +121,14 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       );
     case "StreamNotFound":
       return new StreamNotFoundError(text(error.streamId));
+    case "StreamDeleted":
+      return new StreamDeletedError(text(error.streamId));
+    case "WrongExpectedMetadataVersion":
+      return new WrongExpectedMetadataVersionError(
+        text(error.streamId),
+        num(error.expectedMetadataVersion),
+        num(error.currentMetadataVersion),
+      );
     case "PayloadTooLarge":
       return new PayloadTooLargeError(text(error.field, "body"), num(error.limit), num(error.actual));
     case "NotFound":

@@ -4,9 +4,11 @@ export {
   IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  StreamDeletedError,
   StreamNotFoundError,
   ThrottledError,
   ValidationError,
+  WrongExpectedMetadataVersionError,
   WrongExpectedVersionError,
 } from "../core/errors.ts";
 export * from "./client.ts";

@@ -197,7 +197,7 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     const snapshot = this.snapshots
       ? await this.snapshots.load(streamId, last === undefined ? {} : { maxVersion: last })
       : undefined;
-    const usable = snapshot && snapshot.schemaVersion === this.schemaVersion ? snapshot : undefined;
+    let usable = snapshot && snapshot.schemaVersion === this.schemaVersion ? snapshot : undefined;
     let state = usable
       ? this.aggregate.fromSnapshot
         ? this.aggregate.fromSnapshot(usable.state)
@@ -210,6 +210,14 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       while (fromVersion !== undefined && (last === undefined || fromVersion <= last)) {
         const limit = last === undefined ? {} : { limit: last - fromVersion + 1 };
         const page = await this.store.readStream(streamId, { fromVersion, ...limit });
+        if (usable && page.deletedAt !== undefined && usable.version <= page.deletedAt) {
+          // A snapshot of the stream's life before a soft delete: the stream starts afresh after it.
+          usable = undefined;
+          state = this.aggregate.initialState();
+          version = page.deletedAt;
+          fromVersion = page.deletedAt + 1;
+          continue;
+        }
         for (const event of page.events) {
           state = this.aggregate.evolve(state, event as unknown as Event);
           version = event.version;
@@ -219,6 +227,12 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       }
     } catch (error) {
       if (!isStreamNotFound(error)) throw error;
+      if (error.deletedAt !== undefined) {
+        // Soft deleted and not appended to since: a fresh state, at the version the next append follows.
+        usable = undefined;
+        state = this.aggregate.initialState();
+        version = error.deletedAt;
+      }
     }
     return usable
       ? { streamId, state, version, snapshotVersion: usable.version, replayed }

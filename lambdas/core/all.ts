@@ -4,6 +4,9 @@
  * references, applies the `types` / `category` filters to them (a skipped event is never read), and
  * reads the selected events from their streams by key (consistent BatchGetItem, 100 keys a call,
  * several calls at once), returning them in position order through the store's `toEvent`.
+ * Beside the events it reads the heads of their streams (consistent BatchGetItem): an event the
+ * stream's rules rule out (retention, a delete) is skipped, and so is a reference whose event is
+ * gone because those rules let the scavenger remove it.
  */
 import {
   type AttributeValue,
@@ -20,12 +23,16 @@ import {
   categoryOf,
   GLOBAL_LOG,
   KEYS,
+  LIFECYCLE,
   PREFIX,
   positionKey,
+  RESERVED_STREAM_PREFIX,
+  SORT_KEY,
   streamKey,
   versionKey,
 } from "./constants.ts";
 import { ValidationError } from "./errors.ts";
+import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { asThrottled } from "./throttling.ts";
 import type { RecordedEvent } from "./types.ts";
 import { assertNonNegativeInteger, assertPositiveInteger } from "./validate.ts";
@@ -66,6 +73,8 @@ export interface AllReader {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   toEvent(streamId: string, item: Record<string, AttributeValue>): RecordedEvent;
+  /** The clock of the `maxAge` rule, in milliseconds since the epoch. @default Date.now */
+  readonly now?: () => number;
 }
 
 /** Positions a filtered read looks at in one call before it returns with `nextAfter`. */
@@ -92,6 +101,10 @@ const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join("
 const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
 );
+
+const RULE_ATTRIBUTES = [KEYS.partition, ATTR.version, LIFECYCLE.rulesAttr] as const;
+const RULE_PROJECTION = RULE_ATTRIBUTES.map((_, index) => `#r${index}`).join(", ");
+const RULE_PROJECTION_NAMES = Object.fromEntries(RULE_ATTRIBUTES.map((name, index) => [`#r${index}`, name]));
 
 /**
  * The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read, or
@@ -173,8 +186,8 @@ async function read(
     if (category !== undefined && categoryOf(entry.streamId) !== category) continue;
     selected.push(entry);
   }
-  const { events, complete } = await readEvents(store, selected);
-  const reached = complete ? looked : (events[events.length - 1]?.globalPosition ?? after);
+  const { events, complete, last } = await readEvents(store, selected);
+  const reached = complete ? looked : (last ?? after);
   return reached < headPosition ? { events, headPosition, nextAfter: reached } : { events, headPosition };
 }
 
@@ -258,7 +271,9 @@ async function readPage(store: AllReader, from: number, to: number): Promise<Chu
 async function readEvents(
   store: AllReader,
   entries: readonly ChunkEntry[],
-): Promise<{ events: RecordedEvent[]; complete: boolean }> {
+): Promise<{ events: RecordedEvent[]; complete: boolean; last?: number }> {
+  const rulesRead = readRules(store, entries);
+  rulesRead.catch(() => undefined);
   const groups: ChunkEntry[][] = [];
   for (let start = 0; start < entries.length; start += 100) groups.push(entries.slice(start, start + 100));
   const items = new Map<string, Record<string, AttributeValue>>();
@@ -282,23 +297,86 @@ async function readEvents(
       }
     }),
   );
+  const rules = await rulesRead;
   const events: RecordedEvent[] = [];
   let bytes = 0;
+  let last: number | undefined;
+  let consumed = 0;
   // Every group taken was read in full; the groups not taken lie past the page's byte limit.
   for (const entry of entries.slice(0, taken * 100)) {
     const key = `${PREFIX.stream}${entry.streamId}\u0000${entry.version}`;
     const item = items.get(key);
+    const retention = rules.get(entry.streamId);
+    if (retention && entry.version < retention.minVersion) {
+      // Ruled out (truncateBefore, maxCount, a delete), whether or not the scavenger removed it yet.
+      consumed++;
+      last = entry.position;
+      continue;
+    }
     if (!item) {
       throw new Error(
         `$all position ${entry.position} references ${entry.streamId} version ${entry.version}, which is not in the table`,
       );
     }
+    if (retention && !isRetained(retention, entry.version, item[ATTR.createdAt]?.S as string)) {
+      consumed++;
+      last = entry.position;
+      continue;
+    }
     const size = sizes.get(key) ?? 0;
-    if (events.length > 0 && bytes + size > MAX_PAGE_BYTES) return { events, complete: false };
+    if (events.length > 0 && bytes + size > MAX_PAGE_BYTES) return { events, complete: false, last };
     bytes += size;
     events.push({ ...store.toEvent(entry.streamId, item), globalPosition: entry.position });
+    consumed++;
+    last = entry.position;
   }
-  return { events, complete: events.length === entries.length };
+  return { events, complete: consumed === entries.length, last };
+}
+
+/**
+ * The rules of the streams `entries` reference (their heads, consistent BatchGetItem), for the
+ * streams that have any. Metastreams (`$$…`) have none and are not looked up.
+ */
+async function readRules(store: AllReader, entries: readonly ChunkEntry[]): Promise<Map<string, Retention>> {
+  const streams = [
+    ...new Set(entries.map((entry) => entry.streamId).filter((id) => !id.startsWith(RESERVED_STREAM_PREFIX))),
+  ];
+  const rules = new Map<string, Retention>();
+  const now = (store.now ?? Date.now)();
+  const groups: string[][] = [];
+  for (let start = 0; start < streams.length; start += 100) groups.push(streams.slice(start, start + 100));
+  await mapLimited(groups, READ_CONCURRENCY, async (group) => {
+    let keys: Record<string, AttributeValue>[] | undefined = group.map((streamId) => ({
+      [KEYS.partition]: { S: streamKey(streamId) },
+      [KEYS.sort]: { S: SORT_KEY.head },
+    }));
+    for (let attempt = 0; keys && keys.length > 0; attempt++) {
+      if (attempt > 0) {
+        const wait = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
+        await new Promise((resolve) => setTimeout(resolve, wait));
+      }
+      const answer: BatchGetItemCommandOutput = await store.client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [store.tableName]: {
+              Keys: keys,
+              ConsistentRead: true,
+              ProjectionExpression: RULE_PROJECTION,
+              ExpressionAttributeNames: RULE_PROJECTION_NAMES,
+            },
+          },
+        }),
+      );
+      for (const head of answer.Responses?.[store.tableName] ?? []) {
+        const retention = retentionOf(head, now);
+        if (!hasNoRules(retention)) {
+          rules.set((head[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), retention);
+        }
+      }
+      keys = answer.UnprocessedKeys?.[store.tableName]?.Keys;
+    }
+  });
+  return rules;
 }
 
 /** What an event adds to a page: its data and metadata text plus the envelope around them. */

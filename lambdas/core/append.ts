@@ -17,12 +17,13 @@ import {
   appendGuardKey,
   ITEM_KIND,
   KEYS,
+  LIFECYCLE,
   LIMITS,
   SORT_KEY,
   streamKey,
   versionKey,
 } from "./constants.ts";
-import { ContentionError, WrongExpectedVersionError } from "./errors.ts";
+import { ContentionError, StreamDeletedError, WrongExpectedVersionError } from "./errors.ts";
 import {
   anotherAppend,
   duplicateResult,
@@ -40,6 +41,8 @@ export interface AppendTarget {
   readonly tableName: string;
   /** Attempts under contention. */
   readonly maxAppendAttempts: number;
+  /** The clock of the events' `createdAt`, in milliseconds since the epoch. */
+  readonly now: () => number;
 }
 
 /** A stream's head item, read back. */
@@ -87,6 +90,8 @@ export const eventIdHash = (eventId: string): string => hash("sha256", eventId, 
 const NEW_HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now, ${ATTR.createdAt} = :now, ${ATTR.kind} = :kind, #r = :r`;
 const HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now`;
 const HEAD_NAMES = { "#v": ATTR.version, "#r": ATTR.recentIds } as const;
+/** Every append to an existing head also says it holds no tombstone (a hard delete): see `isTombstoned`. */
+const EXISTING_HEAD_NAMES = { ...HEAD_NAMES, "#t": LIFECYCLE.tombstoneAttr } as const;
 const NEW_STREAM = `attribute_not_exists(${KEYS.partition})`;
 const HEAD_KIND = S(ITEM_KIND.head);
 const EVENT_KIND = S(ITEM_KIND.event);
@@ -100,7 +105,7 @@ const headConditionFor = (count: number): string => {
   let condition = headConditions[count];
   if (condition === undefined) {
     const contains = HASH_VALUES.slice(0, count).map((value) => `contains(#r, ${value})`);
-    condition = `#v = :from AND NOT (${contains.join(" OR ")})`;
+    condition = `#v = :from AND attribute_not_exists(#t) AND NOT (${contains.join(" OR ")})`;
     headConditions[count] = condition;
   }
   return condition;
@@ -159,6 +164,7 @@ async function appendAtVersion(
       continue;
     }
     const head = outcome.head ?? (await readHead(target, streamId));
+    if (head && isTombstoned(head)) throw new StreamDeletedError(streamId);
     const recent = head && recentHit(head, batch);
     if (recent) return resolveRecent(target, streamId, batch, recent);
     const current = head?.version ?? 0;
@@ -180,6 +186,7 @@ async function appendAtEnd(
 ): Promise<AppendResult> {
   let head = await readHead(target, streamId);
   for (let attempt = 1; ; attempt++) {
+    if (head && isTombstoned(head)) throw new StreamDeletedError(streamId);
     const recent = head && recentHit(head, batch);
     if (recent) return resolveRecent(target, streamId, batch, recent);
     const current = head?.version ?? 0;
@@ -221,7 +228,7 @@ async function write(
   const { events, hashes } = batch;
   const count = events.length;
   const pk = S(streamKey(streamId));
-  const now = S(new Date().toISOString());
+  const now = S(new Date(target.now()).toISOString());
   const toVersion = version + count;
   const values: Record<string, AttributeValue> = { ":to": N(toVersion), ":now": now };
   // The last RING events take their slots (version mod RING) in the recent-id list.
@@ -238,7 +245,7 @@ async function write(
       values[":kind"] = HEAD_KIND;
     } else {
       update = `${HEAD_SETS}, #r = :r`;
-      condition = "#v = :from AND attribute_not_exists(#r)";
+      condition = "#v = :from AND attribute_not_exists(#t) AND attribute_not_exists(#r)";
       values[":from"] = N(version);
     }
   } else {
@@ -255,7 +262,7 @@ async function write(
         Key: { [KEYS.partition]: pk, [KEYS.sort]: HEAD_SK },
         UpdateExpression: update,
         ConditionExpression: condition,
-        ExpressionAttributeNames: HEAD_NAMES,
+        ExpressionAttributeNames: version === 0 ? HEAD_NAMES : EXISTING_HEAD_NAMES,
         ExpressionAttributeValues: values,
         ReturnValuesOnConditionCheckFailure: "ALL_OLD",
       },
@@ -363,7 +370,10 @@ export async function readHead(
   return Item ? toHead(Item) : undefined;
 }
 
-function toHead(item: Record<string, AttributeValue>): Head {
+/** A hard-deleted stream's head: every append is refused, by its own condition as much as by this. */
+export const isTombstoned = (head: Head): boolean => head.item[LIFECYCLE.tombstoneAttr]?.BOOL === true;
+
+export function toHead(item: Record<string, AttributeValue>): Head {
   return {
     version: Number(item[ATTR.version]?.N ?? 0),
     createdAt: item[ATTR.createdAt]?.S ?? "",

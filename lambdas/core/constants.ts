@@ -20,10 +20,8 @@ export const PREFIX = {
 } as const;
 
 export const SORT_KEY = {
-  /** The per-stream head item: current version, times, size of the last append. */
+  /** The per-stream head item: current version, times, size of the last append (and the retention rules, see LIFECYCLE). */
   head: "HEAD",
-  /** Optional stream metadata. */
-  meta: "META",
 } as const;
 
 /** Attribute names of event and head items. */
@@ -56,6 +54,40 @@ export const ITEM_KIND = {
   all: "all",
   projection: "projection",
 } as const;
+
+/**
+ * Stream lifecycle (metadata, retention, soft and hard delete; docs/decisions.md). The rules every
+ * read applies sit on the stream's head in one map attribute `rules`, so a read learns them with the
+ * head (no item of its own, one attribute name more in its projection): `maxAge` (seconds),
+ * `maxCount`, `truncateBefore` (the stream's, raised by a delete), `deletedAt` (the version a delete
+ * left: reads answer 404 until a later append) and `hard`. Beside it on the head, `metadataVersion`
+ * and `tombstone` (a hard delete: every append's head condition refuses it). The whole
+ * metadata (with `custom`) sits on the head of the stream's metastream `$$<streamId>`, whose events
+ * are the system events (SYSTEM_EVENT): one per metadata write or delete, so `metadataVersion` is
+ * the metastream's version.
+ */
+export const LIFECYCLE = {
+  metadataVersionAttr: "metadataVersion",
+  /** The head's map of rules: `maxAge`, `maxCount`, `truncateBefore`, `deletedAt` (numbers), `hard` (boolean). */
+  rulesAttr: "rules",
+  tombstoneAttr: "tombstone",
+  /** On the metastream's head: the stream's metadata as JSON text. */
+  metadataAttr: "streamMetadata",
+  /** A stream's metastream id is this + the stream id. */
+  metastreamPrefix: "$$",
+  /** `custom` metadata, serialized, in UTF-8 bytes. */
+  customMaxBytes: 64 * 1024,
+  /** Attempts of a metadata write or delete made without an expected version, under contention. */
+  maxAttempts: 10,
+} as const;
+
+/** The system events of the metastreams, one per metadata write or delete. Users cannot append a type starting with `$`. */
+export const SYSTEM_EVENT = {
+  metadata: "$metadata",
+  streamTruncated: "$streamTruncated",
+  streamDeleted: "$streamDeleted",
+} as const;
+export const metastreamOf = (streamId: string): string => `${LIFECYCLE.metastreamPrefix}${streamId}`;
 
 /** Environment variable names shared by the CDK construct and the handlers. */
 export const ENV = {
@@ -153,10 +185,16 @@ export const streamIdFromKey = (partitionKey: string): string => partitionKey.sl
 /** The append guard of an `any` or `stream_exists` append, keyed by its first event id. */
 export const appendGuardKey = (firstEventId: string): string => `${PREFIX.appendGuard}${firstEventId}`;
 
-/** A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). */
+/**
+ * A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). A
+ * metastream (`$$Order-42`, see LIFECYCLE) is in its stream's category, so a projection of a
+ * category gets the system events of its streams.
+ */
 export const categoryOf = (streamId: string): string => {
-  const dash = streamId.indexOf("-");
-  return dash === -1 ? streamId : streamId.slice(0, dash);
+  const { metastreamPrefix } = LIFECYCLE;
+  const id = streamId.startsWith(metastreamPrefix) ? streamId.slice(metastreamPrefix.length) : streamId;
+  const dash = id.indexOf("-");
+  return dash === -1 ? id : id.slice(0, dash);
 };
 
 /** HTTP API: page sizes of stream reads and the header names the handlers read and write. */

@@ -6,6 +6,8 @@ export type ErrorCode =
   | "WrongExpectedVersion"
   | "IdempotencyConflict"
   | "StreamNotFound"
+  | "StreamDeleted"
+  | "WrongExpectedMetadataVersion"
   | "PayloadTooLarge"
   | "Contention"
   | "Throttled"
@@ -158,12 +160,59 @@ export class StreamNotFoundError extends CairnError {
   constructor(
     readonly streamId: string,
     options?: ErrorOptions,
+    /** Set when the stream was soft deleted (and not appended to since): its version, after which an append re-creates it. */
+    readonly deletedAt?: number,
   ) {
     super(`stream ${streamId} does not exist`, options);
   }
 
   override toJSON() {
     return { ...super.toJSON(), streamId: this.streamId };
+  }
+}
+
+/** The stream was hard deleted (a tombstone): it can never be appended to or read again. Nothing was written. */
+export class StreamDeletedError extends CairnError {
+  readonly code = "StreamDeleted";
+  override readonly name = "StreamDeletedError";
+
+  constructor(
+    readonly streamId: string,
+    options?: ErrorOptions,
+  ) {
+    super(`stream ${streamId} was deleted for good (hard delete)`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), streamId: this.streamId };
+  }
+}
+
+/** The stream's metadata version was not what the metadata write or delete expected. Nothing was written. */
+export class WrongExpectedMetadataVersionError extends CairnError {
+  readonly code = "WrongExpectedMetadataVersion";
+  override readonly name = "WrongExpectedMetadataVersionError";
+
+  constructor(
+    readonly streamId: string,
+    readonly expectedMetadataVersion: number,
+    /** The stream's metadata version when the conflict was seen; 0 when it has none. */
+    readonly currentMetadataVersion: number,
+    options?: ErrorOptions,
+  ) {
+    super(
+      `stream ${streamId} has metadata version ${currentMetadataVersion}, expected ${expectedMetadataVersion}`,
+      options,
+    );
+  }
+
+  override toJSON() {
+    return {
+      ...super.toJSON(),
+      streamId: this.streamId,
+      expectedMetadataVersion: this.expectedMetadataVersion,
+      currentMetadataVersion: this.currentMetadataVersion,
+    };
   }
 }
 
@@ -181,5 +230,9 @@ export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVe
 export const isThrottled = (error: unknown): error is ThrottledError => error instanceof ThrottledError;
 export const isIdempotencyConflict = (error: unknown): error is IdempotencyConflictError =>
   error instanceof IdempotencyConflictError;
+export const isStreamDeleted = (error: unknown): error is StreamDeletedError =>
+  error instanceof StreamDeletedError;
+export const isWrongExpectedMetadataVersion = (error: unknown): error is WrongExpectedMetadataVersionError =>
+  error instanceof WrongExpectedMetadataVersionError;
 export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
   error instanceof StreamNotFoundError;

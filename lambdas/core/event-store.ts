@@ -5,9 +5,22 @@ import {
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
-import { type AppendTarget, append, readHead } from "./append.ts";
-import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
-import { StreamNotFoundError, ValidationError } from "./errors.ts";
+import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
+import { ATTR, categoryOf, KEYS, LIFECYCLE, PREFIX, SORT_KEY, streamKey, versionKey } from "./constants.ts";
+import { StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import {
+  type DeleteStreamOptions,
+  type DeleteStreamResult,
+  deleteStream,
+  type LifecycleTarget,
+  parseStreamMetadata,
+  readStreamMetadata,
+  type SetMetadataOptions,
+  type StreamMetadata,
+  type StreamMetadataResult,
+  writeStreamMetadata,
+} from "./lifecycle.ts";
+import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
@@ -42,6 +55,11 @@ export interface EventStoreConfig {
    * failure is a ValidationError naming the field. @default none
    */
   readonly schemas?: EventSchemas;
+  /**
+   * The store's clock, in milliseconds since the epoch: events' `createdAt`, metadata writes and
+   * the `maxAge` rule of reads. Tests pass one they control. @default Date.now
+   */
+  readonly now?: () => number;
 }
 
 const EVENT_ATTRIBUTES = [
@@ -57,6 +75,14 @@ const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join("
 const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
 );
+/** A read from the start also takes the head (sort key `HEAD` < `VERSION#…`): its rules too. */
+const RULE_ATTRIBUTES = [LIFECYCLE.rulesAttr] as const;
+const HEAD_AND_EVENT_PROJECTION = [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES]
+  .map((_, index) => `#a${index}`)
+  .join(", ");
+const HEAD_AND_EVENT_PROJECTION_NAMES = Object.fromEntries(
+  [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES].map((name, index) => [`#a${index}`, name]),
+);
 
 const S = (value: string): AttributeValue => ({ S: value });
 
@@ -69,17 +95,20 @@ export class EventStore {
   readonly tableName: string;
   readonly upcasters: Upcasters | undefined;
   readonly schemas: EventSchemas | undefined;
-  private readonly target: AppendTarget;
+  readonly now: () => number;
+  private readonly target: AppendTarget & LifecycleTarget;
 
   constructor(config: EventStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
     this.upcasters = config.upcasters;
     this.schemas = config.schemas;
+    this.now = config.now ?? Date.now;
     this.target = {
       client: config.client,
       tableName: config.tableName,
       maxAppendAttempts: config.maxAppendAttempts ?? 30,
+      now: this.now,
     };
   }
 
@@ -150,20 +179,29 @@ export class EventStore {
         ? undefined
         : assertPositiveInteger(options.maxBytes, "maxBytes", Number.MAX_SAFE_INTEGER);
     const pk = S(streamKey(streamId));
+    // Forward from the start, the head comes first in the same Query (its sort key sorts before the
+    // events'); otherwise it is read beside the first page, not before it.
+    const headFirst = !backward && (from ?? 1) <= 1;
     const input: QueryCommandInput = {
       TableName: this.tableName,
       ConsistentRead: true,
       ScanIndexForward: !backward,
       KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
       // Only what the envelope needs: the keys and item kind would be parsed for nothing.
-      ProjectionExpression: EVENT_PROJECTION,
-      ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
+      ProjectionExpression: headFirst ? HEAD_AND_EVENT_PROJECTION : EVENT_PROJECTION,
+      ExpressionAttributeNames: headFirst ? HEAD_AND_EVENT_PROJECTION_NAMES : EVENT_PROJECTION_NAMES,
       ExpressionAttributeValues: {
         ":pk": pk,
-        ":low": S(versionKey(backward ? 1 : Math.max(from ?? 1, 1))),
+        ":low": S(headFirst ? SORT_KEY.head : versionKey(backward ? 1 : Math.max(from ?? 1, 1))),
         ":high": S(backward && from !== undefined ? versionKey(from) : `${PREFIX.version}:`),
       },
     };
+    let headRead: Promise<Head | undefined> | undefined;
+    if (!headFirst) {
+      headRead = throttled(readHead(this, streamId));
+      headRead.catch(() => undefined);
+    }
+    let retention: Retention | undefined;
     const events: RecordedEvent[] = [];
     const streamIdBytes = maxBytes === undefined ? 0 : escapedBytes(JSON.stringify(streamId));
     let bytes = 0;
@@ -172,8 +210,8 @@ export class EventStore {
     // Backward from version 0 is before the first event: nothing to query.
     let more = !(backward && from === 0);
     while (more) {
-      // One more than wanted, so the answer knows whether there is more.
-      const wanted = limit - events.length + 1;
+      // One more than wanted, so the answer knows whether there is more (and the head, first).
+      const wanted = limit - events.length + (retention === undefined && headFirst ? 2 : 1);
       const page = await throttled(
         this.client.send(
           new QueryCommand({
@@ -183,7 +221,29 @@ export class EventStore {
           }),
         ),
       );
-      for (const item of page.Items ?? []) {
+      let items = page.Items ?? [];
+      if (retention === undefined) {
+        if (headFirst) {
+          const head = items[0]?.[ATTR.eventId] === undefined ? items[0] : undefined;
+          retention = this.retentionFor(streamId, head && toHead(head));
+          items = items.slice(1);
+        } else {
+          retention = this.retentionFor(streamId, await headRead);
+        }
+      }
+      const rules = hasNoRules(retention) ? undefined : retention;
+      let below = false;
+      for (const item of items) {
+        if (rules) {
+          const version = Number(item[ATTR.version]?.N);
+          if (version < rules.minVersion) {
+            // Backward, every later item is below too; forward, skip to the first kept version.
+            below = true;
+            if (backward) break;
+            continue;
+          }
+          if (!isRetained(rules, version, item[ATTR.createdAt]?.S as string)) continue;
+        }
         if (events.length === limit) {
           nextVersion = Number(item[ATTR.version]?.N);
           break;
@@ -200,18 +260,73 @@ export class EventStore {
         events.push(event);
       }
       startKey = page.LastEvaluatedKey;
+      if (below && backward) startKey = undefined;
+      else if (below && rules && events.length === 0 && startKey !== undefined) {
+        // A forward page wholly below the kept versions: start again at the first kept one.
+        input.ExpressionAttributeValues = {
+          ...input.ExpressionAttributeValues,
+          ":low": S(versionKey(rules.minVersion)),
+        };
+        startKey = undefined;
+        below = false;
+        more = true;
+        continue;
+      }
       more = startKey !== undefined && nextVersion === undefined;
     }
-    if (events.length === 0 && !(await throttled(readHead(this, streamId)))) {
-      throw new StreamNotFoundError(streamId);
-    }
-    return nextVersion === undefined ? { streamId, events } : { streamId, events, nextVersion };
+    if (retention === undefined) retention = this.retentionFor(streamId, await headRead);
+    const deleted = retention.deletedAt > 0 ? { deletedAt: retention.deletedAt } : {};
+    return nextVersion === undefined
+      ? { streamId, events, ...deleted }
+      : { streamId, events, nextVersion, ...deleted };
+  }
+
+  /** The rules of a read: StreamNotFound when the stream does not exist or was soft deleted, StreamDeleted when hard deleted. */
+  private retentionFor(streamId: string, head: Head | undefined): Retention {
+    if (!head) throw new StreamNotFoundError(streamId);
+    const retention = retentionOf(head.item, this.now());
+    if (retention.hardDeleted) throw new StreamDeletedError(streamId);
+    if (retention.softDeleted) throw new StreamNotFoundError(streamId, undefined, retention.deletedAt);
+    return retention;
+  }
+
+  /** The stream's metadata and its version. StreamNotFound when the stream does not exist; StreamDeleted after a hard delete. */
+  async getStreamMetadata(streamId: string): Promise<StreamMetadataResult> {
+    assertStreamId(streamId);
+    return throttled(readStreamMetadata(this.target, streamId));
+  }
+
+  /**
+   * Replaces the stream's metadata (retention rules `maxAge`, `maxCount`, `truncateBefore`, and
+   * `custom`) and writes a `$metadata` event (`$streamTruncated` when `truncateBefore` rose) to its
+   * metastream `$$<streamId>`. With `expectedMetadataVersion`, a WrongExpectedMetadataVersionError
+   * when another write came first. The stream must exist.
+   */
+  async setStreamMetadata(
+    streamId: string,
+    metadata: StreamMetadata,
+    options: SetMetadataOptions = {},
+  ): Promise<StreamMetadataResult> {
+    assertStreamId(streamId);
+    const checked = parseStreamMetadata(metadata);
+    return throttled(writeStreamMetadata(this.target, streamId, checked, options));
+  }
+
+  /**
+   * Deletes a stream (a `$streamDeleted` event in its metastream). Soft (default): reads answer
+   * StreamNotFound until an append re-creates it at the next version. `hard: true`: every later
+   * append answers StreamDeletedError, whatever its expected version.
+   */
+  async deleteStream(streamId: string, options: DeleteStreamOptions = {}): Promise<DeleteStreamResult> {
+    assertStreamId(streamId);
+    return throttled(deleteStream(this.target, streamId, options));
   }
 
   /** Version, category and times of a stream. Throws StreamNotFoundError when it does not exist. */
   async getStreamInfo(streamId: string): Promise<StreamInfo> {
     assertStreamId(streamId);
     const head = await throttled(readHead(this, streamId));
+    this.retentionFor(streamId, head);
     if (!head) throw new StreamNotFoundError(streamId);
     return {
       streamId,

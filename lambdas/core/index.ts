@@ -5,6 +5,8 @@ export * from "./constants.ts";
 export * from "./domain.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
+export * from "./lifecycle.ts";
+export * from "./retention.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
 export * from "./table.ts";

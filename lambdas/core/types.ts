@@ -85,6 +85,8 @@ export interface ReadStreamResult<Event extends RecordedEvent = RecordedEvent> {
   readonly events: Event[];
   /** Pass as `fromVersion` to read on; absent when the read reached the end in its direction. */
   readonly nextVersion?: number;
+  /** The version of the stream's last soft delete, when it has had one: events up to it are gone for good. */
+  readonly deletedAt?: number;
 }
 
 export interface StreamInfo {

@@ -5,6 +5,7 @@
  */
 
 import { createApiHandler, type RouteHandler } from "./http.ts";
+import { lifecycleRoutes } from "./lifecycle.ts";
 import { readAllRoutes } from "./read-all.ts";
 import { type AdminConfig, adminRoutes } from "./reset.ts";
 import { type ApiFunction, type RouteKey, routesOf } from "./routes.ts";
@@ -20,12 +21,16 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
   const snapshots = snapshotRoutes(config.store);
   const reads = readAllRoutes(config);
   const admin = adminRoutes(config);
+  const lifecycle = lifecycleRoutes(config.store);
   return {
     "POST /streams/{streamId}/events": streams.appendEvents,
     "PUT /streams/{streamId}/snapshot": snapshots.putSnapshot,
     "GET /streams/{streamId}/events": streams.readStreamEvents,
     "GET /streams/{streamId}": streams.getStreamInfo,
     "GET /streams/{streamId}/snapshot": snapshots.getSnapshot,
+    "GET /streams/{streamId}/metadata": lifecycle.getMetadata,
+    "PUT /streams/{streamId}/metadata": lifecycle.putMetadata,
+    "DELETE /streams/{streamId}": lifecycle.deleteStream,
     "GET /all": reads.readAllEvents,
     "GET /projections": reads.listProjections,
     "GET /projections/{name}": reads.getProjection,

@@ -25,6 +25,8 @@ export const STATUS: Record<CairnError["code"], number> = {
   NotFound: 404,
   WrongExpectedVersion: 409,
   IdempotencyConflict: 409,
+  WrongExpectedMetadataVersion: 409,
+  StreamDeleted: 410,
   PayloadTooLarge: 413,
   Contention: 503,
   Throttled: 503,

@@ -15,10 +15,20 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
  * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
  * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
  *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
- * - `admin`: reset and replay projections, and the delete and erase routes (`grantAdmin`).
+ * - `writeMetadata`: replace a stream's metadata, its retention rules included (`grantWriteMetadata`);
+ * - `delete`: soft and hard delete streams (`grantDelete`);
+ * - `admin`: reset and replay projections (`grantAdmin`).
  * No route of `read` or `readAll` changes anything.
  */
-export const API_ACCESS = ["append", "read", "readAll", "writeSnapshots", "admin"] as const;
+export const API_ACCESS = [
+  "append",
+  "read",
+  "readAll",
+  "writeSnapshots",
+  "writeMetadata",
+  "delete",
+  "admin",
+] as const;
 export type ApiAccess = (typeof API_ACCESS)[number];
 
 export interface RouteSpec {
@@ -34,6 +44,9 @@ export const ROUTES = {
   "GET /streams/{streamId}/events": { fn: "read", access: "read" },
   "GET /streams/{streamId}": { fn: "read", access: "read" },
   "GET /streams/{streamId}/snapshot": { fn: "read", access: "read" },
+  "GET /streams/{streamId}/metadata": { fn: "read", access: "read" },
+  "PUT /streams/{streamId}/metadata": { fn: "admin", access: "writeMetadata" },
+  "DELETE /streams/{streamId}": { fn: "admin", access: "delete" },
   "GET /all": { fn: "read", access: "readAll" },
   "GET /projections": { fn: "read", access: "readAll" },
   "GET /projections/{name}": { fn: "read", access: "readAll" },

@@ -15,6 +15,7 @@ export {
   type ReplayResult,
   type RunOptions,
   type RunResult,
+  type SystemEvent,
 } from "./runtime.ts";
 export {
   getProjectionStatus,

@@ -28,8 +28,9 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
+import { ATTR, categoryOf, ENV, GLOBAL_LOG, ITEM_KIND, METRICS, PROJECTION } from "../core/constants.ts";
 import { EventStore } from "../core/event-store.ts";
+import type { StreamMetadata } from "../core/lifecycle.ts";
 import { retryThrottled } from "../core/throttling.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import type { Upcasters } from "../core/upcasting.ts";
@@ -73,8 +74,25 @@ export interface ProjectionContext {
   delete(id: string): void;
 }
 
+/**
+ * The system events of a stream's lifecycle, in its metastream `$$<streamId>` (which is in the
+ * stream's category): `data.streamId` names the stream they are about.
+ */
+export type SystemEvent =
+  | {
+      readonly type: "$streamDeleted";
+      readonly data: { readonly streamId: string; readonly version: number; readonly hard: boolean };
+    }
+  | { readonly type: "$metadata"; readonly data: { readonly streamId: string } & StreamMetadata }
+  | { readonly type: "$streamTruncated"; readonly data: { readonly streamId: string } & StreamMetadata };
+
 export type ProjectionHandlers<E extends DomainEvent> = {
   readonly [T in E["type"]]?: (event: EventOf<E, T>, context: ProjectionContext) => void | Promise<void>;
+} & {
+  readonly [T in SystemEvent["type"]]?: (
+    event: EventOf<SystemEvent, T>,
+    context: ProjectionContext,
+  ) => void | Promise<void>;
 };
 
 export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
@@ -82,7 +100,7 @@ export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
   readonly name: string;
   readonly handlers: ProjectionHandlers<E>;
   /** Only these event types are read. @default the types that have handlers */
-  readonly eventTypes?: readonly E["type"][];
+  readonly eventTypes?: readonly (E["type"] | SystemEvent["type"])[];
   /** Only events of streams in these categories. @default all */
   readonly categories?: readonly string[];
   /**
@@ -506,8 +524,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     ...(eventTypes.length > 0 ? { types: eventTypes } : {}),
     ...(categories?.length === 1 ? { category: categories[0] as string } : {}),
   };
-  const wanted = (event: RecordedEvent) =>
-    !categories || categories.some((category) => event.streamId.split("-", 1)[0] === category);
+  const wanted = (event: RecordedEvent) => !categories || categories.includes(categoryOf(event.streamId));
 
   /** At the head: waits up to `lingerMs` (holding the lease) for `$all` to move past `position`. */
   async function newEventsWithin(store: EventStore, position: number, deadline: number): Promise<boolean> {

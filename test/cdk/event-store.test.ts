@@ -216,7 +216,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     );
   });
 
-  it("admin: reads $all and projections for the status, updates projection keys (reset), publishes wake-ups", () => {
+  it("admin: reads $all and projections for the status, updates projection keys (reset), publishes wake-ups; writes stream metadata and deletes without DeleteItem", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: admin");
     // THEN
@@ -225,6 +225,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...ownLogs(),
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
         ...lines(["dynamodb:UpdateItem"], TABLE, [projectionKeys]),
+        ...lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [streamKeys]),
         "sns:Publish Topic",
       ].sort(),
     );

@@ -44,11 +44,23 @@ describe("the route table", () => {
     }
   });
 
-  it("keeps reset, replay, delete and erase (today's and those to come) to the admin access", () => {
+  it("keeps reset, replay, delete, metadata writes and erase (today's and those to come) to administrative accesses of their own", () => {
     // THEN
-    const administrative = ROUTE_KEYS.filter((key) => /^DELETE |\/(reset|replay|erase)\b/.test(key));
-    expect(administrative).toContain("POST /projections/{name}/reset");
-    for (const key of administrative) expect(ROUTES[key].access).toBe("admin");
+    const administrative = ROUTE_KEYS.filter(
+      (key) => /^DELETE |\/(reset|replay|erase)\b/.test(key) || /^PUT .*\/metadata$/.test(key),
+    );
+    expect(administrative).toEqual(
+      expect.arrayContaining([
+        "POST /projections/{name}/reset",
+        "DELETE /streams/{streamId}",
+        "PUT /streams/{streamId}/metadata",
+      ]),
+    );
+    for (const key of administrative) {
+      expect(["admin", "delete", "writeMetadata", "erase"]).toContain(ROUTES[key].access);
+    }
+    expect(ROUTES["DELETE /streams/{streamId}"].access).toBe("delete");
+    expect(ROUTES["PUT /streams/{streamId}/metadata"].access).toBe("writeMetadata");
   });
 });
 
@@ -85,7 +97,7 @@ describe("a reader principal can never reset, replay, delete or erase", () => {
     expect(routes.length).toBeGreaterThan(0);
     for (const route of routes) expect(route).toMatch(/^GET /);
     expect(routes).not.toContain("POST /projections/*/reset");
-    const admin = routesFor("admin").map(asArnRoute);
+    const admin = routesFor("admin", "delete", "writeMetadata").map(asArnRoute);
     expect(routes.filter((route) => admin.includes(route))).toEqual([]);
   });
 
@@ -107,7 +119,11 @@ describe("table grants for users' own functions", () => {
   const allReader = roleIn(stack, "AllReader");
   const snapshotter = roleIn(stack, "Snapshotter");
   const admin = roleIn(stack, "Admin");
+  const deleter = roleIn(stack, "Deleter");
+  const metadataWriter = roleIn(stack, "MetadataWriter");
   // WHEN
+  store.grantDelete(deleter);
+  store.grantWriteMetadata(metadataWriter);
   store.grantAppend(appender);
   store.grantRead(reader);
   store.grantReadAll(allReader);
@@ -161,6 +177,18 @@ describe("table grants for users' own functions", () => {
     );
   });
 
+  it.each([
+    ["grantDelete", () => deleter],
+    ["grantWriteMetadata", () => metadataWriter],
+  ])("%s: the head's read and update, the system event's put, on stream keys; no DeleteItem", (_, role) => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, role()))).toEqual(
+      lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [
+        `${PREFIX.stream}*`,
+      ]).sort(),
+    );
+  });
+
   it("grantAdmin: reset (checkpoint updates, a wake-up) and replay (invoking every projection, later ones too)", () => {
     // THEN
     const permissions = permissionsOf(template, idOf(stack, admin));
@@ -179,6 +207,35 @@ describe("table grants for users' own functions", () => {
 });
 
 describe("the API functions get the table rights of their routes' accesses", () => {
+  it("no API function can delete an item of a stream (only the scavenger will)", () => {
+    // GIVEN
+    const { stack, store } = storeStack();
+    const template = Template.fromStack(stack);
+    for (const fn of ["write", "read", "admin"] as const) {
+      const role = store.apiFunctions[fn].role as iam.Role;
+      // WHEN
+      const permissions = permissionsOf(template, idOf(stack, role));
+      // THEN
+      expect(
+        permissions.filter((line) => /DeleteItem|BatchWriteItem/.test(line) && /STREAM#/.test(line)),
+      ).toEqual([]);
+    }
+  });
+
+  it("the admin function gets the rights of delete and writeMetadata, the read function reads streams", () => {
+    // GIVEN
+    const { stack, store } = storeStack();
+    const template = Template.fromStack(stack);
+    // WHEN
+    const admin = permissionsOf(template, idOf(stack, store.apiFunctions.admin.role as iam.Role));
+    // THEN
+    expect(admin).toEqual(
+      expect.arrayContaining(
+        lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [`${PREFIX.stream}*`]),
+      ),
+    );
+  });
+
   it("the write function cannot write the repository's snapshots, only those saved over HTTP", () => {
     // GIVEN
     const { stack, store } = storeStack();

@@ -350,6 +350,9 @@ describe("CairnClient covers the API", () => {
     await recording.projectionStatus("order-summary");
     await recording.projectionDocument("order-summary", "no-such-order");
     await recording.resetProjection("order-summary");
+    await recording.setStreamMetadata(streamId, { maxCount: 10 });
+    await recording.getStreamMetadata(streamId);
+    await recording.deleteStream(streamId);
     await recording.health();
 
     // Assess

@@ -20,9 +20,24 @@ interface Case {
   readonly status: number;
   readonly code: string;
   readonly field?: string;
-  /** A request made first, that must succeed (the refused one then meets what it wrote). */
-  readonly prepare?: { readonly path: string; readonly request: CallOptions };
+  /** Requests made first, in order, that must succeed (the refused one then meets what they wrote); POST unless said. */
+  readonly prepare?: Prepare | readonly Prepare[];
 }
+
+interface Prepare {
+  readonly method?: string;
+  readonly path: string;
+  readonly request: CallOptions;
+}
+
+/** A stream with one event, then (when `then` is given) one more request on it. */
+const streamThen = (streamId: string, ...then: Prepare[]): Prepare[] => [
+  { path: eventsPath(streamId), request: { json: { events: [event] } } },
+  ...then,
+];
+const hardDeleted = (streamId: string) =>
+  streamThen(streamId, { method: "DELETE", path: `/streams/${streamId}?hard=true`, request: {} });
+const metadataPath = (streamId: string) => `/streams/${streamId}/metadata`;
 
 const reused = { eventId: "e-reused", type: "Happened", data: { n: 1 } };
 
@@ -512,8 +527,160 @@ const cases: Case[] = [
     code: "IdempotencyConflict",
   },
   {
-    name: "a method the path does not have",
+    name: "metadata with maxCount 0",
+    method: "PUT",
+    prepare: streamThen("Meta-1"),
+    path: metadataPath("Meta-1"),
+    request: { json: { maxCount: 0 } },
+    status: 400,
+    code: "ValidationError",
+    field: "maxCount",
+  },
+  {
+    name: "metadata with a fractional maxAge",
+    method: "PUT",
+    prepare: streamThen("Meta-2"),
+    path: metadataPath("Meta-2"),
+    request: { json: { maxAge: 1.5 } },
+    status: 400,
+    code: "ValidationError",
+    field: "maxAge",
+  },
+  {
+    name: "metadata with truncateBefore as a string",
+    method: "PUT",
+    prepare: streamThen("Meta-3"),
+    path: metadataPath("Meta-3"),
+    request: { json: { truncateBefore: "5" } },
+    status: 400,
+    code: "ValidationError",
+    field: "truncateBefore",
+  },
+  {
+    name: "metadata with an unknown field",
+    method: "PUT",
+    prepare: streamThen("Meta-4"),
+    path: metadataPath("Meta-4"),
+    request: { json: { maxcount: 3 } },
+    status: 400,
+    code: "ValidationError",
+    field: "maxcount",
+  },
+  {
+    name: "metadata whose custom is an array",
+    method: "PUT",
+    prepare: streamThen("Meta-5"),
+    path: metadataPath("Meta-5"),
+    request: { json: { custom: [1] } },
+    status: 400,
+    code: "ValidationError",
+    field: "custom",
+  },
+  {
+    name: "metadata whose custom passes 64 KB",
+    method: "PUT",
+    prepare: streamThen("Meta-6"),
+    path: metadataPath("Meta-6"),
+    request: { json: { custom: { big: "x".repeat(64 * 1024) } } },
+    status: 400,
+    code: "ValidationError",
+    field: "custom",
+  },
+  {
+    name: "metadata with a negative expectedMetadataVersion",
+    method: "PUT",
+    prepare: streamThen("Meta-7"),
+    path: metadataPath("Meta-7"),
+    request: { json: { expectedMetadataVersion: -1 } },
+    status: 400,
+    code: "ValidationError",
+    field: "expectedMetadataVersion",
+  },
+  {
+    name: "metadata at another metadata version",
+    method: "PUT",
+    prepare: streamThen("Meta-8", { method: "PUT", path: metadataPath("Meta-8"), request: { json: {} } }),
+    path: metadataPath("Meta-8"),
+    request: { json: { expectedMetadataVersion: 0, maxCount: 1 } },
+    status: 409,
+    code: "WrongExpectedMetadataVersion",
+  },
+  {
+    name: "metadata of a stream that does not exist",
+    method: "PUT",
+    path: metadataPath("Meta-none"),
+    request: { json: { maxCount: 1 } },
+    status: 404,
+    code: "StreamNotFound",
+  },
+  {
+    name: "metadata of a hard-deleted stream",
+    method: "PUT",
+    prepare: hardDeleted("Meta-9"),
+    path: metadataPath("Meta-9"),
+    request: { json: { maxCount: 1 } },
+    status: 410,
+    code: "StreamDeleted",
+  },
+  {
+    name: "a delete of a stream that does not exist",
     method: "DELETE",
+    path: "/streams/Del-none",
+    request: {},
+    status: 404,
+    code: "StreamNotFound",
+  },
+  {
+    name: "a delete at another version",
+    method: "DELETE",
+    prepare: streamThen("Del-1"),
+    path: "/streams/Del-1?expectedVersion=2",
+    request: {},
+    status: 409,
+    code: "WrongExpectedVersion",
+  },
+  {
+    name: "a delete expecting version 0",
+    method: "DELETE",
+    prepare: streamThen("Del-2"),
+    path: "/streams/Del-2?expectedVersion=0",
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "expectedVersion",
+  },
+  {
+    name: "a delete with hard=yes",
+    method: "DELETE",
+    prepare: streamThen("Del-3"),
+    path: "/streams/Del-3?hard=yes",
+    request: {},
+    status: 400,
+    code: "ValidationError",
+    field: "hard",
+  },
+  {
+    name: "a delete of a hard-deleted stream",
+    method: "DELETE",
+    prepare: hardDeleted("Del-4"),
+    path: "/streams/Del-4",
+    request: {},
+    status: 410,
+    code: "StreamDeleted",
+  },
+  ...(["any", "no_stream", "stream_exists", 1, 2] as const).map(
+    (expectedVersion, index): Case => ({
+      name: `an append (expectedVersion ${expectedVersion}) to a hard-deleted stream`,
+      prepare: hardDeleted(`Hard-${index}`),
+      path: eventsPath(`Hard-${index}`),
+      request: { json: { expectedVersion, events: [{ ...event, eventId: `after-${index}` }] } },
+      status: 410,
+      code: "StreamDeleted",
+    }),
+  ),
+  {
+    name: "a method the path does not have",
+    method: "PATCH",
     path: "/streams/Bad-1",
     request: {},
     status: 405,
@@ -534,7 +701,11 @@ describe("bad requests", () => {
     // Prepare
     const method = row.method ?? "POST";
     const path = row.path ?? eventsPath("Bad-1");
-    if (row.prepare) expect((await api.call("POST", row.prepare.path, row.prepare.request)).status).toBe(201);
+    const prepare = row.prepare === undefined ? [] : "path" in row.prepare ? [row.prepare] : row.prepare;
+    for (const step of prepare) {
+      const prepared = await api.call(step.method ?? "POST", step.path, step.request);
+      expect(prepared.status, JSON.stringify(prepared.body)).toBeLessThan(300);
+    }
     const before = await api.itemCount();
 
     // Act

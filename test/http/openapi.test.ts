@@ -8,9 +8,11 @@ import {
   IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  StreamDeletedError,
   StreamNotFoundError,
   ThrottledError,
   ValidationError,
+  WrongExpectedMetadataVersionError,
   WrongExpectedVersionError,
 } from "../../lambdas/core/errors.ts";
 import { errorResponse } from "../../lambdas/http/http.ts";
@@ -65,6 +67,8 @@ const ERRORS = {
   ValidationError: new ValidationError("events[0].type", "is required"),
   WrongExpectedVersion: new WrongExpectedVersionError(streamId, 0, 3),
   StreamNotFound: new StreamNotFoundError(streamId),
+  StreamDeleted: new StreamDeletedError(streamId),
+  WrongExpectedMetadataVersion: new WrongExpectedMetadataVersionError(streamId, 1, 2),
   PayloadTooLarge: new PayloadTooLargeError("events[0]", 262_144, 300_000),
   Contention: new ContentionError(streamId, 5),
   IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),

@@ -1,6 +1,7 @@
 /**
  * The example projection: a summary of each order (status, item count, total) over the `Order-*`
  * streams, one read-model document per order, keyed by order id (the stream id after `Order-`).
+ * Deleting an order's stream (soft or hard) drops its document.
  */
 import { defineProjection, type ProjectionContext } from "cairn-event-store/projections";
 import { upcasters } from "../domain.ts";
@@ -94,6 +95,8 @@ export const orderSummary = defineProjection<OrderEvent>({
       change(context, event, (summary) => ({ ...summary, status: "confirmed" })),
     OrderCancelled: (event, context) =>
       change(context, event, (summary) => ({ ...summary, status: "cancelled" })),
+    // A system event of the order stream's metastream: the order was deleted, so is its summary.
+    $streamDeleted: (event, context) => context.delete(orderIdOf(event.data.streamId)),
   },
 });
 
