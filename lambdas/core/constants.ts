@@ -179,6 +179,8 @@ export const LOCAL_ENV = {
   port: "PORT",
   dynamodbEndpoint: "DYNAMODB_ENDPOINT",
   dataDir: "CAIRN_DATA_DIR",
+  /** Where `cairn dev` writes its state file (URL, endpoint, table) for the CLI. @default .cairn/dev.json */
+  stateFile: "CAIRN_STATE_FILE",
 } as const;
 
 /**
@@ -301,7 +303,7 @@ export const GLOBAL_METRICS = {
   eventsWithoutPosition: "EventsWithoutPosition",
   /** Age in seconds of the oldest head change the reconciler found without a position, per run. */
   oldestWithoutPositionSeconds: "OldestWithoutPositionAge",
-  /** Shards whose records expired before the reconciler read them (run `npm run all -- catch-up`). */
+  /** Shards whose records expired before the reconciler read them (run `cairn all catch-up`). */
   trimmedShards: "TrimmedStreamShards",
 } as const;
 
