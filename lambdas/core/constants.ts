@@ -54,6 +54,7 @@ export const ITEM_KIND = {
   appendGuard: "append-guard",
   snapshot: "snapshot",
   all: "all",
+  streamList: "stream-list",
   projection: "projection",
 } as const;
 
@@ -259,6 +260,23 @@ export const allPageKey = (position: number): string =>
 export const positionKey = (position: number): string =>
   `${GLOBAL_LOG.positionPrefix}${String(position).padStart(POSITION_DIGITS, "0")}`;
 export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPrefix}${streamId}`;
+
+/**
+ * The stream listing (`GET /streams?category=`): one item per stream, PK
+ * `ALL#LIST#<category>#<shard, 2 digits>`, SK the stream id, `kind` = "stream-list", written by the
+ * sequencer when it first gives the stream a position (so once per stream, not per append; see
+ * docs/decisions.md). A category spreads over `shards` partition keys by a hash of the stream id,
+ * so no key takes more than 1/16 of a category's new streams; a listing reads them all and merges.
+ * Versions and times come from the streams' heads when listed.
+ */
+export const STREAM_LIST = {
+  prefix: "ALL#LIST#",
+  shards: 16,
+  defaultLimit: 100,
+  maxLimit: 100,
+} as const;
+export const streamListKey = (category: string, shard: number): string =>
+  `${STREAM_LIST.prefix}${category}#${String(shard).padStart(2, "0")}`;
 
 /**
  * The sequencer (lambdas/sequencer): its lease on the counter and how it waits and retries.

@@ -9,6 +9,7 @@ import { type AppendTarget, append, readHead } from "./append.ts";
 import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
 import { StreamNotFoundError, ValidationError } from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
+import { type ListStreamsOptions, type ListStreamsResult, listStreams } from "./stream-list.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
   AppendOptions,
@@ -198,6 +199,14 @@ export class EventStore {
       createdAt: head.createdAt,
       updatedAt: head.updatedAt,
     };
+  }
+
+  /**
+   * The streams of a category, by id, paged (`next` is the `after` of the next page), each with its
+   * version and times. A stream is listed once the sequencer has given it a position in `$all`.
+   */
+  async listStreams(options: ListStreamsOptions): Promise<ListStreamsResult> {
+    return throttled(listStreams(this, options));
   }
 
   /**

@@ -7,6 +7,7 @@ export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
+export type { ListStreamsOptions, ListStreamsResult } from "./stream-list.ts";
 export * from "./table.ts";
 export * from "./throttling.ts";
 export type * from "./types.ts";

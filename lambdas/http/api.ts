@@ -25,6 +25,7 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
     "PUT /streams/{streamId}/snapshot": snapshots.putSnapshot,
     "GET /streams/{streamId}/events": streams.readStreamEvents,
     "GET /streams/{streamId}": streams.getStreamInfo,
+    "GET /streams": streams.listStreams,
     "GET /streams/{streamId}/snapshot": snapshots.getSnapshot,
     "GET /all": reads.readAllEvents,
     "GET /projections": reads.listProjections,

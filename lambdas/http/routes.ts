@@ -11,7 +11,7 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
  * What a caller does, each a set of routes (`EventStore.grantInvoke(principal, access)`) with a
  * matching table grant for the library in your own Lambdas:
  * - `append`: append events (`grantAppend`);
- * - `read`: read streams, stream info and snapshots (`grantRead`);
+ * - `read`: read streams, stream info, the stream listing and snapshots (`grantRead`);
  * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
  * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
  *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
@@ -33,6 +33,7 @@ export const ROUTES = {
   "PUT /streams/{streamId}/snapshot": { fn: "write", access: "writeSnapshots" },
   "GET /streams/{streamId}/events": { fn: "read", access: "read" },
   "GET /streams/{streamId}": { fn: "read", access: "read" },
+  "GET /streams": { fn: "read", access: "read" },
   "GET /streams/{streamId}/snapshot": { fn: "read", access: "read" },
   "GET /all": { fn: "read", access: "readAll" },
   "GET /projections": { fn: "read", access: "readAll" },
