@@ -1,13 +1,17 @@
 #!/usr/bin/env node
 /**
- * The `cairn` command (package.json `bin`). `cairn dev`: the local twin for `npm start`;
- * `cairn all`: check or repair `$all`. `cairn <command> --help` says more.
+ * The `cairn` command (package.json `bin`). `cairn dev`: the local twin for `npm start`; `append`,
+ * `read`, `tail`, `streams`, `projections`, `snapshot` through the HTTP API of the running
+ * `npm start` (found by its state file) or of `--stack NAME`; `all`: check or repair `$all`.
+ * `cairn <command> --help` says more.
  * Env: PORT, CAIRN_DATA_DIR, CAIRN_TABLE_NAME, DYNAMODB_ENDPOINT (use a running DynamoDB Local),
  * CAIRN_STATE_FILE (where `cairn dev` says where it runs), CAIRN_DEBUG (stacks with errors).
  */
 import { Command, InvalidArgumentError, Option } from "commander";
 import { ENV, LOCAL_ENV } from "../lambdas/core/constants.ts";
 import { addAllCommand } from "./cli/all.ts";
+import { addProjectionCommands } from "./cli/projections.ts";
+import { addStreamCommands } from "./cli/streams.ts";
 import { dev } from "./local/dev.ts";
 import { withNpmConfig } from "./local/npm-args.ts";
 
@@ -40,6 +44,8 @@ const devCommand = program
   .option("--aws-limits", "hold the API to DynamoDB's limits in AWS (see docs/dynamodb-limits.md)")
   .action(dev);
 
+addStreamCommands(program);
+addProjectionCommands(program);
 addAllCommand(program);
 
 const [, , ...args] = process.argv;

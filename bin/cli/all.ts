@@ -24,7 +24,7 @@ async function runAll(step: Step, options: AllOptions): Promise<void> {
       "rebuild deletes $all and gives new positions: stop the sequencer first, then pass --yes",
     );
   }
-  const target = tableTarget(options);
+  const target = await tableTarget(options);
   const client = dynamoDbOf(target);
   const log = (message: string) => console.log(message);
   try {
@@ -55,6 +55,8 @@ export function addAllCommand(program: Command): void {
     .description("check or repair the global log $all from the table (verify | catch-up | rebuild)");
   const withTarget = (command: Command) =>
     command
+      .option("--stack <name>", "a deployed Cairn stack (its TableName and Region outputs)")
+      .option("--region <region>", "the stack's region (default: AWS_REGION or your profile's)")
       .option("--table <name>", "the table (default: the running npm start's, else CAIRN_TABLE_NAME)")
       .option(
         "--endpoint <url>",
