@@ -159,6 +159,7 @@ export async function dev(options: DevOptions): Promise<void> {
       `Try: curl -s -X POST ${local.url}/streams/Order-1/events -H 'content-type: application/json' ` +
         `-d '{"events":[{"type":"OrderPlaced","data":{"customerId":"c-7","currency":"EUR"}}]}'`,
     );
+    console.log("     npx cairn read Order-1, npx cairn tail '$all', npx cairn --help; Ctrl-C stops");
   } catch (error) {
     console.error(`cairn dev: ${describeFailure(error)}`);
     await shutdown(1);
