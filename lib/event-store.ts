@@ -23,6 +23,7 @@ import {
   PROJECTION_NAME_PATTERN,
   projectionPrefix,
   WAIT,
+  STREAM_LIST,
 } from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import {
@@ -300,6 +301,7 @@ const SNAPSHOT_KEYS = `${PREFIX.snapshot}*`;
 const HTTP_SNAPSHOT_KEYS = `${PREFIX.httpSnapshot}*`;
 const ALL_KEYS = `${PREFIX.all}*`;
 const PROJECTION_KEYS = `${PREFIX.projection}*`;
+const STREAM_LIST_KEYS = `${STREAM_LIST.prefix}*`;
 
 /**
  * Cairn's event store: the single table, the HTTP API and its three functions, the sequencer that
@@ -429,11 +431,14 @@ export class EventStore extends Construct {
   }
 
   /**
-   * Read streams, stream info and snapshots (the repository's and those saved over HTTP): GetItem
-   * and Query on `STREAM#`, `SNAPSHOT#` and `HTTPSNAPSHOT#` keys only.
+   * Read streams, stream info, the stream listing and snapshots (the repository's and those saved
+   * over HTTP): GetItem and Query on `STREAM#`, `SNAPSHOT#` and `HTTPSNAPSHOT#` keys, Query on the
+   * listing's `ALL#LIST#` keys, and BatchGetItem of the `STREAM#` heads a listing shows.
    */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
+    this.grantTable(grantee, [DDB.query], [STREAM_LIST_KEYS]);
+    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS]);
   }
 

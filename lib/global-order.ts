@@ -213,7 +213,7 @@ export function globalOrderAlarms(
     comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
     evaluationPeriods: 1,
     alarmDescription:
-      "Stream records expired before the reconciler read them: run `npm run all -- catch-up` (docs/global-order.md)",
+      "Stream records expired before the reconciler read them: run `cairn all catch-up` (docs/global-order.md)",
   });
   host.alarm("ReconcilerErrorsAlarm", {
     metric: errors,

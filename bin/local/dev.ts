@@ -1,15 +1,20 @@
 /**
  * `cairn dev`: the local twin in the foreground for `npm start`, with the user's domain and
- * projections loaded from their own files (TypeScript through tsx). Ctrl-C stops the API and the
- * DynamoDB Local it started (exit code 0; a second Ctrl-C exits at once with 130).
+ * projections loaded from their own files (TypeScript through tsx). Ctrl-C or SIGTERM stops the API
+ * and the DynamoDB Local it started (exit code 0; a second signal exits at once with 130), as does
+ * the end of the process that started it (an `npm` killed outright). It reports its start-up step
+ * by step, writes the state file the CLI finds it by (state.ts), and says what went wrong in one
+ * line (exit code 1).
  */
 import { mkdirSync } from "node:fs";
+import { createServer } from "node:net";
 import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { tsImport } from "tsx/esm/api";
 import { LOCAL_ENV } from "../../lambdas/core/constants.ts";
 import { type Domain, domainOf } from "../../lambdas/core/domain.ts";
 import { type Projection, projectionOf } from "../../lambdas/projections/runtime.ts";
+import { removeState, stateFilePath, writeState } from "./state.ts";
 import { type LocalCairn, startLocal } from "./twin.ts";
 
 export interface DevOptions {
@@ -44,34 +49,74 @@ export function projectionIn(module: Record<string, unknown>, file: string): Pro
   );
 }
 
+/** A mistake or a missing piece the user can act on: printed as its message alone. */
+class DevError extends Error {
+  override readonly name = "DevError";
+}
+
+/** Fails when nothing can listen on `port` of 127.0.0.1 (before DynamoDB Local is started for nothing). */
+function assertPortFree(port: number): Promise<void> {
+  if (port === 0) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once("error", (error: NodeJS.ErrnoException) =>
+      reject(error.code === "EADDRINUSE" ? portTaken(port) : error),
+    );
+    probe.listen(port, "127.0.0.1", () => probe.close(() => resolve()));
+  });
+}
+
+const portTaken = (port: number) =>
+  new DevError(
+    `port ${port} is taken (another npm start?): stop what uses it, or pick another with --port <n> or PORT=<n>`,
+  );
+
+/** The message of a failed start, in one line; the stack too with CAIRN_DEBUG set. */
+export function describeFailure(error: unknown): string {
+  if (process.env.CAIRN_DEBUG && error instanceof Error && error.stack) return error.stack;
+  if ((error as NodeJS.ErrnoException)?.code === "EADDRINUSE") {
+    const port = Number(/:(\d+)$/.exec((error as Error).message)?.[1]);
+    return portTaken(port).message;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split("\n")[0] as string;
+}
+
 export async function dev(options: DevOptions): Promise<void> {
   const dataDir = options.dataDir ? resolve(options.dataDir) : undefined;
   if (dataDir) mkdirSync(dataDir, { recursive: true });
   if (dataDir && process.env[LOCAL_ENV.dynamodbEndpoint]) {
     console.warn(`${LOCAL_ENV.dynamodbEndpoint} is set: the data directory is ignored`);
   }
+  const statePath = stateFilePath();
 
   let local: LocalCairn | undefined;
   let stopping = false;
   const shutdown = async (code: number) => {
+    removeState(statePath);
     const usage = options.awsLimits ? local?.limitsUsage() : undefined;
     await local?.stop();
     if (usage) console.log(`AWS limits model usage: ${usage.join("\n")}`);
     process.exit(code);
   };
-  for (const signal of ["SIGINT", "SIGTERM"] as const) {
-    process.on(signal, () => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      console.log(`\n${signal}: stopping`);
-      shutdown(0).catch((error: unknown) => {
-        console.error(error);
-        process.exit(1);
-      });
+  const stop = (why: string) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    console.log(`\n${why}: stopping`);
+    shutdown(0).catch((error: unknown) => {
+      console.error(`cairn dev: ${describeFailure(error)}`);
+      process.exit(1);
     });
-  }
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.on(signal, () => stop(signal));
+  // An npm killed outright (SIGKILL) cannot pass a signal on: its end makes this process an orphan.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent && !stopping) stop("the process that started cairn dev ended");
+  }, 1_000).unref();
 
   try {
+    await assertPortFree(options.port);
     const domain: Domain | undefined = options.domain
       ? domainOf(await importUserModule(options.domain), options.domain)
       : undefined;
@@ -86,8 +131,16 @@ export async function dev(options: DevOptions): Promise<void> {
       ...(domain ? { domain } : {}),
       projections,
       limits: options.awsLimits ?? false,
+      progress: (message) => console.log(message),
     });
     if (stopping) return;
+    writeState(statePath, {
+      url: local.url,
+      endpoint: local.endpoint,
+      tableName: local.tableName,
+      pid: process.pid,
+      startedAt: new Date().toISOString(),
+    });
     if (options.awsLimits) {
       console.log(
         `AWS limits model on ${local.storeEndpoint}: 1,000 WCU/s and 3,000 RCU/s per partition key, ` +
@@ -107,8 +160,9 @@ export async function dev(options: DevOptions): Promise<void> {
         `-d '{"events":[{"type":"OrderPlaced","data":{"customerId":"c-7","currency":"EUR"}}]}'`,
     );
     console.log(`Tail $all: curl -N ${local.url}/all/stream  (Server-Sent Events; or GET /all?waitMs=20000)`);
+    console.log("     npx cairn read Order-1, npx cairn tail '$all', npx cairn --help; Ctrl-C stops");
   } catch (error) {
-    console.error("cairn dev failed:", error);
+    console.error(`cairn dev: ${describeFailure(error)}`);
     await shutdown(1);
   }
 }

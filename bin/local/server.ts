@@ -3,8 +3,8 @@
  * Gateway HTTP API event (payload format 2.0) that the handlers receive in AWS and calls the
  * Lambda handler of the function that owns the route in lambdas/http/routes.ts, built by the same
  * factory as in AWS over the store it is given. No route is implemented here. Besides the routes,
- * `GET /health` and `GET /all/stream` (`$all` as Server-Sent Events over the core's long-polling
- * read, sse.ts), which only the local twin offers.
+ * `GET /health`, `GET /all/stream` (`$all` as Server-Sent Events over the core's long-polling read,
+ * sse.ts) and the stream browser at `/` (browser.ts), which only the local twin offers.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -23,6 +23,7 @@ import {
 } from "../../lambdas/http/http.ts";
 import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
 import { SSE_PATH, sseSubscription, streamAll } from "./sse.ts";
+import { BROWSER_HTML } from "./browser.ts";
 
 export interface LocalServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
@@ -82,6 +83,13 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     const rawPath = queryAt === -1 ? target : target.slice(0, queryAt);
     const rawQueryString = queryAt === -1 ? "" : target.slice(queryAt + 1);
 
+    if (rawPath === "/" && (method === "GET" || method === "HEAD")) {
+      // The stream browser (browser.ts): local only, like the missing authorization.
+      await drain(req);
+      res.writeHead(200, { "content-type": "text/html; charset=utf-8", "cache-control": "no-store" });
+      res.end(method === "HEAD" ? undefined : BROWSER_HTML);
+      return;
+    }
     if (rawPath === "/health" && (method === "GET" || method === "HEAD")) {
       await drain(req);
       return send(res, await healthResult(store));

@@ -41,6 +41,8 @@ export interface LocalOptions {
   readonly virtualShards?: number;
   /** How often the reconciler runs (every minute in AWS: set-aside streams, records never delivered). @default 60000 */
   readonly reconcileEveryMs?: number;
+  /** Steps of the start-up, e.g. `starting DynamoDB Local (Java)…`, `DynamoDB Local ready in 5.1 s`. @default none */
+  readonly progress?: (message: string) => void;
   /** Warnings of the poller and the sequencer. @default console.warn */
   readonly log?: (message: string, detail?: unknown) => void;
 }
@@ -79,7 +81,21 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
   const tableName = options.tableName ?? `cairn-local-${randomUUID().slice(0, 8)}`;
   const log = options.log ?? ((message: string, detail?: unknown) => console.warn(message, detail ?? ""));
 
-  const dynamodb = await startDynamoDbLocal(options.dataDir ? { dataDir: options.dataDir } : {});
+  const progress = options.progress ?? (() => {});
+  const began = Date.now();
+  let started = false;
+  const dynamodb = await startDynamoDbLocal({
+    ...(options.dataDir ? { dataDir: options.dataDir } : {}),
+    onStart: (source) => {
+      started = true;
+      progress(`starting DynamoDB Local (${source === "jar" ? "Java" : "Docker"})…`);
+    },
+  });
+  progress(
+    started
+      ? `DynamoDB Local ready in ${((Date.now() - began) / 1000).toFixed(1)} s`
+      : `DynamoDB Local at ${dynamodb.endpoint} (DYNAMODB_ENDPOINT)`,
+  );
   /** Stopped in reverse order; DynamoDB Local goes last. */
   const running: Array<() => Promise<unknown> | unknown> = [() => dynamodb.stop()];
   const stop = async () => {

@@ -10,6 +10,7 @@ import type {
   StreamMetadataResult,
 } from "../core/lifecycle.ts";
 import type { Snapshot } from "../core/snapshots.ts";
+import type { ListStreamsOptions, ListStreamsResult } from "../core/stream-list.ts";
 import type {
   AppendResult,
   ExpectedVersion,
@@ -172,6 +173,17 @@ export class CairnClient {
   /** Version, category and times of a stream. */
   async streamInfo(streamId: string): Promise<StreamInfo> {
     return (await this.request("GET", `streams/${enc(streamId)}`)).body as StreamInfo;
+  }
+
+  /** One page of a category's streams, by id, with versions and times; `next` is the next page's `after`. */
+  async listStreams(options: ListStreamsOptions): Promise<ListStreamsResult> {
+    const { body } = await this.request("GET", "streams", {
+      category: options.category,
+      after: options.after,
+      limit: options.limit,
+    });
+    const { streams, nextAfter } = body as { streams: StreamInfo[]; nextAfter?: string };
+    return nextAfter === undefined ? { streams } : { streams, next: nextAfter };
   }
 
   /** One page of `$all` after a position. */

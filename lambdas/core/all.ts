@@ -203,9 +203,7 @@ async function readEntries(store: AllReader, from: number, to: number): Promise<
     if (hole === -1 && entries.length === to - from + 1) return entries;
     if (attempt >= HOLE_RETRIES) {
       const missing = hole === -1 ? from + entries.length : from + hole;
-      throw new Error(
-        `$all has no entry at position ${missing} below its head; run \`npm run all -- verify\``,
-      );
+      throw new Error(`$all has no entry at position ${missing} below its head; run \`cairn all verify\``);
     }
     await new Promise((resolve) => setTimeout(resolve, 20 * (attempt + 1)));
   }

@@ -52,6 +52,7 @@ export const ITEM_KIND = {
   appendGuard: "append-guard",
   snapshot: "snapshot",
   all: "all",
+  streamList: "stream-list",
   projection: "projection",
 } as const;
 
@@ -234,6 +235,8 @@ export const LOCAL_ENV = {
   port: "PORT",
   dynamodbEndpoint: "DYNAMODB_ENDPOINT",
   dataDir: "CAIRN_DATA_DIR",
+  /** Where `cairn dev` writes its state file (URL, endpoint, table) for the CLI. @default .cairn/dev.json */
+  stateFile: "CAIRN_STATE_FILE",
 } as const;
 
 /**
@@ -314,6 +317,23 @@ export const positionKey = (position: number): string =>
 export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPrefix}${streamId}`;
 
 /**
+ * The stream listing (`GET /streams?category=`): one item per stream, PK
+ * `ALL#LIST#<category>#<shard, 2 digits>`, SK the stream id, `kind` = "stream-list", written by the
+ * sequencer when it first gives the stream a position (so once per stream, not per append; see
+ * docs/decisions.md). A category spreads over `shards` partition keys by a hash of the stream id,
+ * so no key takes more than 1/16 of a category's new streams; a listing reads them all and merges.
+ * Versions and times come from the streams' heads when listed.
+ */
+export const STREAM_LIST = {
+  prefix: "ALL#LIST#",
+  shards: 16,
+  defaultLimit: 100,
+  maxLimit: 100,
+} as const;
+export const streamListKey = (category: string, shard: number): string =>
+  `${STREAM_LIST.prefix}${category}#${String(shard).padStart(2, "0")}`;
+
+/**
  * The sequencer (lambdas/sequencer): its lease on the counter and how it waits and retries.
  * One invocation per stream shard runs at once; the lease serializes their writes.
  */
@@ -356,7 +376,7 @@ export const GLOBAL_METRICS = {
   eventsWithoutPosition: "EventsWithoutPosition",
   /** Age in seconds of the oldest head change the reconciler found without a position, per run. */
   oldestWithoutPositionSeconds: "OldestWithoutPositionAge",
-  /** Shards whose records expired before the reconciler read them (run `npm run all -- catch-up`). */
+  /** Shards whose records expired before the reconciler read them (run `cairn all catch-up`). */
   trimmedShards: "TrimmedStreamShards",
 } as const;
 

@@ -22,6 +22,7 @@ import {
 } from "./lifecycle.ts";
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
+import { type ListStreamsOptions, type ListStreamsResult, listStreams } from "./stream-list.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
   AppendOptions,
@@ -335,6 +336,14 @@ export class EventStore {
       createdAt: head.createdAt,
       updatedAt: head.updatedAt,
     };
+  }
+
+  /**
+   * The streams of a category, by id, paged (`next` is the `after` of the next page), each with its
+   * version and times. A stream is listed once the sequencer has given it a position in `$all`.
+   */
+  async listStreams(options: ListStreamsOptions): Promise<ListStreamsResult> {
+    return throttled(listStreams(this, options));
   }
 
   /**

@@ -9,6 +9,7 @@ export * from "./lifecycle.ts";
 export * from "./retention.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
+export type { ListStreamsOptions, ListStreamsResult } from "./stream-list.ts";
 export * from "./table.ts";
 export * from "./throttling.ts";
 export type * from "./types.ts";

@@ -27,6 +27,7 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
     "PUT /streams/{streamId}/snapshot": snapshots.putSnapshot,
     "GET /streams/{streamId}/events": streams.readStreamEvents,
     "GET /streams/{streamId}": streams.getStreamInfo,
+    "GET /streams": streams.listStreams,
     "GET /streams/{streamId}/snapshot": snapshots.getSnapshot,
     "GET /streams/{streamId}/metadata": lifecycle.getMetadata,
     "PUT /streams/{streamId}/metadata": lifecycle.putMetadata,

@@ -11,7 +11,7 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
  * What a caller does, each a set of routes (`EventStore.grantInvoke(principal, access)`) with a
  * matching table grant for the library in your own Lambdas:
  * - `append`: append events (`grantAppend`);
- * - `read`: read streams, stream info and snapshots (`grantRead`);
+ * - `read`: read streams, stream info, the stream listing and snapshots (`grantRead`);
  * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
  * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
  *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
@@ -43,6 +43,7 @@ export const ROUTES = {
   "PUT /streams/{streamId}/snapshot": { fn: "write", access: "writeSnapshots" },
   "GET /streams/{streamId}/events": { fn: "read", access: "read" },
   "GET /streams/{streamId}": { fn: "read", access: "read" },
+  "GET /streams": { fn: "read", access: "read" },
   "GET /streams/{streamId}/snapshot": { fn: "read", access: "read" },
   "GET /streams/{streamId}/metadata": { fn: "read", access: "read" },
   "PUT /streams/{streamId}/metadata": { fn: "admin", access: "writeMetadata" },

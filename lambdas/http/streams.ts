@@ -1,4 +1,4 @@
-import { HTTP, VERSION_DIGITS, WAIT } from "../core/constants.ts";
+import { HTTP, STREAM_LIST, VERSION_DIGITS, WAIT } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import type { ExpectedVersion, NewEvent, ReadDirection } from "../core/types.ts";
@@ -31,6 +31,7 @@ export function streamRoutes(store: EventStore) {
     appendEvents: appendEvents(store),
     readStreamEvents: readStreamEvents(store),
     getStreamInfo: getStreamInfo(store),
+    listStreams: listStreams(store),
   };
 }
 
@@ -103,6 +104,28 @@ const getStreamInfo =
     const streamId = streamIdOf(request);
     queryOf(request, []);
     return json(200, await store.getStreamInfo(streamId));
+  };
+
+/**
+ * `GET /streams?category=&after=&limit=`: the streams of a category by id, each with its version
+ * and times, at most `limit` a page, with `next` (the `after` of the next page) when there is more.
+ */
+const listStreams =
+  (store: EventStore): RouteHandler =>
+  async (request) => {
+    const query = queryOf(request, ["category", "after", "limit"]);
+    const limit = integerParam(query.limit, "limit", 1, STREAM_LIST.maxLimit) ?? STREAM_LIST.defaultLimit;
+    const result = await store.listStreams({
+      category: query.category as string,
+      limit,
+      ...(query.after === undefined ? {} : { after: query.after }),
+    });
+    const page: Record<string, unknown> = { category: query.category, streams: result.streams };
+    if (result.next !== undefined) {
+      page.next = `/streams?category=${encodeURIComponent(query.category as string)}&after=${encodeURIComponent(result.next)}&limit=${limit}`;
+      page.nextAfter = result.next;
+    }
+    return json(200, page);
   };
 
 function correlationOf(events: unknown): string | undefined {

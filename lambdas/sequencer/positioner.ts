@@ -10,6 +10,7 @@ import { toChunks } from "../core/chunks.ts";
 import { SEQUENCER } from "../core/constants.ts";
 import { clearAside, updateAside, writeSetAside } from "./aside.ts";
 import { acquireLease, type Lease, releaseLease, renewLeaseIfDue } from "./lease.ts";
+import { listNewStreams } from "./listing.ts";
 import {
   advanceCursors,
   type Cursor,
@@ -99,6 +100,7 @@ export async function holding<T>(
     if (lease.pending.length > 0) {
       held.cursorsWritten = false;
       const chunks = await readChunks(ctx, lease.pending);
+      await listNewStreams(ctx, chunks);
       await advanceCursors(ctx, cursorTargetsOf(chunks));
       held.cursorsWritten = true;
       held.finishedPending = chunks.length;
@@ -155,6 +157,7 @@ export async function positionUnderLease(
       for (const [streamId, version] of targets) {
         progress.set(streamId, Math.max(progress.get(streamId) ?? 0, version));
       }
+      await listNewStreams(ctx, batch);
       await advanceCursors(ctx, targets);
       await renewLeaseIfDue(ctx, lease);
     });

@@ -10,7 +10,7 @@
  *  (c) drains the failure queue: each message names a shard and a sequence-number range; those
  *      records are read and handled at once, then the message is deleted;
  *  (d) counts records that expired before it read them (a shard trimmed past its checkpoint):
- *      those events need `npm run all -- catch-up`.
+ *      those events need `cairn all catch-up`.
  */
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchWriteItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
@@ -79,7 +79,7 @@ export interface ReconcileReport {
   readonly oldestWithoutPositionSeconds: number;
   /** Failure-queue messages handled (and deleted). */
   readonly failedBatches: number;
-  /** Shards whose records expired before this reader got to them: run `npm run all -- catch-up`. */
+  /** Shards whose records expired before this reader got to them: run `cairn all catch-up`. */
   readonly trimmedShards: number;
 }
 
@@ -158,7 +158,7 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
   if (trimmedShards > 0) {
     log(
       `reconciler: ${trimmedShards} shard(s) had records that expired before they were read; ` +
-        "their events may have no position: run `npm run all -- catch-up`",
+        "their events may have no position: run `cairn all catch-up`",
     );
   }
   return {

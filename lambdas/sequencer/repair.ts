@@ -1,7 +1,7 @@
 /**
  * Checking and repairing `$all` from the table, for when the stream cannot be trusted: records
  * expired before anything read them (the reconciler counts them and says to run this), or the log
- * is suspected. Used by `npm run all -- verify | catch-up | rebuild`. These Scan the whole table:
+ * is suspected. Used by `cairn all verify | catch-up | rebuild`. These Scan the whole table:
  * their cost grows with the table, unlike the reconciler's.
  */
 import {

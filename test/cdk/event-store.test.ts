@@ -12,6 +12,7 @@ import {
   PREFIX,
   projectionPrefix,
   WAIT,
+  STREAM_LIST,
 } from "../../lambdas/core/constants.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
 import {
@@ -201,7 +202,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     expect(permissions.filter((line) => line.endsWith(` ${snapshotKeys}`))).toEqual([]);
   });
 
-  it("read: GetItem and Query on stream, snapshot, $all and projection keys, BatchGetItem of the events $all references, nothing that writes", () => {
+  it("read: GetItem and Query on stream, snapshot, $all and projection keys, Query of the stream listing, BatchGetItem of the events $all references and the heads a listing shows, nothing that writes", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: read");
     // THEN
@@ -210,7 +211,8 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...ownLogs(),
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys, snapshotKeys, httpSnapshotKeys]),
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
-        // $all's entries are references: its reader reads the events by key.
+        ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
+        // $all's entries are references: its reader reads the events by key (and a listing the heads).
         ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
       ].sort(),
     );

@@ -3,7 +3,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { describe, expect, it } from "vitest";
-import { PREFIX } from "../../lambdas/core/constants.ts";
+import { PREFIX, STREAM_LIST } from "../../lambdas/core/constants.ts";
 import { API_ACCESS, ROUTES, type RouteKey, routesFor } from "../../lambdas/http/routes.ts";
 import { EXAMPLE_PROJECTION_ENTRY, lines, permissionsOf, storeStack } from "./support.ts";
 
@@ -144,14 +144,18 @@ describe("table grants for users' own functions", () => {
     );
   });
 
-  it("grantRead: GetItem and Query of stream and snapshot keys (the repository's and HTTP's)", () => {
+  it("grantRead: GetItem and Query of stream and snapshot keys (the repository's and HTTP's), Query of the stream listing, BatchGetItem of the heads it shows", () => {
     // THEN
     expect(permissionsOf(template, idOf(stack, reader))).toEqual(
-      lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
-        `${PREFIX.stream}*`,
-        `${PREFIX.snapshot}*`,
-        `${PREFIX.httpSnapshot}*`,
-      ]).sort(),
+      [
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+          `${PREFIX.stream}*`,
+          `${PREFIX.snapshot}*`,
+          `${PREFIX.httpSnapshot}*`,
+        ]),
+        ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+      ].sort(),
     );
   });
 

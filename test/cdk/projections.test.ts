@@ -8,7 +8,7 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
-import { ENV, METRICS, PREFIX, projectionPrefix } from "../../lambdas/core/constants.ts";
+import { ENV, METRICS, PREFIX, projectionPrefix, STREAM_LIST } from "../../lambdas/core/constants.ts";
 import { EventStore } from "../../lib/event-store.ts";
 import {
   appWithoutBundling,
@@ -312,6 +312,8 @@ describe("EventStore props", () => {
           `${PREFIX.snapshot}*`,
           `${PREFIX.httpSnapshot}*`,
         ]),
+        ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
         ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
       ].sort(),
     );

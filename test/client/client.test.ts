@@ -346,6 +346,7 @@ describe("CairnClient covers the API", () => {
     await recording.putSnapshot(streamId, { version: 1, state: { n: 1 } });
     await recording.getSnapshot(streamId);
     await recording.readAll({ limit: 1 });
+    await recording.listStreams({ category: "Order" });
     await recording.listProjections();
     await recording.projectionStatus("order-summary");
     await recording.projectionDocument("order-summary", "no-such-order");

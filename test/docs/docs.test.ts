@@ -34,7 +34,7 @@ const tsBlocks = DOCS.flatMap((file) =>
 );
 
 /** Route templates split into segments; `{…}` matches any one segment. */
-const TEMPLATES = [...Object.keys(ROUTES), "GET /health", `GET ${SSE_PATH}`].map((key) => {
+const TEMPLATES = [...Object.keys(ROUTES), "GET /health", `GET ${SSE_PATH}`, "GET /"].map((key) => {
   const [method, path] = key.split(" ") as [string, string];
   return { key, method, segments: path.split("/") };
 });
@@ -52,7 +52,7 @@ const routeOf = (method: string, path: string) => {
 const LOCAL_ONLY: Record<string, number> = { MethodNotAllowed: 405, Unavailable: 503 };
 
 describe("README and docs agree with the code", () => {
-  it("name only routes of the route table (and the local /health and /all/stream)", () => {
+  it("name only routes of the route table (and the local /health, /all/stream and /, the stream browser)", () => {
     // Prepare: `METHOD /path` mentions and the curl commands' URLs
     const mentions = found(/`(GET|POST|PUT|DELETE|PATCH) (\/[^`\s]*)`/g).map(({ file, match }) => ({
       file,

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { Socket } from "node:net";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DeleteTableCommand } from "@aws-sdk/client-dynamodb";
@@ -13,8 +13,9 @@ const root = new URL("../../", import.meta.url).pathname;
 const children: ChildProcess[] = [];
 
 /**
- * What `npm start` runs, from package.json: `node --import tsx bin/cli.ts dev` (`cairn dev` from the
- * sources, no domain, no projection), one process that gets the signals itself. (`tsx bin/cli.ts`
+ * What `npm start` runs, from package.json: `exec node --import tsx bin/cli.ts dev` (`cairn dev` from
+ * the sources, no domain, no projection), one process that gets the signals itself (`exec`: the
+ * shell npm starts becomes node, so the SIGTERM npm passes on reaches it). (`tsx bin/cli.ts`
  * relays them to a child and SIGKILLs it, exit 130, when the child does not acknowledge within
  * 30 ms: a loaded machine made that a flaky exit code.)
  */
@@ -23,8 +24,10 @@ const START = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as {
 
 /** Spawns `npm start`'s command in a process group of its own, with `entry` in place of bin/cli.ts. */
 function launch(env: Record<string, string | undefined>, args: string[] = [], entry = "bin/cli.ts") {
-  const [command, ...rest] = START.split(" ");
-  if (command !== "node") throw new Error(`npm start runs ${START}; expected node as the one process`);
+  const [exec, command, ...rest] = START.split(" ");
+  if (exec !== "exec" || command !== "node") {
+    throw new Error(`npm start runs ${START}; expected exec node as the one process`);
+  }
   const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
   for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
   const child = spawn(
@@ -168,6 +171,11 @@ describe("npm start", () => {
         headers: { "content-type": "application/json" },
         body: orderBody,
       });
+      const refused = await fetch(`${started.url}/streams/Order-1/events`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ events: [{ data: 1 }] }),
+      });
       const projections = await fetch(`${started.url}/projections`);
       const code = await stop(started.child);
 
@@ -177,10 +185,16 @@ describe("npm start", () => {
       expect(appended.status).toBe(201);
       expect(await appended.json()).toMatchObject({ streamId: "Start-1", fromVersion: 1 });
       expect(placed.status).toBe(201);
+      expect(refused.status).toBe(400);
       expect(await placed.json()).toMatchObject({ streamId: "Order-1", fromVersion: 1, toVersion: 1 });
       expect(await projections.json()).toEqual({ projections: [] });
       expect(started.output()).toContain("Try: curl");
-      expect(started.output()).toMatch(/"message":"appended".*"correlationId":"corr-start-1"/);
+      // One readable line per entry at INFO, not JSON (LOG_FORMAT=json or Lambda give JSON).
+      expect(started.output()).toMatch(/^INFO appended .*correlationId=corr-start-1/m);
+      expect(started.output()).toMatch(
+        /^INFO request refused .*code=ValidationError reason=events\[0\]\.type: /m,
+      );
+      expect(started.output()).not.toContain('{"level"');
       expect(code).toBe(0);
       expect(await accepts(started.url)).toBe(false);
     } finally {
@@ -243,4 +257,153 @@ describe("npm start", () => {
       rmSync(dataDir, { recursive: true, force: true });
     }
   });
+});
+
+/** Runs `npm <args>` in the repository, in a process group of its own (so afterEach can clean up). */
+function npm(args: string[], env: Record<string, string | undefined>) {
+  const childEnv: Record<string, string | undefined> = { ...process.env, ...env };
+  for (const [key, value] of Object.entries(childEnv)) if (value === undefined) delete childEnv[key];
+  const child = spawn("npm", args, {
+    cwd: root,
+    env: childEnv,
+    detached: true,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  children.push(child);
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return { child, output: () => output, exited };
+}
+
+/** True while any process of the group `pgid` lives. */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe("npm start as npm runs it", () => {
+  it("takes --port without `--`, reports DynamoDB Local's start-up, and `npm run all -- verify` finds it by its state file", async () => {
+    // Prepare: its own DynamoDB Local (Java), the SDK's Node version warning not disabled by the suite
+    const port = await freePort();
+    const stateFile = join(mkdtempSync(join(tmpdir(), "cairn-state-")), "dev.json");
+    const env = {
+      DYNAMODB_ENDPOINT: undefined,
+      CAIRN_TABLE_NAME: undefined,
+      PORT: undefined,
+      CAIRN_STATE_FILE: stateFile,
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: undefined,
+    };
+    const started = npm(["start", "--port", String(port)], env);
+    await waitFor(started, /Cairn API on/);
+    const url = `http://127.0.0.1:${port}`;
+    const state = JSON.parse(readFileSync(stateFile, "utf8")) as { url: string; endpoint: string };
+
+    // Act: an event, then the audit of $all once the sequencer has given it a position
+    const appended = await append(url, "Verified-1");
+    while ((((await (await fetch(`${url}/all`)).json()) as { events: unknown[] }).events.length ?? 0) < 1) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const verify = npm(["run", "all", "--", "verify"], env);
+    const verifyCode = await verify.exited;
+
+    // Assess
+    expect(started.output()).toContain(`Cairn API on ${url}`);
+    expect(started.output()).toContain("starting DynamoDB Local (Java)…");
+    expect(started.output()).toMatch(/DynamoDB Local ready in \d+\.\d s/);
+    expect(state.url).toBe(url);
+    expect(appended.status).toBe(201);
+    expect(verify.output()).toContain(`table cairn-local on ${state.endpoint}`);
+    expect(verify.output()).toContain(
+      "$all: head 1, 1 entries, 1 streams, 0 events without a position, 0 problems",
+    );
+    expect(verifyCode).toBe(0);
+    expect(started.output() + verify.output()).not.toContain("NodeVersionSupportWarning");
+  });
+
+  it("`kill -TERM <npm pid>` stops the whole tree (the API and its Java), frees the port and removes the state file", async () => {
+    // Prepare
+    const port = await freePort();
+    const stateFile = join(mkdtempSync(join(tmpdir(), "cairn-state-")), "dev.json");
+    const started = npm(["start", "--", "--port", String(port)], {
+      DYNAMODB_ENDPOINT: undefined,
+      CAIRN_TABLE_NAME: undefined,
+      CAIRN_STATE_FILE: stateFile,
+    });
+    await waitFor(started, /Cairn API on/);
+    const { endpoint } = JSON.parse(readFileSync(stateFile, "utf8")) as { endpoint: string };
+    const pgid = started.child.pid as number;
+    expect(await accepts(endpoint)).toBe(true);
+
+    // Act: what an IDE's stop button or a process manager does
+    process.kill(pgid, "SIGTERM");
+    const code = await started.exited;
+    while (groupAlive(pgid)) await new Promise((resolve) => setTimeout(resolve, 100));
+
+    // Assess
+    expect(code).toBe(0);
+    expect(started.output()).toContain("SIGTERM: stopping");
+    expect(await accepts(`http://127.0.0.1:${port}`)).toBe(false);
+    expect(await accepts(endpoint)).toBe(false);
+    expect(existsSync(stateFile)).toBe(false);
+  });
+
+  it("`npm start -- --help` prints cairn dev's usage and options, exit 0", async () => {
+    const run = npm(["start", "--", "--help"], {});
+    const code = await run.exited;
+    expect(run.output()).toContain("Usage: cairn dev [options]");
+    expect(run.output()).toContain("--port <port>");
+    expect(code).toBe(0);
+  });
+
+  it("says in one line that the port is taken, before starting DynamoDB Local, exit 1", async () => {
+    // Prepare: something holds the port
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen(0, "127.0.0.1", resolve));
+    const { port } = holder.address() as { port: number };
+    try {
+      // Act
+      const started = launch({ DYNAMODB_ENDPOINT: undefined }, ["--port", String(port)]);
+      const code = await new Promise<number | null>((resolve) => started.child.once("exit", resolve));
+
+      // Assess
+      expect(started.output().trim()).toBe(
+        `cairn dev: port ${port} is taken (another npm start?): stop what uses it, or pick another with --port <n> or PORT=<n>`,
+      );
+      expect(code).toBe(1);
+    } finally {
+      holder.close();
+    }
+  });
+
+  it.skipIf(existsSync("/var/run/docker.sock"))(
+    "says in one line that Java is missing, with the command that installs it, exit 1",
+    async () => {
+      // Prepare: no java on the PATH, no Docker, no DYNAMODB_ENDPOINT
+      const emptyPath = mkdtempSync(join(tmpdir(), "cairn-no-java-"));
+      const started = launch({ PATH: emptyPath, DYNAMODB_ENDPOINT: undefined, DOCKER_HOST: undefined }, [
+        "--port",
+        "0",
+      ]);
+
+      // Act
+      const code = await new Promise<number | null>((resolve) => started.child.once("exit", resolve));
+
+      // Assess
+      const lines = started.output().trim().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^cairn dev: DynamoDB Local needs Java 17 or later on the PATH/);
+      expect(lines[0]).toContain("apt-get install openjdk-17-jre-headless");
+      expect(code).toBe(1);
+    },
+  );
 });

@@ -1,0 +1,127 @@
+/** `cairn projections status|reset|parked` and `cairn snapshot get|put`, through the HTTP API. */
+import type { Command } from "commander";
+import type { ProjectionStatus } from "../../lambdas/client/client.ts";
+import { action, CliError } from "./errors.ts";
+import { integer, jsonArg, withTarget } from "./streams.ts";
+import { clientOf, type TargetOptions } from "./target.ts";
+
+interface JsonOption extends TargetOptions {
+  readonly json?: boolean;
+}
+
+const statusLine = (status: ProjectionStatus): string =>
+  `${status.name}  position ${status.position}/${status.headPosition}  lag ${status.lag}  parked ${status.parkedCount}` +
+  `  generation ${status.generation}${status.running ? "  running" : ""}` +
+  (status.lastError ? `  last error: ${JSON.stringify(status.lastError)}` : "");
+
+async function status(name: string | undefined, options: JsonOption): Promise<void> {
+  const client = await clientOf(options);
+  const statuses = name ? [await client.projectionStatus(name)] : await client.listProjections();
+  if (statuses.length === 0 && !options.json) console.log("no projections");
+  for (const one of statuses) console.log(options.json ? JSON.stringify(one) : statusLine(one));
+}
+
+async function reset(name: string, options: JsonOption & { readonly yes?: boolean }): Promise<void> {
+  if (!options.yes) {
+    throw new CliError(
+      `reset rebuilds ${name} from position 0 with an empty read model: pass --yes to do it`,
+    );
+  }
+  const client = await clientOf(options);
+  const after = await client.resetProjection(name);
+  console.log(options.json ? JSON.stringify(after) : `reset ${name}: ${statusLine(after)}`);
+}
+
+async function parked(name: string, options: JsonOption): Promise<void> {
+  const client = await clientOf(options);
+  const detail = await client.projectionStatus(name);
+  if (detail.parked.length === 0 && !options.json) console.log(`${name} has no parked events`);
+  for (const event of detail.parked) {
+    console.log(
+      options.json
+        ? JSON.stringify(event)
+        : `#${event.position} ${event.streamId}@${event.version} ${event.type}  ${event.attempts} attempts, parked ${event.parkedAt}: ${event.error}`,
+    );
+  }
+}
+
+async function getSnapshot(
+  streamId: string,
+  options: JsonOption & { readonly maxVersion?: number },
+): Promise<void> {
+  const client = await clientOf(options);
+  const snapshot = await client.getSnapshot(
+    streamId,
+    options.maxVersion === undefined ? {} : { maxVersion: options.maxVersion },
+  );
+  if (!snapshot)
+    throw new CliError(
+      `${streamId} has no snapshot${options.maxVersion === undefined ? "" : ` at or below version ${options.maxVersion}`}`,
+    );
+  console.log(JSON.stringify(snapshot, null, options.json ? undefined : 2));
+}
+
+async function putSnapshot(
+  streamId: string,
+  version: number,
+  state: unknown,
+  options: JsonOption & { readonly schemaVersion?: number },
+): Promise<void> {
+  const client = await clientOf(options);
+  const saved = await client.putSnapshot(streamId, {
+    version,
+    state,
+    ...(options.schemaVersion === undefined ? {} : { schemaVersion: options.schemaVersion }),
+  });
+  console.log(
+    options.json ? JSON.stringify(saved) : `saved a snapshot of ${streamId} at version ${saved.version}`,
+  );
+}
+
+export function addProjectionCommands(program: Command): void {
+  const projections = program
+    .command("projections")
+    .description("projection status, reset and parked events");
+  withTarget(
+    projections
+      .command("status")
+      .description("position, lag and parked events of every projection, or of one")
+      .argument("[name]", "one projection")
+      .option("--json", "one JSON status per line"),
+  ).action(action(status));
+  withTarget(
+    projections
+      .command("reset")
+      .description("rebuild a projection from position 0 with an empty read model")
+      .argument("<name>", "the projection")
+      .option("--yes", "yes, reset it")
+      .option("--json", "print the status after the reset as JSON"),
+  ).action(action(reset));
+  withTarget(
+    projections
+      .command("parked")
+      .description("the events a projection parked (the first 100)")
+      .argument("<name>", "the projection")
+      .option("--json", "one JSON event per line"),
+  ).action(action(parked));
+
+  const snapshot = program.command("snapshot").description("get or put a stream's snapshot (over HTTP)");
+  withTarget(
+    snapshot
+      .command("get")
+      .description("the latest snapshot of a stream")
+      .argument("<streamId>", "the stream")
+      .option("--max-version <v>", "the latest at or below this version", integer(1))
+      .option("--json", "one line of JSON"),
+  ).action(action(getSnapshot));
+  withTarget(
+    snapshot
+      .command("put")
+      .description("save a snapshot of a stream at a version it has reached")
+      .argument("<streamId>", "the stream")
+      .argument("<version>", "the version the state is at", integer(1))
+      .argument("<state>", "the state as JSON", jsonArg)
+      .option("--schema-version <n>", "the state's schema version", integer(1))
+      .option("--json", "print the saved snapshot as JSON"),
+  ).action(action(putSnapshot));
+}
