@@ -22,8 +22,8 @@ import {
   PREFIX,
   PROJECTION_NAME_PATTERN,
   projectionPrefix,
-  WAIT,
   STREAM_LIST,
+  WAIT,
 } from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import {

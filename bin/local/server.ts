@@ -22,8 +22,8 @@ import {
   routeNotFound,
 } from "../../lambdas/http/http.ts";
 import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
-import { SSE_PATH, sseSubscription, streamAll } from "./sse.ts";
 import { BROWSER_HTML } from "./browser.ts";
+import { SSE_PATH, sseSubscription, streamAll } from "./sse.ts";
 
 export interface LocalServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */

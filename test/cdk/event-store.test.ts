@@ -11,8 +11,8 @@ import {
   METRICS,
   PREFIX,
   projectionPrefix,
-  WAIT,
   STREAM_LIST,
+  WAIT,
 } from "../../lambdas/core/constants.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
 import {
