@@ -347,15 +347,16 @@ export const SEQUENCER = {
   waitMaxMs: 200,
   /** Partition keys staged plans spread over. */
   stageBuckets: 8,
-  /** A waiter with a staged plan looks at it this often (first, longest; jittered ±50%)... */
+  /**
+   * A waiter with a staged plan looks at the counter this often (first, longest; jittered ±50%):
+   * one eventually consistent read that says whether the lease is free (it takes it then: a holder
+   * let go, or crashed and its lease ran out) and whether positions were given out (it then reads
+   * its plan, which is gone once positioned)...
+   */
   stagePollMinMs: 50,
   stagePollMaxMs: 1_000,
-  /**
-   * ...and this often looks at the lease (an eventually consistent read), to take it when nobody
-   * holds it: a holder lets go after `combineForMs`, or crashed. With many shards waiting, one of
-   * them looks every few milliseconds.
-   */
-  stageAcquireEveryMs: 2_000,
+  /** ...and reads its plan at least every this many looks. */
+  stageCheckEvery: 4,
   /** A holder takes rounds of staged plans for this long, then lets another take over. */
   combineForMs: 1_000,
   /** Consistent re-reads of a head change's missing events before the stream is set aside. */

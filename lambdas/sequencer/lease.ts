@@ -117,25 +117,39 @@ export async function tryAcquireLease(
   }
 }
 
+/** What a look at the counter tells a waiter. */
+export interface LeaseLook {
+  /** No owner, or its time ran out. */
+  readonly free: boolean;
+  /** The last position given out. */
+  readonly position: number;
+}
+
 /**
- * Whether the lease looks free (no owner, or its time ran out), by an eventually consistent read:
- * half a read unit, where an attempt at the lease costs a write unit. A stale answer costs at most
- * one failed attempt, or one more wait.
+ * A look at the counter: whether the lease looks free and how far positions have gone. Eventually
+ * consistent by default: half a read unit, where an attempt at the lease costs a write unit; a
+ * stale answer costs at most one failed attempt, or one more wait. `consistent` reads it
+ * consistently (a read unit): what a waiter that has just staged its plan needs, to know whether
+ * the holder let go before that.
  */
-export async function leaseLooksFree(ctx: LogContext): Promise<boolean> {
+export async function lookAtLease(ctx: LogContext, consistent = false): Promise<LeaseLook> {
   const { Item } = await send(ctx, () =>
     ctx.client.send(
       new GetItemCommand({
         TableName: ctx.tableName,
         Key: COUNTER_KEY,
-        ProjectionExpression: "#owner, #until",
-        ExpressionAttributeNames: { "#owner": NAMES["#owner"], "#until": NAMES["#until"] },
+        ...(consistent ? { ConsistentRead: true } : {}),
+        ProjectionExpression: "#owner, #until, #p",
+        ExpressionAttributeNames: { "#owner": NAMES["#owner"], "#until": NAMES["#until"], "#p": NAMES["#p"] },
       }),
     ),
   );
-  return (
-    Item?.[GLOBAL_LOG.ownerAttr] === undefined || Number(Item[GLOBAL_LOG.leaseUntilAttr]?.N ?? 0) < Date.now()
-  );
+  return {
+    free:
+      Item?.[GLOBAL_LOG.ownerAttr] === undefined ||
+      Number(Item[GLOBAL_LOG.leaseUntilAttr]?.N ?? 0) < Date.now(),
+    position: Number(Item?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
+  };
 }
 
 /** Extends the lease when the hold has run long; throws LeaseLostError when it is no longer ours. */
