@@ -5,11 +5,13 @@ import { NotFoundError } from "../core/errors.ts";
 import type { Snapshot } from "../core/snapshots.ts";
 import type {
   AppendResult,
+  AppendToStreamsResult,
   ExpectedVersion,
   NewEvent,
   ReadDirection,
   ReadStreamResult,
   RecordedEvent,
+  StreamAppend,
   StreamInfo,
 } from "../core/types.ts";
 import type { ParkedEvent, ProjectionStatus } from "../projections/state.ts";
@@ -117,6 +119,20 @@ export class CairnClient {
     const response = await this.request("POST", `streams/${enc(streamId)}/events`, {}, body);
     const result = response.body as Omit<AppendResult, "duplicate">;
     return { ...result, duplicate: response.replayed };
+  }
+
+  /**
+   * Appends to several streams at once, all or nothing (`POST /streams/_batch`): each stream's
+   * result in the order given; `duplicate` is true when the API answered that this was a retry
+   * already written. A conflict is a MultiStreamConflictError listing every stream that failed.
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendToStreamsResult> {
+    const response = await this.request("POST", "streams/_batch", {}, { appends });
+    const { streams } = response.body as { streams: Omit<AppendResult, "duplicate">[] };
+    return {
+      streams: streams.map((result) => ({ ...result, duplicate: response.replayed })),
+      duplicate: response.replayed,
+    };
   }
 
   /** Reads a stream, paging until `limit` events or the end. Throws StreamNotFoundError when it does not exist. */

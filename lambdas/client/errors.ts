@@ -3,6 +3,7 @@ import {
   ContentionError,
   type ErrorCode,
   IdempotencyConflictError,
+  MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
@@ -83,6 +84,7 @@ interface ErrorBody {
   readonly retryAfterSeconds?: unknown;
   readonly eventId?: unknown;
   readonly version?: unknown;
+  readonly conflicts?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -103,6 +105,15 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new ValidationError(field, message.startsWith(prefix) ? message.slice(prefix.length) : message);
     }
     case "WrongExpectedVersion":
+      if (Array.isArray(error.conflicts) && error.conflicts.length > 0) {
+        return new MultiStreamConflictError(
+          (error.conflicts as ErrorBody[]).map((conflict) => ({
+            streamId: text(conflict.streamId),
+            expectedVersion: conflict.expectedVersion as ExpectedVersion,
+            currentVersion: num(conflict.currentVersion),
+          })),
+        );
+      }
       return new WrongExpectedVersionError(
         text(error.streamId),
         error.expectedVersion as ExpectedVersion,

@@ -2,6 +2,7 @@
 export {
   ContentionError,
   IdempotencyConflictError,
+  MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,

@@ -15,6 +15,8 @@ export const PREFIX = {
   httpSnapshot: "HTTPSNAPSHOT#",
   /** Sort key prefix of append guards (idempotency of appends made at an unknown version). */
   appendGuard: "APPEND#",
+  /** Sort key prefix of the record of a multi-stream append (in its first stream's partition). */
+  batch: "BATCH#",
   all: "ALL#",
   projection: "PROJECTION#",
 } as const;
@@ -46,12 +48,21 @@ export const ATTR = {
    * says none of its new ids is there.
    */
   recentIds: "recentIds",
+  /**
+   * Head moved by a multi-stream append, and the first event of each stream's part of it: the
+   * batch record's key `[first streamId, first event id]`, so the sequencer positions the whole
+   * append as one unit. Single-stream appends remove it from the head.
+   */
+  batch: "batch",
+  /** Batch record: its streams and version ranges, in the order given, as JSON `[[streamId, from, to], …]`. */
+  streams: "streams",
 } as const;
 
 export const ITEM_KIND = {
   event: "event",
   head: "head",
   appendGuard: "append-guard",
+  batch: "batch",
   snapshot: "snapshot",
   all: "all",
   projection: "projection",
@@ -120,6 +131,13 @@ export const LIMITS = {
   appendBytes: 3.5 * 1024 * 1024,
   /** Events in one append: TransactWriteItems takes 100 items; the head and the append guard take two. */
   eventsPerAppend: 98,
+  /** Streams in one multi-stream append (`appendToStreams`, `POST /streams/_batch`). */
+  streamsPerBatch: 32,
+  /**
+   * Items of one TransactWriteItems: a multi-stream append writes a head per stream, an item per
+   * event and its batch record, so its streams plus its events are at most this minus one.
+   */
+  transactionItems: 100,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
   /**
@@ -150,6 +168,8 @@ export const versionFromKey = (sortKey: string): number => Number(sortKey.slice(
 export const streamIdFromKey = (partitionKey: string): string => partitionKey.slice(PREFIX.stream.length);
 /** The append guard of an `any` or `stream_exists` append, keyed by its first event id. */
 export const appendGuardKey = (firstEventId: string): string => `${PREFIX.appendGuard}${firstEventId}`;
+/** The batch record's sort key, in the partition of the append's first stream. */
+export const batchKey = (firstEventId: string): string => `${PREFIX.batch}${firstEventId}`;
 
 /** A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). */
 export const categoryOf = (streamId: string): string => {

@@ -6,6 +6,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import { type AppendTarget, append, readHead } from "./append.ts";
+import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
 import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
 import { StreamNotFoundError, ValidationError } from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
@@ -13,11 +14,13 @@ import { asThrottled } from "./throttling.ts";
 import type {
   AppendOptions,
   AppendResult,
+  AppendToStreamsResult,
   EventMetadata,
   NewEvent,
   ReadStreamOptions,
   ReadStreamResult,
   RecordedEvent,
+  StreamAppend,
   StreamInfo,
 } from "./types.ts";
 import { type Upcasters, upcast } from "./upcasting.ts";
@@ -101,6 +104,34 @@ export class EventStore {
       prepared = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
     }
     return throttled(append(this.target, streamId, prepared, expected));
+  }
+
+  /**
+   * Appends to several streams in one transaction: all or nothing, each stream under its own
+   * `expectedVersion`, and contiguous in `$all` in the order given. At most
+   * `LIMITS.streamsPerBatch` streams, each named once, and streams plus events plus one within
+   * `LIMITS.transactionItems`. A MultiStreamConflictError names every stream whose version was not
+   * the one expected; a retry with the same event ids returns the original results with
+   * `duplicate: true` and writes nothing, in every mode.
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendToStreamsResult> {
+    let parts = prepareStreamAppends(appends);
+    if (this.schemas || this.upcasters) {
+      parts = await Promise.all(
+        parts.map(async (part, index) => ({
+          ...part,
+          events: await checkNewEvents(
+            part.streamId,
+            (appends[index] as StreamAppend).events,
+            part.events,
+            this.schemas,
+            this.upcasters,
+            `appends[${index}].events`,
+          ),
+        })),
+      );
+    }
+    return throttled(appendStreams(this.target, parts));
   }
 
   /**

@@ -87,3 +87,18 @@ export interface StreamInfo {
   readonly createdAt: string;
   readonly updatedAt: string;
 }
+
+/** One stream's part of a multi-stream append (`appendToStreams`). */
+export interface StreamAppend {
+  readonly streamId: string;
+  /** @default "any" */
+  readonly expectedVersion?: ExpectedVersion;
+  readonly events: readonly NewEvent[];
+}
+
+export interface AppendToStreamsResult {
+  /** Each stream's result, in the order given. */
+  readonly streams: readonly AppendResult[];
+  /** True when the whole append was already written: a retry, nothing was written. */
+  readonly duplicate: boolean;
+}

@@ -52,16 +52,13 @@ export function assertStreamId(streamId: unknown, field = "streamId"): asserts s
   }
 }
 
-export function parseExpectedVersion(value: unknown): ExpectedVersion {
+export function parseExpectedVersion(value: unknown, field = "expectedVersion"): ExpectedVersion {
   if (value === undefined) return "any";
   if (value === "any" || value === "no_stream" || value === "stream_exists") return value;
   if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_VERSION) {
     return value;
   }
-  throw new ValidationError(
-    "expectedVersion",
-    'must be "any", "no_stream", "stream_exists" or an integer from 0',
-  );
+  throw new ValidationError(field, 'must be "any", "no_stream", "stream_exists" or an integer from 0');
 }
 
 export function assertPositiveInteger(value: unknown, field: string, max = MAX_VERSION): number {
@@ -78,7 +75,7 @@ export function assertNonNegativeInteger(value: unknown, field: string): number 
   return value;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 function serialize(value: unknown, field: string): string {
@@ -140,20 +137,20 @@ function nonFinitePath(value: unknown, key: string): string | undefined {
 }
 
 /** Checks a batch against the append contract's limits, gives each event an id and serializes it. */
-export function prepareEvents(events: unknown): PreparedEvent[] {
+export function prepareEvents(events: unknown, path = "events"): PreparedEvent[] {
   if (!Array.isArray(events) || events.length === 0) {
-    throw new ValidationError("events", "must be a non-empty array");
+    throw new ValidationError(path, "must be a non-empty array");
   }
   if (events.length > LIMITS.eventsPerAppend) {
     throw new ValidationError(
-      "events",
+      path,
       `holds ${events.length} events; at most ${LIMITS.eventsPerAppend} per append`,
     );
   }
   const ids = new Set<string>();
   let totalBytes = 0;
   const prepared = events.map((event: unknown, index): PreparedEvent => {
-    const at = `events[${index}]`;
+    const at = `${path}[${index}]`;
     if (!isPlainObject(event)) throw new ValidationError(at, "must be an object");
     for (const key of Object.keys(event)) {
       if (!EVENT_FIELDS.has(key)) throw new ValidationError(`${at}.${key}`, "is not a known field");
@@ -204,7 +201,7 @@ export function prepareEvents(events: unknown): PreparedEvent[] {
     return { eventId: id, type, schemaVersion: version, dataJson, metadataJson };
   });
   if (totalBytes > LIMITS.appendBytes) {
-    throw new PayloadTooLargeError("events", LIMITS.appendBytes, totalBytes);
+    throw new PayloadTooLargeError(path, LIMITS.appendBytes, totalBytes);
   }
   return prepared;
 }

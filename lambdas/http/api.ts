@@ -22,6 +22,7 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
   const admin = adminRoutes(config);
   return {
     "POST /streams/{streamId}/events": streams.appendEvents,
+    "POST /streams/_batch": streams.appendToStreams,
     "PUT /streams/{streamId}/snapshot": snapshots.putSnapshot,
     "GET /streams/{streamId}/events": streams.readStreamEvents,
     "GET /streams/{streamId}": streams.getStreamInfo,

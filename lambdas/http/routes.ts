@@ -10,7 +10,7 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
 /**
  * What a caller does, each a set of routes (`EventStore.grantInvoke(principal, access)`) with a
  * matching table grant for the library in your own Lambdas:
- * - `append`: append events (`grantAppend`);
+ * - `append`: append events, to one stream or to several at once (`grantAppend`);
  * - `read`: read streams, stream info and snapshots (`grantRead`);
  * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
  * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
@@ -30,6 +30,7 @@ export interface RouteSpec {
 
 export const ROUTES = {
   "POST /streams/{streamId}/events": { fn: "write", access: "append" },
+  "POST /streams/_batch": { fn: "write", access: "append" },
   "PUT /streams/{streamId}/snapshot": { fn: "write", access: "writeSnapshots" },
   "GET /streams/{streamId}/events": { fn: "read", access: "read" },
   "GET /streams/{streamId}": { fn: "read", access: "read" },
