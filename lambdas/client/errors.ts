@@ -7,6 +7,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedVersionError,
@@ -85,6 +86,7 @@ interface ErrorBody {
   readonly eventId?: unknown;
   readonly version?: unknown;
   readonly conflicts?: unknown;
+  readonly query?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -128,6 +130,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       );
     case "StreamNotFound":
       return new StreamNotFoundError(text(error.streamId));
+    case "TagConflict":
+      return new TagConflictError((error.query ?? { tags: [] }) as { tags: string[]; types?: string[] });
     case "PayloadTooLarge":
       return new PayloadTooLargeError(text(error.field, "body"), num(error.limit), num(error.actual));
     case "NotFound":

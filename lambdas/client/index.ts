@@ -6,6 +6,7 @@ export {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedVersionError,

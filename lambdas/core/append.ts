@@ -282,6 +282,7 @@ export function appendItems(
       [ATTR.createdAt]: now,
     };
     // The first event of an append records its size, so a retry is told from a prefix of it.
+    if (event.tags) item[ATTR.tags] = { L: event.tags.map(S) };
     if (index === 0) {
       item[ATTR.lastAppendCount] = N(count);
       if (batchRef) item[ATTR.batch] = batchRef;

@@ -5,6 +5,7 @@ export type ErrorCode =
   | "ValidationError"
   | "WrongExpectedVersion"
   | "IdempotencyConflict"
+  | "TagConflict"
   | "StreamNotFound"
   | "PayloadTooLarge"
   | "Contention"
@@ -117,6 +118,31 @@ export class MultiStreamConflictError extends WrongExpectedVersionError {
     return { ...super.toJSON(), conflicts: this.conflicts };
   }
 }
+
+/**
+ * `appendIfNoneMatch` found an event matching its query appended after its token: the decision was
+ * made on stale facts. Nothing was written; read again and decide again.
+ */
+export class TagConflictError extends CairnError {
+  readonly code = "TagConflict";
+  override readonly name = "TagConflictError";
+
+  constructor(
+    readonly query: { readonly tags: readonly string[]; readonly types?: readonly string[] },
+    options?: ErrorOptions,
+  ) {
+    super(
+      `an event with tag ${query.tags.join(" or ")}${query.types ? ` and type ${query.types.join(" or ")}` : ""} was appended after the token`,
+      options,
+    );
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), query: this.query };
+  }
+}
+
+export const isTagConflict = (error: unknown): error is TagConflictError => error instanceof TagConflictError;
 
 /**
  * An append reused an event id that the stream already holds, and it is not a retry of the append

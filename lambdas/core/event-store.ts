@@ -1,5 +1,7 @@
 import {
   type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
   type DynamoDBClient,
   QueryCommand,
   type QueryCommandInput,
@@ -10,18 +12,23 @@ import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
 import { ATTR, categoryOf, KEYS, PREFIX, streamKey, versionKey } from "./constants.ts";
 import { StreamNotFoundError, ValidationError } from "./errors.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
+import { appendIfNoneMatch, checkQuery, decodeToken, eventKey, readByTags } from "./tags.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
+  AppendIfNoneMatchOptions,
   AppendOptions,
   AppendResult,
   AppendToStreamsResult,
   EventMetadata,
   NewEvent,
+  ReadByTagsOptions,
+  ReadByTagsResult,
   ReadStreamOptions,
   ReadStreamResult,
   RecordedEvent,
   StreamAppend,
   StreamInfo,
+  TaggedEvent,
 } from "./types.ts";
 import { type Upcasters, upcast } from "./upcasting.ts";
 import {
@@ -47,6 +54,7 @@ export interface EventStoreConfig {
 }
 
 const EVENT_ATTRIBUTES = [
+  ATTR.tags,
   ATTR.eventId,
   ATTR.type,
   ATTR.version,
@@ -132,6 +140,70 @@ export class EventStore {
       );
     }
     return throttled(appendStreams(this.target, parts));
+  }
+
+  /**
+   * Consistency by tag: the events carrying any of `tags` (of `types`, when given) appended after
+   * the token `after`, each once, in append order, and the token of what this read saw (pass it to
+   * `appendIfNoneMatch`). See lambdas/core/tags.ts.
+   */
+  async readByTags(options: ReadByTagsOptions): Promise<ReadByTagsResult> {
+    const query = checkQuery(options, "query");
+    const after = decodeToken(options.after);
+    return throttled(
+      readByTags(this.target, query, after, async (keys) => {
+        const items = new Map<string, Record<string, AttributeValue>>();
+        for (let start = 0; start < keys.length; start += 100) {
+          let wanted: Record<string, AttributeValue>[] | undefined = keys
+            .slice(start, start + 100)
+            .map(({ streamId, version }) => eventKey(streamId, version));
+          while (wanted && wanted.length > 0) {
+            const answer: BatchGetItemCommandOutput = await this.client.send(
+              new BatchGetItemCommand({
+                RequestItems: { [this.tableName]: { Keys: wanted, ConsistentRead: true } },
+              }),
+            );
+            for (const item of answer.Responses?.[this.tableName] ?? []) {
+              items.set(`${item[KEYS.partition]?.S}\u0000${item[KEYS.sort]?.S}`, item);
+            }
+            wanted = answer.UnprocessedKeys?.[this.tableName]?.Keys;
+          }
+        }
+        return keys.flatMap(({ streamId, version }) => {
+          const key = eventKey(streamId, version);
+          const item = items.get(`${key[KEYS.partition].S}\u0000${key[KEYS.sort].S}`);
+          return item ? [this.toEvent(streamId, item)] : [];
+        });
+      }),
+    );
+  }
+
+  /**
+   * Appends tagged events only if no event matching `query` was appended after the token `after`
+   * (absent: none at all), else a TagConflictError naming the query: the check is a condition of
+   * the append's own transaction (per-tag heads), never a read before the write. The events go to
+   * `streamId` (default: the first tag of the first event) at its end, and to `$all` from there.
+   */
+  async appendIfNoneMatch(
+    events: readonly TaggedEvent[],
+    options: AppendIfNoneMatchOptions,
+  ): Promise<AppendResult> {
+    const query = checkQuery(options?.query, "query");
+    const after = decodeToken(options.after);
+    let prepared = prepareEvents(events, "events", true);
+    const streamId = options.streamId ?? prepared[0]?.tags?.[0];
+    if (streamId === undefined) {
+      throw new ValidationError("streamId", "is required when the first event has no tags");
+    }
+    assertStreamId(streamId);
+    if (this.schemas || this.upcasters) {
+      const checked = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
+      prepared = checked.map((event, index) => ({
+        ...event,
+        ...(prepared[index]?.tags ? { tags: prepared[index]?.tags } : {}),
+      }));
+    }
+    return throttled(appendIfNoneMatch(this.target, streamId, prepared, query, after));
   }
 
   /**
@@ -250,6 +322,7 @@ export class EventStore {
       data: JSON.parse(item[ATTR.data]?.S as string),
       metadata: parseMetadata(item[ATTR.metadata]?.S),
       createdAt: item[ATTR.createdAt]?.S as string,
+      ...(item[ATTR.tags]?.L ? { tags: item[ATTR.tags]?.L?.map((tag) => tag.S as string) ?? [] } : {}),
     };
     return this.upcasters ? upcast(event, this.upcasters) : event;
   }

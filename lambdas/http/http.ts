@@ -25,6 +25,7 @@ export const STATUS: Record<CairnError["code"], number> = {
   NotFound: 404,
   WrongExpectedVersion: 409,
   IdempotencyConflict: 409,
+  TagConflict: 409,
   PayloadTooLarge: 413,
   Contention: 503,
   Throttled: 503,

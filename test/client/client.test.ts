@@ -16,6 +16,7 @@ import {
   MultiStreamConflictError,
   NotFoundError,
   StreamNotFoundError,
+  TagConflictError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
@@ -378,6 +379,13 @@ describe("CairnClient covers the API", () => {
     // Act
     await recording.append(streamId, [placed]);
     await recording.appendToStreams([{ streamId: newOrder(), events: [placed] }]);
+    const tag = `order:${randomUUID()}`;
+    const { token } = await recording.readByTags({ tags: [tag] });
+    await recording.appendIfNoneMatch([{ ...placed, tags: [tag] }], { query: { tags: [tag] }, after: token });
+    const conflict = await recording
+      .appendIfNoneMatch([{ ...placed, tags: [tag] }], { query: { tags: [tag] }, after: token })
+      .catch((error: unknown) => error);
+    expect(conflict).toBeInstanceOf(TagConflictError);
     await recording.readStream(streamId);
     await recording.streamInfo(streamId);
     await recording.putSnapshot(streamId, { version: 1, state: { n: 1 } });

@@ -8,6 +8,7 @@ import {
   NotFoundError,
   PayloadTooLargeError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedVersionError,
@@ -82,6 +83,7 @@ const ERRORS = {
   Contention: new ContentionError(streamId, 5),
   IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),
   NotFound: new NotFoundError("no projection named nope"),
+  TagConflict: new TagConflictError({ tags: ["course:c1"], types: ["StudentSubscribed"] }),
   Throttled: new ThrottledError(1),
   InternalError: new Error("a bug"),
 } satisfies Record<ErrorCode, Error>;
