@@ -7,13 +7,24 @@
  */
 import {
   type AttributeValue,
+  BatchGetItemCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
-import { batchKey, KEYS, LIMITS, SORT_KEY, streamKey, versionKey } from "../lambdas/core/constants.ts";
+import {
+  ATTR,
+  batchKey,
+  KEYS,
+  LIMITS,
+  SORT_KEY,
+  streamKey,
+  tagEntryKey,
+  tagKey,
+  versionKey,
+} from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
 import { itemBytes, rawEventItem } from "./core.ts";
@@ -21,6 +32,7 @@ import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleav
 
 const WORKERS = 8;
 const APPENDS = { 2: 320, 10: 160 } as const;
+const TAGGED_APPENDS = 240;
 const newEvent = (): NewEvent => ({
   eventId: crypto.randomUUID(),
   type: "ItemAdded",
@@ -55,7 +67,7 @@ function rawMultiAppend(
 }
 
 const section: BenchSection = {
-  title: "Multi-stream appends (library) vs raw TransactWriteItems",
+  title: "Multi-stream and tag-conditioned appends (library) vs raw TransactWriteItems",
   async run({ client, newTable }) {
     const tableName = await newTable("bench-multi");
     const store = new EventStore({ client, tableName });
@@ -109,9 +121,103 @@ const section: BenchSection = {
       });
       rows.push(await writeUnits(client, tableName, store, width));
     }
+    rows.push(await tagConditioned(client, tableName, store));
     return rows;
   },
 };
+
+/**
+ * A tag-conditioned append (`appendIfNoneMatch`) of one event with two tags, each writer on tags of
+ * its own, beside raw calls making the same guarantee: a consistent BatchGetItem of the two tag
+ * heads (their counts give the entries' keys), then one TransactWriteItems of the event's Put, each
+ * tag head's Update under the condition that it still holds what was read, and each tag's entry.
+ */
+async function tagConditioned(
+  client: DynamoDBClient,
+  tableName: string,
+  store: EventStore,
+): Promise<BenchRow> {
+  const tagsOf = (side: string, worker: number) => [`${side}-course:${worker}`, `${side}-student:${worker}`];
+  const rawAt = Array.from({ length: WORKERS }, () => 0);
+  const perOp = await interleaved(
+    WORKERS,
+    TAGGED_APPENDS / WORKERS,
+    async (worker) => {
+      const tags = tagsOf("ours", worker);
+      const { token } = await store.readByTags({ tags, types: ["ItemAdded"] });
+      await store.appendIfNoneMatch([{ ...newEvent(), tags }], {
+        query: { tags, types: ["ItemAdded"] },
+        after: token,
+      });
+    },
+    async (worker) => {
+      const tags = tagsOf("raw", worker);
+      const heads = await client.send(
+        new BatchGetItemCommand({
+          RequestItems: {
+            [tableName]: {
+              Keys: tags.map((tag) => ({
+                [KEYS.partition]: { S: tagKey(tag) },
+                [KEYS.sort]: { S: SORT_KEY.head },
+              })),
+              ConsistentRead: true,
+            },
+          },
+        }),
+      );
+      const count = Number(heads.Responses?.[tableName]?.[0]?.[ATTR.tagCount]?.N ?? 0);
+      const version = rawAt[worker] as number;
+      const items: TransactWriteItem[] = [
+        {
+          Put: {
+            TableName: tableName,
+            Item: rawEventItem(`raw-tagged-${worker}`, version + 1),
+            ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
+          },
+        },
+      ];
+      for (const tag of tags) {
+        items.push({
+          Update: {
+            TableName: tableName,
+            Key: { [KEYS.partition]: { S: tagKey(tag) }, [KEYS.sort]: { S: SORT_KEY.head } },
+            UpdateExpression: "SET #c = :after",
+            ConditionExpression: version === 0 ? "attribute_not_exists(#c)" : "#c = :before",
+            ExpressionAttributeNames: { "#c": ATTR.tagCount },
+            ExpressionAttributeValues: {
+              ":after": { N: String(version + 1) },
+              ...(version === 0 ? {} : { ":before": { N: String(version) } }),
+            },
+          },
+        });
+        items.push({
+          Put: {
+            TableName: tableName,
+            Item: {
+              [KEYS.partition]: { S: tagKey(tag) },
+              [KEYS.sort]: { S: tagEntryKey(count + 1) },
+              [ATTR.streamId]: { S: `raw-tagged-${worker}` },
+              [ATTR.version]: { N: String(version + 1) },
+              [ATTR.type]: { S: "ItemAdded" },
+            },
+            ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
+          },
+        });
+      }
+      await client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+      rawAt[worker] = version + 1;
+    },
+  );
+  return {
+    name: "read by 2 tags, then a tag-conditioned append of 1 event with them",
+    unit: "appends/s",
+    ours: perOp.ours * WORKERS,
+    baseline: perOp.baseline * WORKERS,
+    baselineName: "raw BatchGetItem of the tag heads + TransactWriteItems (event, 2 heads, 2 entries)",
+    target: 0.8,
+    note: "write units, 1 event of ~460 B with 2 tags: stream head 2 + event 2 + 2 tag heads 4 + 2 entries 4 = 12 WCU (raw: 10, no stream head)",
+  };
+}
 
 /** Write units of a multi-stream append of `width` streams at their largest heads (full recent-id lists). */
 async function writeUnits(
