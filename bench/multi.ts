@@ -2,7 +2,7 @@
  * Multi-stream appends (`appendToStreams`) of 2 and of 10 streams, one event each, with exact
  * expected versions, beside one raw TransactWriteItems doing the same guarded writes: per stream a
  * ConditionCheck that version n exists and the Put of version n+1 (the gap-free floor of a
- * single-stream append, DESIGN.md), all in one transaction. Then their write units from real item
+ * single-stream append), all in one transaction. Then their write units from real item
  * sizes: the store's heads, events and batch record vs the raw floor's checks and puts.
  */
 import {
