@@ -360,7 +360,9 @@ function envelopeBytes(
     event.type.length +
     event.createdAt.length +
     escapedBytes(upcast ? JSON.stringify(event.data) : stored) +
-    escapedBytes(item[ATTR.metadata]?.S ?? "{}")
+    escapedBytes(item[ATTR.metadata]?.S ?? "{}") +
+    // `,"tags":[…]` of a tagged event (tags are ASCII with no character JSON escapes).
+    (event.tags ? 9 + event.tags.reduce((sum, tag) => sum + tag.length + 3, 0) : 0)
   );
 }
 
