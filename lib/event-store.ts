@@ -22,6 +22,7 @@ import {
   PREFIX,
   PROJECTION_NAME_PATTERN,
   projectionPrefix,
+  WAIT,
 } from "../lambdas/core/constants.ts";
 import { TABLE_SCHEMA } from "../lambdas/core/table.ts";
 import {
@@ -38,6 +39,9 @@ import {
 import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
+
+/** The read function's timeout: the longest wait, 9 s for the page after it, under API Gateway's 30 s. */
+const READ_FUNCTION_TIMEOUT_SECONDS = WAIT.maxMs / 1000 + 9;
 
 /** Log levels of the Powertools Logger (env LOG_LEVEL) and of Lambda's application logs. */
 export type LogLevel = "DEBUG" | "INFO" | "WARN" | "ERROR";
@@ -371,7 +375,9 @@ export class EventStore extends Construct {
         {
           description: `Cairn HTTP API: ${name} routes`,
           memorySize: props.apiMemorySize ?? 1024,
-          timeout: Duration.seconds(10),
+          // The read function serves long-polling reads (`waitMs` up to WAIT.maxMs) and then a page;
+          // API Gateway's integration timeout is 30 s.
+          timeout: Duration.seconds(name === "read" ? READ_FUNCTION_TIMEOUT_SECONDS : 10),
           environment: {
             ...(routesOf(name).some((key) => key.includes(" /projections"))
               ? { [ENV.projections]: projectionNames }
@@ -523,6 +529,7 @@ export class EventStore extends Construct {
         memorySize: options.memorySize ?? 512,
         timeout: options.timeout ?? Duration.minutes(1),
         reservedConcurrentExecutions: options.reservedConcurrency,
+        environment: { [ENV.projectionName]: name },
       });
       // A lost wake-up is harmless (the schedule wakes it again): no async retries piling up.
       built.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
@@ -531,6 +538,7 @@ export class EventStore extends Construct {
       fn = options.function as lambda.IFunction;
       if (fn instanceof lambda.Function) {
         for (const [key, value] of Object.entries(this.environment())) fn.addEnvironment(key, value);
+        fn.addEnvironment(ENV.projectionName, name);
       }
     }
 

@@ -106,6 +106,7 @@ export async function dev(options: DevOptions): Promise<void> {
       `Try: curl -s -X POST ${local.url}/streams/Order-1/events -H 'content-type: application/json' ` +
         `-d '{"events":[{"type":"OrderPlaced","data":{"customerId":"c-7","currency":"EUR"}}]}'`,
     );
+    console.log(`Tail $all: curl -N ${local.url}/all/stream  (Server-Sent Events; or GET /all?waitMs=20000)`);
   } catch (error) {
     console.error("cairn dev failed:", error);
     await shutdown(1);

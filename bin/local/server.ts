@@ -2,7 +2,9 @@
  * The local HTTP server of `npm start` and the local twin: turns each HTTP request into the API
  * Gateway HTTP API event (payload format 2.0) that the handlers receive in AWS and calls the
  * Lambda handler of the function that owns the route in lambdas/http/routes.ts, built by the same
- * factory as in AWS over the store it is given. No route is implemented here.
+ * factory as in AWS over the store it is given. No route is implemented here. Besides the routes,
+ * `GET /health` and `GET /all/stream` (`$all` as Server-Sent Events over the core's long-polling
+ * read, sse.ts), which only the local twin offers.
  */
 import { randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
@@ -20,6 +22,7 @@ import {
   routeNotFound,
 } from "../../lambdas/http/http.ts";
 import { API_FUNCTIONS, type ApiFunction, ROUTES, type RouteKey } from "../../lambdas/http/routes.ts";
+import { SSE_PATH, sseSubscription, streamAll } from "./sse.ts";
 
 export interface LocalServerOptions {
   /** Port on 127.0.0.1; 0 picks a free one. */
@@ -28,6 +31,8 @@ export interface LocalServerOptions {
   readonly api: ApiConfig;
   /** @default "127.0.0.1" */
   readonly host?: string;
+  /** The heartbeat of `GET /all/stream` (Server-Sent Events). @default 15000 */
+  readonly sseHeartbeatMs?: number;
 }
 
 export interface LocalServer {
@@ -80,6 +85,16 @@ export async function startLocalServer(options: LocalServerOptions): Promise<Loc
     if (rawPath === "/health" && (method === "GET" || method === "HEAD")) {
       await drain(req);
       return send(res, await healthResult(store));
+    }
+    if (rawPath === SSE_PATH && method === "GET") {
+      await drain(req);
+      let subscription: ReturnType<typeof sseSubscription>;
+      try {
+        subscription = sseSubscription(rawQueryString, headerValue(req, "last-event-id"));
+      } catch (error) {
+        return send(res, errorResponse(error));
+      }
+      return streamAll(store, subscription, req, res, options.sseHeartbeatMs);
     }
     const segments = rawPath.split("/").slice(1);
     const matches = ROUTE_LIST.map((route) => ({ route, params: match(route.segments, segments) })).filter(
@@ -276,6 +291,11 @@ async function readBody(req: IncomingMessage): Promise<Buffer | undefined> {
     if (size <= GATEWAY_MAX_BODY_BYTES) chunks.push(chunk);
   }
   return size > GATEWAY_MAX_BODY_BYTES ? undefined : Buffer.concat(chunks);
+}
+
+function headerValue(req: IncomingMessage, name: string): string | undefined {
+  const value = req.headers[name];
+  return Array.isArray(value) ? value.join(",") : value;
 }
 
 async function drain(req: IncomingMessage): Promise<void> {

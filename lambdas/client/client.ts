@@ -20,6 +20,12 @@ import type {
 } from "../core/types.ts";
 import type { ParkedEvent, ProjectionStatus } from "../projections/state.ts";
 import { ApiError, ConnectionError, errorFromResponse } from "./errors.ts";
+import {
+  type SubscribeToAllOptions,
+  type SubscribeToStreamOptions,
+  subscribeToAll,
+  subscribeToStream,
+} from "./subscriptions.ts";
 
 export type { ParkedEvent, ProjectionStatus };
 
@@ -52,6 +58,13 @@ export interface ClientReadStreamOptions {
    * early) are fetched, following `nextVersion`, until then. @default all of them
    */
   readonly limit?: number;
+  /**
+   * Long polling (forward only): when the stream has no event at `fromVersion` yet (or does not
+   * exist yet), the server waits up to this many milliseconds (0 to 20,000) for one. @default 0
+   */
+  readonly waitMs?: number;
+  /** Aborts the request (a wait included): the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ClientReadAllOptions {
@@ -60,6 +73,13 @@ export interface ClientReadAllOptions {
   readonly limit?: number;
   readonly types?: readonly string[];
   readonly category?: string;
+  /**
+   * Long polling: when no event after `after` matches yet, the server waits up to this many
+   * milliseconds (0 to 20,000) for one, then answers an empty page. @default 0
+   */
+  readonly waitMs?: number;
+  /** Aborts the request (a wait included): the call rejects with the signal's reason. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ClientReadAllResult {
@@ -167,11 +187,13 @@ export class CairnClient {
     let nextVersion: number | undefined;
     do {
       const page = Math.min(PAGE, limit - events.length);
-      const { body } = await this.request("GET", `streams/${enc(streamId)}/events`, {
-        fromVersion,
-        limit: page,
-        direction: options.direction,
-      });
+      const { body } = await this.request(
+        "GET",
+        `streams/${enc(streamId)}/events`,
+        { fromVersion, limit: page, direction: options.direction, waitMs: options.waitMs },
+        undefined,
+        options.signal,
+      );
       const answer = body as { events: RecordedEvent[]; nextVersion?: number };
       events.push(...answer.events);
       nextVersion = answer.nextVersion;
@@ -187,14 +209,40 @@ export class CairnClient {
 
   /** One page of `$all` after a position. */
   async readAll(options: ClientReadAllOptions = {}): Promise<ClientReadAllResult> {
-    const { body } = await this.request("GET", "all", {
-      after: options.after,
-      limit: options.limit,
-      types: options.types?.join(","),
-      category: options.category,
-    });
+    const { body } = await this.request(
+      "GET",
+      "all",
+      {
+        after: options.after,
+        limit: options.limit,
+        types: options.types?.join(","),
+        category: options.category,
+        waitMs: options.waitMs,
+      },
+      undefined,
+      options.signal,
+    );
     const { events, headPosition, nextAfter } = body as ClientReadAllResult;
     return nextAfter === undefined ? { events, headPosition } : { events, headPosition, nextAfter };
+  }
+
+  /**
+   * Every event of `$all` after `after`, in global order, then each new one as it gets its position:
+   * an async iterator over long-polling reads that resumes from the last event it yielded after any
+   * failure (nothing skipped, nothing repeated), backs off while the API cannot be reached (logging
+   * once per outage), ends on `signal`, and with `checkpoint` stores its position through your
+   * callback. See lambdas/client/subscriptions.ts.
+   */
+  subscribeToAll(options: SubscribeToAllOptions = {}): AsyncGenerator<RecordedEvent, void, undefined> {
+    return subscribeToAll(this, options);
+  }
+
+  /** Every event of a stream from `fromVersion`, then each new one as it is appended; as `subscribeToAll`. */
+  subscribeToStream(
+    streamId: string,
+    options: SubscribeToStreamOptions = {},
+  ): AsyncGenerator<RecordedEvent, void, undefined> {
+    return subscribeToStream(this, streamId, options);
   }
 
   /** The latest snapshot (at or below `maxVersion`), or undefined when the stream has none. */
@@ -266,6 +314,7 @@ export class CairnClient {
     path: string,
     query: Readonly<Record<string, string | number | undefined>> = {},
     body?: unknown,
+    signal?: AbortSignal,
   ): Promise<{ status: number; body: unknown; replayed: boolean }> {
     const url = new URL(path, this.base);
     for (const [key, value] of Object.entries(query)) {
@@ -285,13 +334,16 @@ export class CairnClient {
         method,
         headers,
         ...(payload === undefined ? {} : { body: payload }),
+        ...(signal ? { signal } : {}),
       });
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       throw new ConnectionError(this.url, networkCause(error));
     }
     try {
       text = await response.text();
     } catch (error) {
+      if (signal?.aborted) throw signal.reason;
       throw new ConnectionError(this.url, networkCause(error), "answer");
     }
     let parsed: unknown;

@@ -13,3 +13,4 @@ export {
 } from "../core/errors.ts";
 export * from "./client.ts";
 export * from "./errors.ts";
+export * from "./subscriptions.ts";

@@ -39,6 +39,13 @@ export interface ReadAllOptions {
   readonly types?: readonly string[];
   /** Only events of streams in this category (the part of the stream id before the first `-`). @default all */
   readonly category?: string;
+  /**
+   * When nothing matches, wait up to this many milliseconds (0 to 20,000) for a matching event
+   * (lambdas/core/waiting.ts). @default 0
+   */
+  readonly waitMs?: number;
+  /** Ends a wait early (with an empty page). */
+  readonly signal?: AbortSignal;
 }
 
 export interface ReadAllResult {
@@ -86,8 +93,15 @@ const EVENT_PROJECTION_NAMES = Object.fromEntries(
   EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
 );
 
-/** The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read. */
-export async function readHeadPosition(client: DynamoDBClient, tableName: string): Promise<number> {
+/**
+ * The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read, or
+ * an eventually consistent one (half the read units; what a waiting read polls, see waiting.ts).
+ */
+export async function readHeadPosition(
+  client: DynamoDBClient,
+  tableName: string,
+  consistent = true,
+): Promise<number> {
   const { Item } = await client.send(
     new GetItemCommand({
       TableName: tableName,
@@ -97,7 +111,7 @@ export async function readHeadPosition(client: DynamoDBClient, tableName: string
       },
       ProjectionExpression: "#p",
       ExpressionAttributeNames: { "#p": GLOBAL_LOG.positionAttr },
-      ConsistentRead: true,
+      ConsistentRead: consistent,
     }),
   );
   return Number(Item?.[GLOBAL_LOG.positionAttr]?.N ?? 0);

@@ -95,6 +95,8 @@ export const ENV = {
   reconcileGraceSeconds: "CAIRN_RECONCILE_GRACE_SECONDS",
   /** The projections the API reports on and resets, comma-separated (the construct's `addProjection` names). */
   projections: "CAIRN_PROJECTIONS",
+  /** A projection's Lambda: the name `addProjection` attached it under (its keys and IAM rights follow it). */
+  projectionName: "CAIRN_PROJECTION_NAME",
 } as const;
 
 /**
@@ -216,6 +218,21 @@ export const HTTP = {
    * the 6 MB that Lambda and API Gateway answer.
    */
   maxPageBytes: 5 * 1024 * 1024 - 16 * 1024,
+} as const;
+
+/**
+ * Long-polling reads (`waitMs` on `$all` and stream reads, lambdas/core/waiting.ts). A waiting read
+ * looks at one small item (the `$all` counter, or the stream's head) with eventually consistent
+ * GetItems (half a read unit each), first after `pollMinMs`, each wait 1.5 times the last up to
+ * `pollMaxMs`, and reads a page only when that item moved. At the longest interval a wait makes 4
+ * GetItems a second (2 read units); docs/http-api.md has the arithmetic of a waiting minute.
+ */
+export const WAIT = {
+  /** The longest `waitMs` (API Gateway's integration timeout is 30 s; the read function's is 29 s). */
+  maxMs: 20_000,
+  pollMinMs: 50,
+  pollMaxMs: 250,
+  pollGrowth: 1.5,
 } as const;
 
 /** Environment variables of the local twin (`cairn dev`, `startLocal`). */

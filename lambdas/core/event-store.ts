@@ -38,6 +38,7 @@ import {
   parseExpectedVersion,
   prepareEvents,
 } from "./validate.ts";
+import { assertWaitMs, readAllWaiting, streamReaches } from "./waiting.ts";
 
 export interface EventStoreConfig {
   readonly client: DynamoDBClient;
@@ -210,9 +211,30 @@ export class EventStore {
    * Reads a stream's events, forward or backward, from a version. Pages through DynamoDB's 1 MB
    * query pages until `limit` events are read, or until the next event would take the events past
    * `maxBytes` (as JSON in a response, see `envelopeBytes`); `nextVersion` says where to go on.
-   * Throws StreamNotFoundError when the stream does not exist.
+   * Throws StreamNotFoundError when the stream does not exist. With `waitMs` (forward only), a read
+   * that finds no event at `fromVersion` waits for the stream's head to reach it (a stream that does
+   * not exist yet included), then reads once more: StreamNotFoundError if there is still no stream.
    */
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<ReadStreamResult> {
+    const waitMs = options.waitMs === undefined ? 0 : assertWaitMs(options.waitMs);
+    if (waitMs === 0) return this.readStreamNow(streamId, options);
+    if (options.direction === "backward") {
+      throw new ValidationError("waitMs", "applies to forward reads only");
+    }
+    const deadline = Date.now() + waitMs;
+    try {
+      const result = await this.readStreamNow(streamId, options);
+      if (result.events.length > 0) return result;
+    } catch (error) {
+      // A stream that does not exist yet is waited for as any other stream with nothing to read.
+      if (!(error instanceof StreamNotFoundError)) throw error;
+    }
+    const version = Math.max(options.fromVersion ?? 1, 1);
+    await streamReaches(this, streamId, version, deadline, options.signal);
+    return this.readStreamNow(streamId, options);
+  }
+
+  private async readStreamNow(streamId: string, options: ReadStreamOptions): Promise<ReadStreamResult> {
     assertStreamId(streamId);
     const backward = options.direction === "backward";
     if (options.direction !== undefined && options.direction !== "forward" && !backward) {
@@ -305,10 +327,13 @@ export class EventStore {
 
   /**
    * Reads the global log `$all` after a position (exclusive), in global order; each event carries
-   * `globalPosition`. `headPosition` is how far `$all` reaches; see lambdas/core/all.ts.
+   * `globalPosition`. `headPosition` is how far `$all` reaches; see lambdas/core/all.ts. With
+   * `waitMs`, waits for a matching event when there is none yet (lambdas/core/waiting.ts).
    */
   readAll(options: ReadAllOptions = {}): Promise<ReadAllResult> {
-    return readAll(this, options);
+    return options.waitMs === undefined || options.waitMs === 0
+      ? readAll(this, options)
+      : readAllWaiting(this, { ...options, waitMs: options.waitMs });
   }
 
   /** Turns a stored event item into the envelope readers get, upcast to the current schema. */

@@ -73,6 +73,13 @@ export interface ReadStreamOptions {
    * The HTTP API passes `HTTP.maxPageBytes`. @default no limit
    */
   readonly maxBytes?: number;
+  /**
+   * Forward reads: when the stream has no event at `fromVersion` yet (or does not exist yet), wait
+   * up to this many milliseconds (0 to 20,000) for one (lambdas/core/waiting.ts). @default 0
+   */
+  readonly waitMs?: number;
+  /** Ends a wait early. */
+  readonly signal?: AbortSignal;
 }
 
 export interface ReadStreamResult<Event extends RecordedEvent = RecordedEvent> {

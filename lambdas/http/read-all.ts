@@ -3,7 +3,7 @@
  * served by the read function. Thin over the core (readAll) and the projection state functions;
  * errors are mapped in http.ts.
  */
-import { GLOBAL_LOG } from "../core/constants.ts";
+import { GLOBAL_LOG, WAIT } from "../core/constants.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { getProjectionStatus, listParkedEvents, readProjectionDocument } from "../projections/state.ts";
@@ -29,12 +29,16 @@ const MAX_POSITION = Number.MAX_SAFE_INTEGER;
 /** Parked events shown in a projection's status. */
 const PARKED_SHOWN = 100;
 
-/** `GET /all?after=&limit=&types=a,b&category=`: `{ events, headPosition, nextAfter?, next? }`. */
+/**
+ * `GET /all?after=&limit=&types=a,b&category=&waitMs=`: `{ events, headPosition, nextAfter?, next? }`;
+ * with `waitMs`, waits for a matching event when there is none yet (lambdas/core/waiting.ts).
+ */
 const readAllEvents =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const query = queryOf(request, ["after", "limit", "types", "category"]);
+    const query = queryOf(request, ["after", "limit", "types", "category", "waitMs"]);
     const after = integerParam(query.after, "after", 0, MAX_POSITION) ?? 0;
+    const waitMs = integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0;
     const limit =
       integerParam(query.limit, "limit", 1, GLOBAL_LOG.maxReadLimit) ?? GLOBAL_LOG.defaultReadLimit;
     const types = query.types === undefined ? undefined : query.types.split(",").map((type) => type.trim());
@@ -49,6 +53,7 @@ const readAllEvents =
       limit,
       ...(types ? { types } : {}),
       ...(query.category !== undefined ? { category: query.category } : {}),
+      waitMs,
     });
     const page: Record<string, unknown> = { events: result.events, headPosition: result.headPosition };
     if (result.nextAfter !== undefined) {

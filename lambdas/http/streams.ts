@@ -1,4 +1,4 @@
-import { HTTP, VERSION_DIGITS } from "../core/constants.ts";
+import { HTTP, VERSION_DIGITS, WAIT } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import type { ExpectedVersion, NewEvent, ReadDirection, StreamAppend } from "../core/types.ts";
@@ -85,14 +85,15 @@ const appendToStreams =
   };
 
 /**
- * `GET /streams/{streamId}/events?fromVersion=&limit=&direction=`: a page of at most `limit` events
- * and under 5 MB, with a `next` link when there is more.
+ * `GET /streams/{streamId}/events?fromVersion=&limit=&direction=&waitMs=`: a page of at most `limit`
+ * events and under 5 MB, with a `next` link when there is more; with `waitMs` (forward), waits for
+ * an event at `fromVersion` when there is none yet.
  */
 const readStreamEvents =
   (store: EventStore): RouteHandler =>
   async (request) => {
     const streamId = streamIdOf(request);
-    const query = queryOf(request, ["fromVersion", "limit", "direction"]);
+    const query = queryOf(request, ["fromVersion", "limit", "direction", "waitMs"]);
     const direction = (query.direction ?? "forward") as ReadDirection;
     if (direction !== "forward" && direction !== "backward") {
       throw new ValidationError("direction", 'must be "forward" or "backward"');
@@ -104,11 +105,13 @@ const readStreamEvents =
       direction === "backward" ? 1 : 0,
       MAX_VERSION,
     );
+    const waitMs = integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0;
     // A page stops before 5 MB of body, whatever `limit` says, and then carries `next`.
     const result = await store.readStream(streamId, {
       direction,
       limit,
       maxBytes: HTTP.maxPageBytes,
+      waitMs,
       ...(fromVersion === undefined ? {} : { fromVersion }),
     });
     const page: Record<string, unknown> = { streamId, direction, events: result.events };

@@ -761,6 +761,13 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     },
 
     async handler(event, context) {
+      const attached = process.env[ENV.projectionName];
+      if (attached !== undefined && attached !== name) {
+        // Its IAM rights cover PROJECTION#<attached>#… only: every write under this name would be denied.
+        throw new Error(
+          `this Lambda was attached as projection "${attached}" (addProjection) but its module defines "${name}" (defineProjection): give both the same name`,
+        );
+      }
       lambdaStore ??= new EventStore({
         client: new DynamoDBClient({}),
         tableName: requiredEnv(ENV.tableName),

@@ -11,6 +11,7 @@ import {
   METRICS,
   PREFIX,
   projectionPrefix,
+  WAIT,
 } from "../../lambdas/core/constants.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
 import {
@@ -153,6 +154,17 @@ describe("the functions", () => {
         },
       });
     }
+  });
+
+  it("give the read function a timeout above the longest wait of a long-polling read and below API Gateway's 30 s; the others 10 s", () => {
+    // WHEN
+    const timeoutOf = (fn: string) =>
+      resources[functionId(template, `Cairn HTTP API: ${fn} routes`)]?.Properties.Timeout;
+    // THEN
+    expect(timeoutOf("read")).toBeGreaterThan(WAIT.maxMs / 1000 + 5);
+    expect(timeoutOf("read")).toBeLessThan(30);
+    expect(timeoutOf("write")).toBe(10);
+    expect(timeoutOf("admin")).toBe(10);
   });
 
   it("have roles with no managed policy", () => {

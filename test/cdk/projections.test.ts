@@ -42,6 +42,13 @@ describe("addProjection with a user's existing function", () => {
   const roleId = stack.getLogicalId(fn.role?.node.defaultChild as iam.CfnRole);
   const topicId = stack.getLogicalId(store.wakeTopic.node.defaultChild as sns.CfnTopic);
 
+  it("tells the user's function the name it is attached under", () => {
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: { Variables: Match.objectLike({ [ENV.projectionName]: "audit" }) },
+    });
+  });
+
   it("subscribes it to the wake topic and schedules the safety wake-up every minute", () => {
     // THEN
     expect(projection.function).toBe(fn);
@@ -118,6 +125,14 @@ describe("addProjection from an entry", () => {
   });
   const template = Template.fromStack(stack);
   const fnId = stack.getLogicalId(projection.function.node.defaultChild as lambda.CfnFunction);
+
+  it("tells the function the name it is attached under, which its module's defineProjection must use", () => {
+    // THEN
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Description: "Cairn projection order-summary (categories Order)",
+      Environment: { Variables: Match.objectLike({ [ENV.projectionName]: "order-summary" }) },
+    });
+  });
 
   it("builds the function with the given settings and no async retries of lost wake-ups", () => {
     // THEN

@@ -6,6 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { describe, expect, it } from "vitest";
+import { SSE_PATH } from "../../bin/local/sse.ts";
 import { CairnClient } from "../../lambdas/client/index.ts";
 import {
   AggregateRepository,
@@ -33,7 +34,7 @@ const tsBlocks = DOCS.flatMap((file) =>
 );
 
 /** Route templates split into segments; `{…}` matches any one segment. */
-const TEMPLATES = [...Object.keys(ROUTES), "GET /health"].map((key) => {
+const TEMPLATES = [...Object.keys(ROUTES), "GET /health", `GET ${SSE_PATH}`].map((key) => {
   const [method, path] = key.split(" ") as [string, string];
   return { key, method, segments: path.split("/") };
 });
@@ -51,7 +52,7 @@ const routeOf = (method: string, path: string) => {
 const LOCAL_ONLY: Record<string, number> = { MethodNotAllowed: 405, Unavailable: 503 };
 
 describe("README and docs agree with the code", () => {
-  it("name only routes of the route table (and the local /health)", () => {
+  it("name only routes of the route table (and the local /health and /all/stream)", () => {
     // Prepare: `METHOD /path` mentions and the curl commands' URLs
     const mentions = found(/`(GET|POST|PUT|DELETE|PATCH) (\/[^`\s]*)`/g).map(({ file, match }) => ({
       file,

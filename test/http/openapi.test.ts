@@ -1,6 +1,7 @@
 import { Ajv2020 } from "ajv/dist/2020.js";
 import formats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { SSE_PATH } from "../../bin/local/sse.ts";
 import {
   ContentionError,
   type ErrorCode,
@@ -110,12 +111,12 @@ function exampleBody(method: string, template: string): unknown {
 }
 
 describe("openapi.yaml", () => {
-  it("describes every route of lambdas/http/routes.ts, plus /health, and no other", () => {
+  it("describes every route of lambdas/http/routes.ts, plus the local /health and /all/stream, and no other", () => {
     // Act
     const described = operations.map((operation) => operation.route).sort();
 
     // Assess
-    expect(described).toEqual([...Object.keys(ROUTES), "GET /health"].sort());
+    expect(described).toEqual([...Object.keys(ROUTES), "GET /health", `GET ${SSE_PATH}`].sort());
   });
 
   it("holds schemas that all compile, and request examples that fit them", () => {
@@ -152,7 +153,9 @@ describe("openapi.yaml", () => {
       const path = template
         .replace("{streamId}", streamId)
         .replace("{name}", projection)
-        .replace("{id}", "no-such-document");
+        .replace("{id}", "no-such-document")
+        // The event stream's 200 never ends: its documented 400 answers.
+        .concat(template === SSE_PATH ? "?after=-1" : "");
       const body = exampleBody(method, template);
       const request =
         body === undefined ? {} : { json: method === "PUT" ? { ...(body as object), version: 1 } : body };

@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { type DynamoDBClient, TransactWriteItemsCommand, UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it, vi } from "vitest";
+import { ENV } from "../../lambdas/core/constants.ts";
 import { EventStore, type NewEvent, type RecordedEvent } from "../../lambdas/core/index.ts";
 import {
   defineProjection,
@@ -304,6 +305,23 @@ describe("projection runtime", () => {
       ProjectionLag: 0,
       ParkedEvents: 1,
     });
+  });
+
+  it("refuses to run under another name than the one the construct attached it as, and writes nothing", async () => {
+    // Prepare: attached as "other" (CAIRN_PROJECTION_NAME), defined under its own name
+    const projection = counter(uniqueName("misnamed"));
+    process.env[ENV.projectionName] = "other";
+
+    // Act
+    const run = projection.handler();
+
+    // Assess
+    try {
+      await expect(run).rejects.toThrow(/attached as projection "other".*defines "misnamed-/);
+    } finally {
+      delete process.env[ENV.projectionName];
+    }
+    expect((await getProjectionStatus(store, projection.name)).position).toBe(0);
   });
 
   it("emits no metrics outside Lambda (no context), as under npm start", async () => {
