@@ -45,7 +45,7 @@ const metadata = BENCH_METADATA;
 const newEvent = (): NewEvent => ({ type: "ItemAdded", data: payload, metadata });
 
 /** The same attributes the store writes for an event, so both sides move the same bytes. */
-function rawEventItem(streamId: string, version: number): Record<string, AttributeValue> {
+export function rawEventItem(streamId: string, version: number): Record<string, AttributeValue> {
   return {
     [KEYS.partition]: { S: streamKey(streamId) },
     [KEYS.sort]: { S: versionKey(version) },
@@ -368,7 +368,7 @@ async function writeUnits(
  * DynamoDB item size: attribute names plus values (strings as UTF-8, numbers about 1 byte per 2
  * digits, lists 3 bytes plus 1 per element plus the elements).
  */
-function itemBytes(item: Record<string, AttributeValue>): number {
+export function itemBytes(item: Record<string, AttributeValue>): number {
   let bytes = 0;
   for (const [name, value] of Object.entries(item)) bytes += Buffer.byteLength(name) + valueBytes(value);
   return bytes;

@@ -18,7 +18,16 @@ import {
   summarize,
 } from "./harness.ts";
 
-const SECTIONS = ["core", "http", "global-order", "subscriptions", "all-at-scale", "aggregate", "limits"];
+const SECTIONS = [
+  "core",
+  "multi",
+  "http",
+  "global-order",
+  "subscriptions",
+  "all-at-scale",
+  "aggregate",
+  "limits",
+];
 // The handlers' per-request INFO logs would be measured too (and bury the figures): warnings only.
 process.env.POWERTOOLS_LOG_LEVEL ??= "WARN";
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";

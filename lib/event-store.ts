@@ -302,6 +302,7 @@ const HTTP_SNAPSHOT_KEYS = `${PREFIX.httpSnapshot}*`;
 const ALL_KEYS = `${PREFIX.all}*`;
 const PROJECTION_KEYS = `${PREFIX.projection}*`;
 const STREAM_LIST_KEYS = `${STREAM_LIST.prefix}*`;
+const TAG_KEYS = `${PREFIX.tag}*`;
 
 /**
  * Cairn's event store: the single table, the HTTP API and its three functions, the sequencer that
@@ -407,13 +408,17 @@ export class EventStore extends Construct {
     this.dashboard.addWidgets(...globalOrderAlarms(this.globalOrderHost(), globalOrder, props));
   }
 
-  /** Append to streams and read them back (what an append needs): no delete, only `STREAM#` keys. */
+  /**
+   * Append to streams (one or several at once, or by tag) and read them back (what an append
+   * needs): no delete, only `STREAM#` keys and the tag index's `TAG#` keys. BatchGetItem reads the
+   * heads of a multi-stream append's `any` streams and the tag heads.
+   */
   public grantAppend(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
     return this.grantTable(
       grantee,
-      [DDB.get, DDB.query, DDB.put, DDB.update, DDB.conditionCheck],
-      [STREAM_KEYS],
+      [DDB.get, DDB.query, DDB.put, DDB.update, DDB.conditionCheck, DDB.batchGet],
+      [STREAM_KEYS, TAG_KEYS],
     );
   }
 
@@ -432,14 +437,19 @@ export class EventStore extends Construct {
 
   /**
    * Read streams, stream info, the stream listing and snapshots (the repository's and those saved
-   * over HTTP): GetItem and Query on `STREAM#`, `SNAPSHOT#` and `HTTPSNAPSHOT#` keys, Query on the
-   * listing's `ALL#LIST#` keys, and BatchGetItem of the `STREAM#` heads a listing shows.
+   * over HTTP), and events by tag: GetItem and Query on `STREAM#`, `SNAPSHOT#`, `HTTPSNAPSHOT#` and
+   * `TAG#` keys, Query on the listing's `ALL#LIST#` keys, and BatchGetItem of `STREAM#` and `TAG#`
+   * keys (the heads a listing shows; `readByTags` reads the tag heads and the events so).
    */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
     this.grantTable(grantee, [DDB.query], [STREAM_LIST_KEYS]);
-    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
-    return this.grantTable(grantee, [DDB.get, DDB.query], [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS]);
+    this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS, TAG_KEYS]);
+    return this.grantTable(
+      grantee,
+      [DDB.get, DDB.query],
+      [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS, TAG_KEYS],
+    );
   }
 
   /**

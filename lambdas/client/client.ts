@@ -12,13 +12,19 @@ import type {
 import type { Snapshot } from "../core/snapshots.ts";
 import type { ListStreamsOptions, ListStreamsResult } from "../core/stream-list.ts";
 import type {
+  AppendIfNoneMatchOptions,
   AppendResult,
+  AppendToStreamsResult,
   ExpectedVersion,
   NewEvent,
+  ReadByTagsOptions,
+  ReadByTagsResult,
   ReadDirection,
   ReadStreamResult,
   RecordedEvent,
+  StreamAppend,
   StreamInfo,
+  TaggedEvent,
 } from "../core/types.ts";
 import type { ParkedEvent, ProjectionStatus } from "../projections/state.ts";
 import { ApiError, ConnectionError, errorFromResponse } from "./errors.ts";
@@ -145,6 +151,40 @@ export class CairnClient {
     const response = await this.request("POST", `streams/${enc(streamId)}/events`, {}, body);
     const result = response.body as Omit<AppendResult, "duplicate">;
     return { ...result, duplicate: response.replayed };
+  }
+
+  /**
+   * Appends tagged events only if no event matching `query` came after the token `after`
+   * (`POST /tags/events`); else a TagConflictError naming the query.
+   */
+  async appendIfNoneMatch(
+    events: readonly TaggedEvent[],
+    options: AppendIfNoneMatchOptions,
+  ): Promise<AppendResult> {
+    const response = await this.request("POST", "tags/events", {}, { events, ...options });
+    return { ...(response.body as Omit<AppendResult, "duplicate">), duplicate: response.replayed };
+  }
+
+  /** The events carrying any of `tags` (of `types`), and the token to decide on (`GET /tags/events`). */
+  async readByTags(options: ReadByTagsOptions): Promise<ReadByTagsResult> {
+    const query: Record<string, string> = { tags: options.tags.join(",") };
+    if (options.types) query.types = options.types.join(",");
+    if (options.after !== undefined) query.after = options.after;
+    return (await this.request("GET", "tags/events", query)).body as ReadByTagsResult;
+  }
+
+  /**
+   * Appends to several streams at once, all or nothing (`POST /streams/_batch`): each stream's
+   * result in the order given; `duplicate` is true when the API answered that this was a retry
+   * already written. A conflict is a MultiStreamConflictError listing every stream that failed.
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendToStreamsResult> {
+    const response = await this.request("POST", "streams/_batch", {}, { appends });
+    const { streams } = response.body as { streams: Omit<AppendResult, "duplicate">[] };
+    return {
+      streams: streams.map((result) => ({ ...result, duplicate: response.replayed })),
+      duplicate: response.replayed,
+    };
   }
 
   /** Reads a stream, paging until `limit` events or the end. Throws StreamNotFoundError when it does not exist. */

@@ -3,10 +3,12 @@ import {
   ContentionError,
   type ErrorCode,
   IdempotencyConflictError,
+  MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamDeletedError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedMetadataVersionError,
@@ -87,6 +89,8 @@ interface ErrorBody {
   readonly retryAfterSeconds?: unknown;
   readonly eventId?: unknown;
   readonly version?: unknown;
+  readonly conflicts?: unknown;
+  readonly query?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -107,6 +111,15 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new ValidationError(field, message.startsWith(prefix) ? message.slice(prefix.length) : message);
     }
     case "WrongExpectedVersion":
+      if (Array.isArray(error.conflicts) && error.conflicts.length > 0) {
+        return new MultiStreamConflictError(
+          (error.conflicts as ErrorBody[]).map((conflict) => ({
+            streamId: text(conflict.streamId),
+            expectedVersion: conflict.expectedVersion as ExpectedVersion,
+            currentVersion: num(conflict.currentVersion),
+          })),
+        );
+      }
       return new WrongExpectedVersionError(
         text(error.streamId),
         error.expectedVersion as ExpectedVersion,
@@ -129,6 +142,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
         num(error.expectedMetadataVersion),
         num(error.currentMetadataVersion),
       );
+    case "TagConflict":
+      return new TagConflictError((error.query ?? { tags: [] }) as { tags: string[]; types?: string[] });
     case "PayloadTooLarge":
       return new PayloadTooLargeError(text(error.field, "body"), num(error.limit), num(error.actual));
     case "NotFound":

@@ -2,10 +2,12 @@
 export {
   ContentionError,
   IdempotencyConflictError,
+  MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
   StreamDeletedError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedMetadataVersionError,

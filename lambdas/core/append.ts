@@ -89,7 +89,7 @@ export const eventIdHash = (eventId: string): string => hash("sha256", eventId, 
 /** A new stream's head: everything. Later appends move only the version, the time and the recent ids. */
 const NEW_HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now, ${ATTR.createdAt} = :now, ${ATTR.kind} = :kind, #r = :r`;
 const HEAD_SETS = `SET #v = :to, ${ATTR.updatedAt} = :now`;
-const HEAD_NAMES = { "#v": ATTR.version, "#r": ATTR.recentIds } as const;
+const HEAD_NAMES = { "#v": ATTR.version, "#r": ATTR.recentIds, "#b": ATTR.batch } as const;
 /** Every append to an existing head also says it holds no tombstone (a hard delete): see `isTombstoned`. */
 const EXISTING_HEAD_NAMES = { ...HEAD_NAMES, "#t": LIFECYCLE.tombstoneAttr } as const;
 const NEW_STREAM = `attribute_not_exists(${KEYS.partition})`;
@@ -210,25 +210,25 @@ async function appendAtEnd(
 }
 
 /**
- * One TransactWriteItems: the head moves from `version` to `version + k` under a condition (its
- * version, and that none of the new ids is among its recent ones), the new ids take their places
- * in its recent-id list, and each event is put. With `guard`, an append guard keyed by the first
- * event id is put too, so a retry of an append made at an unknown version (`any`,
- * `stream_exists`) is recognised at any age. `wholeList` writes the recent-id list whole, for a
- * head written before it existed.
+ * The items of one stream's part of an append: the head's Update, moving it from `version` to
+ * `version + k` under its condition (its version, and that none of the new ids is among its
+ * recent ones) with the new ids in their slots of the recent-id list, then one Put per event.
+ * `batchRef` marks a part of a multi-stream append (the head and the part's first event carry the
+ * batch record's key); a single-stream append removes the mark from the head. `wholeList` writes
+ * the recent-id list whole, for a head written before it existed.
  */
-async function write(
-  target: AppendTarget,
+export function appendItems(
+  tableName: string,
   streamId: string,
   batch: Batch,
   version: number,
-  guard: boolean,
   wholeList: boolean,
-): Promise<WriteOutcome> {
+  now: AttributeValue,
+  batchRef?: AttributeValue,
+): TransactWriteItem[] {
   const { events, hashes } = batch;
   const count = events.length;
   const pk = S(streamKey(streamId));
-  const now = S(new Date(target.now()).toISOString());
   const toVersion = version + count;
   const values: Record<string, AttributeValue> = { ":to": N(toVersion), ":now": now };
   // The last RING events take their slots (version mod RING) in the recent-id list.
@@ -255,10 +255,16 @@ async function write(
     condition = headConditionFor(count);
     values[":from"] = N(version);
   }
+  if (batchRef) {
+    update += ", #b = :b";
+    values[":b"] = batchRef;
+  } else {
+    update += " REMOVE #b";
+  }
   const items: TransactWriteItem[] = [
     {
       Update: {
-        TableName: target.tableName,
+        TableName: tableName,
         Key: { [KEYS.partition]: pk, [KEYS.sort]: HEAD_SK },
         UpdateExpression: update,
         ConditionExpression: condition,
@@ -283,17 +289,43 @@ async function write(
       [ATTR.createdAt]: now,
     };
     // The first event of an append records its size, so a retry is told from a prefix of it.
-    if (index === 0) item[ATTR.lastAppendCount] = N(count);
-    items.push({
-      Put: { TableName: target.tableName, Item: item, ConditionExpression: NEW_STREAM },
-    });
+    if (event.tags) item[ATTR.tags] = { L: event.tags.map(S) };
+    if (index === 0) {
+      item[ATTR.lastAppendCount] = N(count);
+      if (batchRef) item[ATTR.batch] = batchRef;
+    }
+    items.push({ Put: { TableName: tableName, Item: item, ConditionExpression: NEW_STREAM } });
   }
+  return items;
+}
+
+/**
+ * One TransactWriteItems: the head moves from `version` to `version + k` under a condition (its
+ * version, and that none of the new ids is among its recent ones), the new ids take their places
+ * in its recent-id list, and each event is put. With `guard`, an append guard keyed by the first
+ * event id is put too, so a retry of an append made at an unknown version (`any`,
+ * `stream_exists`) is recognised at any age. `wholeList` writes the recent-id list whole, for a
+ * head written before it existed.
+ */
+async function write(
+  target: AppendTarget,
+  streamId: string,
+  batch: Batch,
+  version: number,
+  guard: boolean,
+  wholeList: boolean,
+): Promise<WriteOutcome> {
+  const { events } = batch;
+  const count = events.length;
+  const now = S(new Date(target.now()).toISOString());
+  const toVersion = version + count;
+  const items = appendItems(target.tableName, streamId, batch, version, wholeList, now);
   if (guard) {
     items.push({
       Put: {
         TableName: target.tableName,
         Item: {
-          [KEYS.partition]: pk,
+          [KEYS.partition]: S(streamKey(streamId)),
           [KEYS.sort]: S(appendGuardKey((events[0] as PreparedEvent).eventId)),
           [ATTR.kind]: GUARD_KIND,
           [ATTR.version]: N(version + 1),
@@ -345,7 +377,7 @@ function failure(error: unknown, count: number, guard: boolean): WriteOutcome {
 }
 
 /** DynamoDB refuses `SET #r[i]` on a head that has no recent-id list (one written before it existed). */
-function isMissingList(error: unknown): boolean {
+export function isMissingList(error: unknown): boolean {
   const { name, Code, message, Message } = error as {
     name?: string;
     Code?: string;
@@ -382,7 +414,7 @@ export function toHead(item: Record<string, AttributeValue>): Head {
   };
 }
 
-function backoff(attempt: number): Promise<void> {
+export function backoff(attempt: number): Promise<void> {
   const ms = Math.random() * Math.min(100, 5 * 2 ** attempt);
   return new Promise((resolve) => setTimeout(resolve, ms));
 }

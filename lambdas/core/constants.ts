@@ -15,8 +15,16 @@ export const PREFIX = {
   httpSnapshot: "HTTPSNAPSHOT#",
   /** Sort key prefix of append guards (idempotency of appends made at an unknown version). */
   appendGuard: "APPEND#",
+  /** Sort key prefix of the record of a multi-stream append (in its first stream's partition). */
+  batch: "BATCH#",
   all: "ALL#",
   projection: "PROJECTION#",
+  /** Partitions of the tag index (consistency by tag, tags.ts): a head and one entry per tagged event. */
+  tag: "TAG#",
+  /** Sort key prefix of a tag's index entries. */
+  tagEntry: "SEQ#",
+  /** Attribute name prefix of a tag head's count of one event type. */
+  tagTypeCount: "type:",
 } as const;
 
 export const SORT_KEY = {
@@ -44,12 +52,29 @@ export const ATTR = {
    * says none of its new ids is there.
    */
   recentIds: "recentIds",
+  /**
+   * Head moved by a multi-stream append, and the first event of each stream's part of it: the
+   * batch record's key `[first streamId, first event id]`, so the sequencer positions the whole
+   * append as one unit. Single-stream appends remove it from the head.
+   */
+  batch: "batch",
+  /** Batch record: its streams and version ranges, in the order given, as JSON `[[streamId, from, to], …]`. */
+  streams: "streams",
+  /** Event: its tags (a list of strings), when it has any. */
+  tags: "tags",
+  /** Tag head: the number of events carrying the tag (per type: `PREFIX.tagTypeCount` + type). */
+  tagCount: "count",
+  /** Tag index entry: the event's stream. */
+  streamId: "streamId",
 } as const;
 
 export const ITEM_KIND = {
   event: "event",
   head: "head",
   appendGuard: "append-guard",
+  batch: "batch",
+  tagHead: "tag-head",
+  tagEntry: "tag-entry",
   snapshot: "snapshot",
   all: "all",
   streamList: "stream-list",
@@ -155,6 +180,18 @@ export const LIMITS = {
   appendBytes: 3.5 * 1024 * 1024,
   /** Events in one append: TransactWriteItems takes 100 items; the head and the append guard take two. */
   eventsPerAppend: 98,
+  /** Streams in one multi-stream append (`appendToStreams`, `POST /streams/_batch`). */
+  streamsPerBatch: 32,
+  /**
+   * Items of one TransactWriteItems: a multi-stream append writes a head per stream, an item per
+   * event and its batch record, so its streams plus its events are at most this minus one.
+   */
+  transactionItems: 100,
+  /** Tags of one event (consistency by tag): at most this many, each 1 to `tagMaxLength` characters of TAG_PATTERN. */
+  tagsPerEvent: 8,
+  tagMaxLength: 128,
+  /** Tags in one query of `readByTags` or `appendIfNoneMatch`. */
+  tagsPerQuery: 8,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
   /**
@@ -177,6 +214,8 @@ export const RESERVED_STREAM_PREFIX = "$";
 export const EVENT_TYPE_PATTERN = /^[A-Za-z][A-Za-z0-9_.:-]*$/;
 /** Letters, digits and `_ . : -` (UUIDs fit). */
 export const EVENT_ID_PATTERN = /^[A-Za-z0-9_.:-]+$/;
+/** Tags: letters, digits and `_ . : - @ /` (`course:c1`, `student:s7`, `username:ada@x`). */
+export const TAG_PATTERN = /^[A-Za-z0-9_.:@/-]+$/;
 
 export const streamKey = (streamId: string): string => `${PREFIX.stream}${streamId}`;
 export const versionKey = (version: number): string =>
@@ -185,6 +224,11 @@ export const versionFromKey = (sortKey: string): number => Number(sortKey.slice(
 export const streamIdFromKey = (partitionKey: string): string => partitionKey.slice(PREFIX.stream.length);
 /** The append guard of an `any` or `stream_exists` append, keyed by its first event id. */
 export const appendGuardKey = (firstEventId: string): string => `${PREFIX.appendGuard}${firstEventId}`;
+export const tagKey = (tag: string): string => `${PREFIX.tag}${tag}`;
+export const tagEntryKey = (sequence: number): string =>
+  `${PREFIX.tagEntry}${String(sequence).padStart(VERSION_DIGITS, "0")}`;
+/** The batch record's sort key, in the partition of the append's first stream. */
+export const batchKey = (firstEventId: string): string => `${PREFIX.batch}${firstEventId}`;
 
 /**
  * A stream's category is the part of its id before the first `-` (`Order-42` → `Order`). A

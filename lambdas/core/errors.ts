@@ -5,6 +5,7 @@ export type ErrorCode =
   | "ValidationError"
   | "WrongExpectedVersion"
   | "IdempotencyConflict"
+  | "TagConflict"
   | "StreamNotFound"
   | "StreamDeleted"
   | "WrongExpectedMetadataVersion"
@@ -63,7 +64,7 @@ export class PayloadTooLargeError extends CairnError {
 /** The stream's version was not what the append expected. Nothing was written. */
 export class WrongExpectedVersionError extends CairnError {
   readonly code = "WrongExpectedVersion";
-  override readonly name = "WrongExpectedVersionError";
+  override readonly name: string = "WrongExpectedVersionError";
 
   constructor(
     readonly streamId: string,
@@ -84,6 +85,66 @@ export class WrongExpectedVersionError extends CairnError {
     };
   }
 }
+
+/** One stream of a multi-stream append whose version was not what it expected. */
+export interface StreamConflict {
+  readonly streamId: string;
+  readonly expectedVersion: ExpectedVersion;
+  readonly currentVersion: number;
+}
+
+/**
+ * A multi-stream append (`appendToStreams`) found one or more of its streams at another version
+ * than expected: `conflicts` names every one, in the order given. Nothing was written. It is a
+ * WrongExpectedVersionError (code `WrongExpectedVersion`, HTTP 409) whose own fields are the first
+ * conflict's.
+ */
+export class MultiStreamConflictError extends WrongExpectedVersionError {
+  override readonly name = "MultiStreamConflictError";
+
+  constructor(
+    readonly conflicts: readonly StreamConflict[],
+    options?: ErrorOptions,
+  ) {
+    const first = conflicts[0] as StreamConflict;
+    super(first.streamId, first.expectedVersion, first.currentVersion, options);
+    this.message = conflicts
+      .map(
+        (conflict) =>
+          `stream ${conflict.streamId} is at version ${conflict.currentVersion}, expected ${String(conflict.expectedVersion)}`,
+      )
+      .join("; ");
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), conflicts: this.conflicts };
+  }
+}
+
+/**
+ * `appendIfNoneMatch` found an event matching its query appended after its token: the decision was
+ * made on stale facts. Nothing was written; read again and decide again.
+ */
+export class TagConflictError extends CairnError {
+  readonly code = "TagConflict";
+  override readonly name = "TagConflictError";
+
+  constructor(
+    readonly query: { readonly tags: readonly string[]; readonly types?: readonly string[] },
+    options?: ErrorOptions,
+  ) {
+    super(
+      `an event with tag ${query.tags.join(" or ")}${query.types ? ` and type ${query.types.join(" or ")}` : ""} was appended after the token`,
+      options,
+    );
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), query: this.query };
+  }
+}
+
+export const isTagConflict = (error: unknown): error is TagConflictError => error instanceof TagConflictError;
 
 /**
  * An append reused an event id that the stream already holds, and it is not a retry of the append
@@ -227,6 +288,8 @@ export const isValidationError = (error: unknown): error is ValidationError =>
   error instanceof ValidationError;
 export const isWrongExpectedVersion = (error: unknown): error is WrongExpectedVersionError =>
   error instanceof WrongExpectedVersionError;
+export const isMultiStreamConflict = (error: unknown): error is MultiStreamConflictError =>
+  error instanceof MultiStreamConflictError;
 export const isThrottled = (error: unknown): error is ThrottledError => error instanceof ThrottledError;
 export const isIdempotencyConflict = (error: unknown): error is IdempotencyConflictError =>
   error instanceof IdempotencyConflictError;

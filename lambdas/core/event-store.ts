@@ -1,11 +1,14 @@
 import {
   type AttributeValue,
+  BatchGetItemCommand,
+  type BatchGetItemCommandOutput,
   type DynamoDBClient,
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
+import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
 import { ATTR, categoryOf, KEYS, LIFECYCLE, PREFIX, SORT_KEY, streamKey, versionKey } from "./constants.ts";
 import { StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
 import {
@@ -23,16 +26,23 @@ import {
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import { type ListStreamsOptions, type ListStreamsResult, listStreams } from "./stream-list.ts";
+import { appendIfNoneMatch, checkQuery, decodeToken, eventKey, readByTags } from "./tags.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
+  AppendIfNoneMatchOptions,
   AppendOptions,
   AppendResult,
+  AppendToStreamsResult,
   EventMetadata,
   NewEvent,
+  ReadByTagsOptions,
+  ReadByTagsResult,
   ReadStreamOptions,
   ReadStreamResult,
   RecordedEvent,
+  StreamAppend,
   StreamInfo,
+  TaggedEvent,
 } from "./types.ts";
 import { type Upcasters, upcast } from "./upcasting.ts";
 import {
@@ -64,6 +74,7 @@ export interface EventStoreConfig {
 }
 
 const EVENT_ATTRIBUTES = [
+  ATTR.tags,
   ATTR.eventId,
   ATTR.type,
   ATTR.version,
@@ -132,6 +143,98 @@ export class EventStore {
       prepared = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
     }
     return throttled(append(this.target, streamId, prepared, expected));
+  }
+
+  /**
+   * Appends to several streams in one transaction: all or nothing, each stream under its own
+   * `expectedVersion`, and contiguous in `$all` in the order given. At most
+   * `LIMITS.streamsPerBatch` streams, each named once, and streams plus events plus one within
+   * `LIMITS.transactionItems`. A MultiStreamConflictError names every stream whose version was not
+   * the one expected; a retry with the same event ids returns the original results with
+   * `duplicate: true` and writes nothing, in every mode.
+   */
+  async appendToStreams(appends: readonly StreamAppend[]): Promise<AppendToStreamsResult> {
+    let parts = prepareStreamAppends(appends);
+    if (this.schemas || this.upcasters) {
+      parts = await Promise.all(
+        parts.map(async (part, index) => ({
+          ...part,
+          events: await checkNewEvents(
+            part.streamId,
+            (appends[index] as StreamAppend).events,
+            part.events,
+            this.schemas,
+            this.upcasters,
+            `appends[${index}].events`,
+          ),
+        })),
+      );
+    }
+    return throttled(appendStreams(this.target, parts));
+  }
+
+  /**
+   * Consistency by tag: the events carrying any of `tags` (of `types`, when given) appended after
+   * the token `after`, each once, in append order, and the token of what this read saw (pass it to
+   * `appendIfNoneMatch`). See lambdas/core/tags.ts.
+   */
+  async readByTags(options: ReadByTagsOptions): Promise<ReadByTagsResult> {
+    const query = checkQuery(options, "query");
+    const after = decodeToken(options.after);
+    return throttled(
+      readByTags(this.target, query, after, async (keys) => {
+        const items = new Map<string, Record<string, AttributeValue>>();
+        for (let start = 0; start < keys.length; start += 100) {
+          let wanted: Record<string, AttributeValue>[] | undefined = keys
+            .slice(start, start + 100)
+            .map(({ streamId, version }) => eventKey(streamId, version));
+          while (wanted && wanted.length > 0) {
+            const answer: BatchGetItemCommandOutput = await this.client.send(
+              new BatchGetItemCommand({
+                RequestItems: { [this.tableName]: { Keys: wanted, ConsistentRead: true } },
+              }),
+            );
+            for (const item of answer.Responses?.[this.tableName] ?? []) {
+              items.set(`${item[KEYS.partition]?.S}\u0000${item[KEYS.sort]?.S}`, item);
+            }
+            wanted = answer.UnprocessedKeys?.[this.tableName]?.Keys;
+          }
+        }
+        return keys.flatMap(({ streamId, version }) => {
+          const key = eventKey(streamId, version);
+          const item = items.get(`${key[KEYS.partition].S}\u0000${key[KEYS.sort].S}`);
+          return item ? [this.toEvent(streamId, item)] : [];
+        });
+      }),
+    );
+  }
+
+  /**
+   * Appends tagged events only if no event matching `query` was appended after the token `after`
+   * (absent: none at all), else a TagConflictError naming the query: the check is a condition of
+   * the append's own transaction (per-tag heads), never a read before the write. The events go to
+   * `streamId` (default: the first tag of the first event) at its end, and to `$all` from there.
+   */
+  async appendIfNoneMatch(
+    events: readonly TaggedEvent[],
+    options: AppendIfNoneMatchOptions,
+  ): Promise<AppendResult> {
+    const query = checkQuery(options?.query, "query");
+    const after = decodeToken(options.after);
+    let prepared = prepareEvents(events, "events", true);
+    const streamId = options.streamId ?? prepared[0]?.tags?.[0];
+    if (streamId === undefined) {
+      throw new ValidationError("streamId", "is required when the first event has no tags");
+    }
+    assertStreamId(streamId);
+    if (this.schemas || this.upcasters) {
+      const checked = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
+      prepared = checked.map((event, index) => ({
+        ...event,
+        ...(prepared[index]?.tags ? { tags: prepared[index]?.tags } : {}),
+      }));
+    }
+    return throttled(appendIfNoneMatch(this.target, streamId, prepared, query, after));
   }
 
   /**
@@ -368,6 +471,7 @@ export class EventStore {
       data: JSON.parse(item[ATTR.data]?.S as string),
       metadata: parseMetadata(item[ATTR.metadata]?.S),
       createdAt: item[ATTR.createdAt]?.S as string,
+      ...(item[ATTR.tags]?.L ? { tags: item[ATTR.tags]?.L?.map((tag) => tag.S as string) ?? [] } : {}),
     };
     return this.upcasters ? upcast(event, this.upcasters) : event;
   }
@@ -405,7 +509,9 @@ function envelopeBytes(
     event.type.length +
     event.createdAt.length +
     escapedBytes(upcast ? JSON.stringify(event.data) : stored) +
-    escapedBytes(item[ATTR.metadata]?.S ?? "{}")
+    escapedBytes(item[ATTR.metadata]?.S ?? "{}") +
+    // `,"tags":[…]` of a tagged event (tags are ASCII with no character JSON escapes).
+    (event.tags ? 9 + event.tags.reduce((sum, tag) => sum + tag.length + 3, 0) : 0)
   );
 }
 

@@ -78,6 +78,7 @@ export async function checkNewEvents(
   prepared: readonly PreparedEvent[],
   schemas: EventSchemas | undefined,
   upcasters: Upcasters | undefined,
+  path = "events",
 ): Promise<PreparedEvent[]> {
   const checked: PreparedEvent[] = [];
   for (const [index, ready] of prepared.entries()) {
@@ -87,7 +88,7 @@ export async function checkNewEvents(
       checked.push(ready);
       continue;
     }
-    const at = `events[${index}]`;
+    const at = `${path}[${index}]`;
     const current = currentSchemaVersion(upcasters, ready.type);
     const schemaVersion = event.schemaVersion ?? current;
     if (schemaVersion > current) {

@@ -38,6 +38,8 @@ export interface RecordedEvent<Type extends string = string, Data = unknown> {
   readonly createdAt: string;
   /** Position in `$all`; present on events read from `$all`. */
   readonly globalPosition?: number;
+  /** The event's tags, when it was appended with some (`appendIfNoneMatch`). */
+  readonly tags?: readonly string[];
 }
 
 export interface AppendOptions {
@@ -95,4 +97,51 @@ export interface StreamInfo {
   readonly version: number;
   readonly createdAt: string;
   readonly updatedAt: string;
+}
+
+/** One stream's part of a multi-stream append (`appendToStreams`). */
+export interface StreamAppend {
+  readonly streamId: string;
+  /** @default "any" */
+  readonly expectedVersion?: ExpectedVersion;
+  readonly events: readonly NewEvent[];
+}
+
+export interface AppendToStreamsResult {
+  /** Each stream's result, in the order given. */
+  readonly streams: readonly AppendResult[];
+  /** True when the whole append was already written: a retry, nothing was written. */
+  readonly duplicate: boolean;
+}
+
+/** An event appended by tag (`appendIfNoneMatch`): an event with up to 8 tags. */
+export interface TaggedEvent<Type extends string = string, Data = unknown> extends NewEvent<Type, Data> {
+  readonly tags?: readonly string[];
+}
+
+/** Events carrying any of `tags` (and, when given, of one of `types`). */
+export interface TagQuery {
+  readonly tags: readonly string[];
+  readonly types?: readonly string[];
+}
+
+export interface ReadByTagsOptions extends TagQuery {
+  /** A token from an earlier read: only events appended after it. @default from the start */
+  readonly after?: string;
+}
+
+export interface ReadByTagsResult<Event extends RecordedEvent = RecordedEvent> {
+  /** The matching events, each once, in the order they were appended. */
+  readonly events: Event[];
+  /** What the read saw: pass it as `after` to `appendIfNoneMatch` (or to read on). */
+  readonly token: string;
+}
+
+export interface AppendIfNoneMatchOptions {
+  /** The decision's query: the append fails if an event matching it was appended after `after`. */
+  readonly query: TagQuery;
+  /** The token of the read the decision was made on. @default none: no matching event may exist at all */
+  readonly after?: string;
+  /** The stream the events go to. @default the first tag of the first event */
+  readonly streamId?: string;
 }

@@ -5,6 +5,7 @@ import {
   LIMITS,
   RESERVED_STREAM_PREFIX,
   STREAM_ID_FORBIDDEN,
+  TAG_PATTERN,
 } from "./constants.ts";
 import { PayloadTooLargeError, ValidationError } from "./errors.ts";
 import type { ExpectedVersion, NewEvent } from "./types.ts";
@@ -16,6 +17,8 @@ export interface PreparedEvent {
   readonly schemaVersion: number;
   readonly dataJson: string;
   readonly metadataJson: string;
+  /** Consistency by tag only (tags.ts). */
+  readonly tags?: readonly string[];
 }
 
 const EVENT_FIELDS = new Set(["eventId", "type", "data", "metadata", "schemaVersion"]);
@@ -52,16 +55,13 @@ export function assertStreamId(streamId: unknown, field = "streamId"): asserts s
   }
 }
 
-export function parseExpectedVersion(value: unknown): ExpectedVersion {
+export function parseExpectedVersion(value: unknown, field = "expectedVersion"): ExpectedVersion {
   if (value === undefined) return "any";
   if (value === "any" || value === "no_stream" || value === "stream_exists") return value;
   if (typeof value === "number" && Number.isInteger(value) && value >= 0 && value <= MAX_VERSION) {
     return value;
   }
-  throw new ValidationError(
-    "expectedVersion",
-    'must be "any", "no_stream", "stream_exists" or an integer from 0',
-  );
+  throw new ValidationError(field, 'must be "any", "no_stream", "stream_exists" or an integer from 0');
 }
 
 export function assertPositiveInteger(value: unknown, field: string, max = MAX_VERSION): number {
@@ -78,7 +78,7 @@ export function assertNonNegativeInteger(value: unknown, field: string): number 
   return value;
 }
 
-const isPlainObject = (value: unknown): value is Record<string, unknown> =>
+export const isPlainObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 function serialize(value: unknown, field: string): string {
@@ -139,25 +139,58 @@ function nonFinitePath(value: unknown, key: string): string | undefined {
   return undefined;
 }
 
+/** An event's tags: an array of 1 to LIMITS.tagsPerEvent distinct tags (absent: none). */
+export function assertTags(
+  tags: unknown,
+  field: string,
+  max: number = LIMITS.tagsPerEvent,
+): string[] | undefined {
+  if (tags === undefined) return undefined;
+  if (!Array.isArray(tags) || tags.length > max) {
+    throw new ValidationError(field, `must be an array of at most ${max} tags`);
+  }
+  const seen = new Set<string>();
+  tags.forEach((tag: unknown, index) => {
+    if (
+      typeof tag !== "string" ||
+      tag.length === 0 ||
+      tag.length > LIMITS.tagMaxLength ||
+      !TAG_PATTERN.test(tag)
+    ) {
+      throw new ValidationError(
+        `${field}[${index}]`,
+        `must be 1 to ${LIMITS.tagMaxLength} letters, digits and _ . : - @ /`,
+      );
+    }
+    if (seen.has(tag)) throw new ValidationError(`${field}[${index}]`, `repeats ${tag}`);
+    seen.add(tag);
+  });
+  return tags.length === 0 ? undefined : (tags as string[]);
+}
+
 /** Checks a batch against the append contract's limits, gives each event an id and serializes it. */
-export function prepareEvents(events: unknown): PreparedEvent[] {
+export function prepareEvents(events: unknown, path = "events", withTags = false): PreparedEvent[] {
   if (!Array.isArray(events) || events.length === 0) {
-    throw new ValidationError("events", "must be a non-empty array");
+    throw new ValidationError(path, "must be a non-empty array");
   }
   if (events.length > LIMITS.eventsPerAppend) {
     throw new ValidationError(
-      "events",
+      path,
       `holds ${events.length} events; at most ${LIMITS.eventsPerAppend} per append`,
     );
   }
   const ids = new Set<string>();
   let totalBytes = 0;
   const prepared = events.map((event: unknown, index): PreparedEvent => {
-    const at = `events[${index}]`;
+    const at = `${path}[${index}]`;
     if (!isPlainObject(event)) throw new ValidationError(at, "must be an object");
     for (const key of Object.keys(event)) {
-      if (!EVENT_FIELDS.has(key)) throw new ValidationError(`${at}.${key}`, "is not a known field");
+      if (!EVENT_FIELDS.has(key) && !(withTags && key === "tags")) {
+        const hint = key === "tags" ? " here: tagged events are appended with appendIfNoneMatch" : "";
+        throw new ValidationError(`${at}.${key}`, `is not a known field${hint}`);
+      }
     }
+    const tags = withTags ? assertTags((event as { tags?: unknown }).tags, `${at}.tags`) : undefined;
     const { eventId, type, data, metadata, schemaVersion } = event as Partial<NewEvent>;
     if (typeof type !== "string" || type.length === 0) {
       throw new ValidationError(`${at}.type`, "must be a non-empty string");
@@ -201,10 +234,10 @@ export function prepareEvents(events: unknown): PreparedEvent[] {
     const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
     if (bytes > LIMITS.eventBytes) throw new PayloadTooLargeError(at, LIMITS.eventBytes, bytes);
     totalBytes += bytes;
-    return { eventId: id, type, schemaVersion: version, dataJson, metadataJson };
+    return { eventId: id, type, schemaVersion: version, dataJson, metadataJson, ...(tags ? { tags } : {}) };
   });
   if (totalBytes > LIMITS.appendBytes) {
-    throw new PayloadTooLargeError("events", LIMITS.appendBytes, totalBytes);
+    throw new PayloadTooLargeError(path, LIMITS.appendBytes, totalBytes);
   }
   return prepared;
 }

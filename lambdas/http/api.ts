@@ -11,6 +11,7 @@ import { type AdminConfig, adminRoutes } from "./reset.ts";
 import { type ApiFunction, type RouteKey, routesOf } from "./routes.ts";
 import { snapshotRoutes } from "./snapshots.ts";
 import { streamRoutes } from "./streams.ts";
+import { tagRoutes } from "./tags.ts";
 
 /** What the API serves: the store (with the user's domain, if any), its projections, their wake-up. */
 export type ApiConfig = AdminConfig;
@@ -18,12 +19,16 @@ export type ApiConfig = AdminConfig;
 /** Every route's handler over `config`. */
 export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> {
   const streams = streamRoutes(config.store);
+  const tags = tagRoutes(config.store);
   const snapshots = snapshotRoutes(config.store);
   const reads = readAllRoutes(config);
   const admin = adminRoutes(config);
   const lifecycle = lifecycleRoutes(config.store);
   return {
     "POST /streams/{streamId}/events": streams.appendEvents,
+    "POST /streams/_batch": streams.appendToStreams,
+    "POST /tags/events": tags.appendIfNoneMatch,
+    "GET /tags/events": tags.readByTags,
     "PUT /streams/{streamId}/snapshot": snapshots.putSnapshot,
     "GET /streams/{streamId}/events": streams.readStreamEvents,
     "GET /streams/{streamId}": streams.getStreamInfo,

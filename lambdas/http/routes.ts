@@ -10,8 +10,8 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
 /**
  * What a caller does, each a set of routes (`EventStore.grantInvoke(principal, access)`) with a
  * matching table grant for the library in your own Lambdas:
- * - `append`: append events (`grantAppend`);
- * - `read`: read streams, stream info, the stream listing and snapshots (`grantRead`);
+ * - `append`: append events, to one stream or to several at once (`grantAppend`);
+ * - `read`: read streams, stream info, the stream listing, snapshots and events by tag (`grantRead`);
  * - `readAll`: read `$all`, projection status and read-model documents (`grantReadAll`);
  * - `writeSnapshots`: save snapshots over HTTP (`PUT /streams/{id}/snapshot`; in the library,
  *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
@@ -40,6 +40,9 @@ export interface RouteSpec {
 
 export const ROUTES = {
   "POST /streams/{streamId}/events": { fn: "write", access: "append" },
+  "POST /streams/_batch": { fn: "write", access: "append" },
+  "POST /tags/events": { fn: "write", access: "append" },
+  "GET /tags/events": { fn: "read", access: "read" },
   "PUT /streams/{streamId}/snapshot": { fn: "write", access: "writeSnapshots" },
   "GET /streams/{streamId}/events": { fn: "read", access: "read" },
   "GET /streams/{streamId}": { fn: "read", access: "read" },

@@ -1,7 +1,7 @@
 import { HTTP, STREAM_LIST, VERSION_DIGITS, WAIT } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
-import type { ExpectedVersion, NewEvent, ReadDirection } from "../core/types.ts";
+import type { ExpectedVersion, NewEvent, ReadDirection, StreamAppend } from "../core/types.ts";
 import { assertStreamId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
 import {
@@ -29,6 +29,7 @@ const eventsPath = (streamId: string) => `/streams/${encodeURIComponent(streamId
 export function streamRoutes(store: EventStore) {
   return {
     appendEvents: appendEvents(store),
+    appendToStreams: appendToStreams(store),
     readStreamEvents: readStreamEvents(store),
     getStreamInfo: getStreamInfo(store),
     listStreams: listStreams(store),
@@ -57,6 +58,31 @@ const appendEvents =
     return duplicate
       ? json(200, answer, { [HTTP.replayedHeader]: "true" })
       : json(201, answer, { location: `${eventsPath(streamId)}?fromVersion=${result.fromVersion}` });
+  };
+
+/**
+ * `POST /streams/_batch` with `{ appends: [{ streamId, expectedVersion?, events }] }`: one
+ * multi-stream append, all or nothing; 201 `{ streams: [...] }` when written, 200 with
+ * `idempotent-replayed: true` for a retry. (No route takes POST on `/streams/{streamId}`, so a
+ * stream named `_batch` is still reached at its own paths.)
+ */
+const appendToStreams =
+  (store: EventStore): RouteHandler =>
+  async (request) => {
+    const body = parseJsonObject(request, ["appends"]);
+    if (!headerOf(request, HTTP.correlationIdHeader) && Array.isArray(body.appends)) {
+      const correlationId = correlationOf((body.appends[0] as { events?: unknown } | undefined)?.events);
+      if (correlationId) logger.appendKeys({ correlationId });
+    }
+    if (body.appends === undefined) throw new ValidationError("appends", "is required");
+    const result = await store.appendToStreams(body.appends as StreamAppend[]);
+    const streams = result.streams.map(({ duplicate: _, ...answer }) => answer);
+    logger.info(result.duplicate ? "multi-stream append replayed" : "appended to streams", {
+      streams: streams.map(({ streamId, fromVersion, toVersion }) => ({ streamId, fromVersion, toVersion })),
+    });
+    return result.duplicate
+      ? json(200, { streams }, { [HTTP.replayedHeader]: "true" })
+      : json(201, { streams });
   };
 
 /**

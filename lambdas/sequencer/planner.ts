@@ -6,9 +6,11 @@
  * when the cursor is below `from` (a record was lost) the missing versions come first; when it is at
  * or past `to`, nothing (a duplicate). A stream whose versions cannot all be read is set aside, and
  * so are its later changes (they extend the set-aside range): per-stream order is never broken.
+ * The changes of one multi-stream append are one unit (units.ts): positioned together, in order.
  */
 import type { ChunkRef } from "../core/chunks.ts";
 import type { Aside, Cursor, TypesByVersion } from "./log.ts";
+import { orderUnits } from "./units.ts";
 
 /** What one head record says: `streamId` went from `fromVersion` to `toVersion`. */
 export interface HeadChange {
@@ -17,6 +19,10 @@ export interface HeadChange {
   readonly toVersion: number;
   /** The record's index in its batch. */
   readonly index: number;
+  /** From the head record: the batch record of the multi-stream append that made the change (units.ts). */
+  readonly batch?: readonly [string, string];
+  /** Once the batch record was read: the changes of one multi-stream append share it and are positioned together. */
+  readonly unit?: string;
 }
 
 export interface VersionRange {
@@ -111,7 +117,8 @@ export function planPositions(
   const stillAside = new Map<string, Aside>();
   let count = 0;
 
-  for (const change of changes) {
+  // A multi-stream append is one unit: its streams' earlier versions, then its ranges, together.
+  for (const change of orderUnits(changes)) {
     const { streamId } = change;
     const cursor = cursors.get(streamId) ?? { version: 0 };
     const retried = retrying.has(streamId);

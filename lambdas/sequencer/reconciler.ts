@@ -28,6 +28,7 @@ import {
   type StreamRecord,
   toLambdaRecord,
 } from "./stream-reader.ts";
+import { withUnits } from "./units.ts";
 
 /** What the event source mapping puts on its on-failure destination for a DynamoDB stream batch. */
 export interface FailedBatch {
@@ -235,8 +236,19 @@ async function positionMissing(
     }
     if (changes.length === 0) continue;
     ctx.log(`reconciler: ${changes.length} streams had events without a position; positioning them`);
-    const known = await readChangedEvents(ctx, changes);
-    await positionRetrying(ctx, changes, { known });
+    // Multi-stream appends among them go first, each as one unit (units.ts), in the records' order.
+    const inGroup = new Set(changes.map((change) => change.streamId));
+    const batches = seen
+      .map(({ change }) => change)
+      .filter(
+        (change) =>
+          change.batch !== undefined &&
+          inGroup.has(change.streamId) &&
+          change.toVersion > (cursors.get(change.streamId)?.version ?? 0),
+      );
+    const units = await withUnits(ctx, [...batches, ...changes]);
+    const known = await readChangedEvents(ctx, units);
+    await positionRetrying(ctx, units, { known });
   }
 }
 

@@ -19,6 +19,7 @@ import { sequenceCombining } from "./combiner.ts";
 import { LeaseLostError, type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { positionChanges, positionRetrying } from "./positioner.ts";
+import { batchRefOf, withUnits } from "./units.ts";
 
 export type { HeadChange };
 
@@ -60,7 +61,14 @@ export function headChangeOf(record: DynamoDBRecord, index: number): HeadChange 
   const toVersion = Number(image[ATTR.version]?.N ?? Number.NaN);
   const fromVersion = Number(record.dynamodb?.OldImage?.[ATTR.version]?.N ?? 0);
   if (!Number.isInteger(toVersion) || toVersion <= fromVersion) return undefined;
-  return { streamId: pk.slice(PREFIX.stream.length), fromVersion, toVersion, index };
+  const batch = batchRefOf(image);
+  return {
+    streamId: pk.slice(PREFIX.stream.length),
+    fromVersion,
+    toVersion,
+    index,
+    ...(batch ? { batch } : {}),
+  };
 }
 
 /**
@@ -126,8 +134,9 @@ export async function sequence(
   log: (message: string, detail?: unknown) => void = defaultLog,
 ): Promise<SequenceResult> {
   const ctx: LogContext = { client, tableName, deadline: Date.now() + DEFAULT_BUDGET_MS, log };
-  const known = await readChangedEvents(ctx, changes);
-  const result = await positionChanges(ctx, changes, { known, progress });
+  const units = await withUnits(ctx, changes);
+  const known = await readChangedEvents(ctx, units);
+  const result = await positionChanges(ctx, units, { known, progress });
   return { headPosition: result.headPosition, written: result.written };
 }
 
@@ -149,8 +158,8 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
       combine = true,
     } = typeof config === "function" ? config() : config;
     const records = event.Records ?? [];
-    const changes = records.map(headChangeOf).filter((change) => change !== undefined);
-    if (changes.length === 0) return { batchItemFailures: [] };
+    const headChanges = records.map(headChangeOf).filter((change) => change !== undefined);
+    if (headChanges.length === 0) return { batchItemFailures: [] };
     const budget = context?.getRemainingTimeInMillis() ?? DEFAULT_BUDGET_MS;
     const ctx: LogContext = {
       client,
@@ -163,7 +172,10 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
     let written = 0;
     let headPosition = 0;
     let failure: unknown;
+    // Each multi-stream append's changes, whole (units.ts); a failure to read them is a failure of the batch.
+    let changes: HeadChange[] = headChanges;
     try {
+      changes = await withUnits(ctx, headChanges);
       const known = await readChangedEvents(ctx, changes);
       if (combine) {
         for (let attempt = 1; ; attempt++) {

@@ -24,7 +24,8 @@ export interface StagedPlan {
   readonly stagedAt: string;
 }
 
-type EncodedChange = [string, number, number, string | (string | null)[]];
+/** `[streamId, fromVersion, toVersion, types, unit?]`: the unit when the change is part of a multi-stream append. */
+type EncodedChange = [string, number, number, string | (string | null)[], string?];
 
 const S = (value: string): AttributeValue => ({ S: value });
 
@@ -46,7 +47,14 @@ function encode(changes: readonly HeadChange[], known: ReadonlyMap<string, Types
       }
       const first = types[0] ?? null;
       const same = first !== null && types.every((type) => type === first);
-      return [change.streamId, change.fromVersion, change.toVersion, same ? first : types];
+      const encoded: EncodedChange = [
+        change.streamId,
+        change.fromVersion,
+        change.toVersion,
+        same ? first : types,
+      ];
+      if (change.unit !== undefined) encoded.push(change.unit);
+      return encoded;
     }),
   );
 }
@@ -54,14 +62,14 @@ function encode(changes: readonly HeadChange[], known: ReadonlyMap<string, Types
 function decode(text: string): { changes: HeadChange[]; known: Map<string, TypesByVersion> } {
   const known = new Map<string, TypesByVersion>();
   const changes = (JSON.parse(text) as EncodedChange[]).map(
-    ([streamId, fromVersion, toVersion, types], index) => {
+    ([streamId, fromVersion, toVersion, types, unit], index) => {
       const byVersion = known.get(streamId) ?? new Map<number, string>();
       for (let version = fromVersion + 1; version <= toVersion; version++) {
         const type = typeof types === "string" ? types : types[version - fromVersion - 1];
         if (type) byVersion.set(version, type);
       }
       known.set(streamId, byVersion);
-      return { streamId, fromVersion, toVersion, index };
+      return { streamId, fromVersion, toVersion, index, ...(unit === undefined ? {} : { unit }) };
     },
   );
   return { changes, known };

@@ -182,15 +182,17 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: write");
     // THEN
-    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"];
+    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem", "BatchGetItem"];
     expect(permissions).toEqual(
       [
         ...ownLogs(),
         ...lines(
           appendActions.map((a) => `dynamodb:${a}`),
           TABLE,
-          [streamKeys],
+          [streamKeys, `${PREFIX.tag}*`],
         ),
+        // The snapshot route's check that the stream exists: its own statement.
+        ...lines(["dynamodb:ConditionCheckItem"], TABLE, [streamKeys]),
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           httpSnapshotKeys,
         ]),
@@ -209,10 +211,16 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     expect(permissions).toEqual(
       [
         ...ownLogs(),
-        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [streamKeys, snapshotKeys, httpSnapshotKeys]),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+          streamKeys,
+          snapshotKeys,
+          httpSnapshotKeys,
+          `${PREFIX.tag}*`,
+        ]),
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
         ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
-        // $all's entries are references: its reader reads the events by key (and a listing the heads).
+        // $all's entries are references: its reader reads the events by key (a listing the heads, readByTags the tag heads).
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys, `${PREFIX.tag}*`]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
       ].sort(),
     );

@@ -133,18 +133,20 @@ describe("table grants for users' own functions", () => {
   const template = Template.fromStack(stack);
   const fnId = (fn: lambda.IFunction) => stack.getLogicalId(fn.node.defaultChild as lambda.CfnFunction);
 
-  it("grantAppend: reads and conditional writes of stream keys, no delete", () => {
+  it("grantAppend: reads and conditional writes of stream and tag keys, no delete", () => {
     // THEN
     expect(permissionsOf(template, idOf(stack, appender))).toEqual(
       lines(
-        ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"].map((a) => `dynamodb:${a}`),
+        ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem", "BatchGetItem"].map(
+          (a) => `dynamodb:${a}`,
+        ),
         TABLE,
-        [`${PREFIX.stream}*`],
+        [`${PREFIX.stream}*`, `${PREFIX.tag}*`],
       ).sort(),
     );
   });
 
-  it("grantRead: GetItem and Query of stream and snapshot keys (the repository's and HTTP's), Query of the stream listing, BatchGetItem of the heads it shows", () => {
+  it("grantRead: GetItem and Query of stream, snapshot (the repository's and HTTP's) and tag keys, Query of the stream listing, BatchGetItem of stream and tag keys", () => {
     // THEN
     expect(permissionsOf(template, idOf(stack, reader))).toEqual(
       [
@@ -152,9 +154,10 @@ describe("table grants for users' own functions", () => {
           `${PREFIX.stream}*`,
           `${PREFIX.snapshot}*`,
           `${PREFIX.httpSnapshot}*`,
+          `${PREFIX.tag}*`,
         ]),
         ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
-        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.tag}*`]),
       ].sort(),
     );
   });

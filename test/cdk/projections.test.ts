@@ -217,15 +217,17 @@ describe("addCommandHandler", () => {
       Runtime: "nodejs24.x",
       Environment: { Variables: Match.objectLike({ [ENV.tableName]: Match.anyValue() }) },
     });
-    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem"];
+    const appendActions = ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem", "BatchGetItem"];
     expect(permissionsOf(template, roleId)).toEqual(
       [
         ...lines(["logs:CreateLogStream", "logs:PutLogEvents"], "LogGroup.Arn"),
         ...lines(
           appendActions.map((a) => `dynamodb:${a}`),
           TABLE,
-          [`${PREFIX.stream}*`],
+          [`${PREFIX.stream}*`, `${PREFIX.tag}*`],
         ),
+        // The snapshot writer's check that the stream exists: its own statement.
+        ...lines(["dynamodb:ConditionCheckItem"], TABLE, [`${PREFIX.stream}*`]),
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           `${PREFIX.snapshot}*`,
         ]),
@@ -311,9 +313,10 @@ describe("EventStore props", () => {
           `${PREFIX.stream}*`,
           `${PREFIX.snapshot}*`,
           `${PREFIX.httpSnapshot}*`,
+          `${PREFIX.tag}*`,
         ]),
         ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
-        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.tag}*`]),
         ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
       ].sort(),
     );

@@ -13,8 +13,10 @@ import {
   type ClientReadAllOptions,
   ConnectionError,
   IdempotencyConflictError,
+  MultiStreamConflictError,
   NotFoundError,
   StreamNotFoundError,
+  TagConflictError,
   ValidationError,
   WrongExpectedVersionError,
 } from "../../lambdas/client/index.ts";
@@ -78,6 +80,41 @@ describe("CairnClient against the local server", () => {
     const retry = await client.append(streamId, events, { expectedVersion: 0 });
 
     expect(retry).toEqual({ ...first, duplicate: true });
+  });
+
+  it("appends to several streams at once, reports a retry as a duplicate and a conflict with every stream", async () => {
+    // Prepare
+    const [a, b] = [newOrder(), newOrder()];
+    const appends = [
+      { streamId: a, expectedVersion: 0, events: [{ ...placed, eventId: randomUUID() }] },
+      { streamId: b, expectedVersion: "no_stream" as const, events: [{ ...placed, eventId: randomUUID() }] },
+    ];
+
+    // Act
+    const first = await client.appendToStreams(appends);
+    const retry = await client.appendToStreams(appends);
+    const conflict = await client
+      .appendToStreams([
+        { streamId: a, expectedVersion: 0, events: [added("x")] },
+        { streamId: b, expectedVersion: 3, events: [added("y")] },
+      ])
+      .catch((error: unknown) => error);
+
+    // Assess
+    expect(first.duplicate).toBe(false);
+    expect(first.streams.map((result) => [result.streamId, result.fromVersion, result.toVersion])).toEqual([
+      [a, 1, 1],
+      [b, 1, 1],
+    ]);
+    expect(retry).toEqual({
+      streams: first.streams.map((result) => ({ ...result, duplicate: true })),
+      duplicate: true,
+    });
+    expect(conflict).toBeInstanceOf(MultiStreamConflictError);
+    expect((conflict as MultiStreamConflictError).conflicts).toEqual([
+      { streamId: a, expectedVersion: 0, currentVersion: 1 },
+      { streamId: b, expectedVersion: 3, currentVersion: 1 },
+    ]);
   });
 
   it("pages through a stream longer than one HTTP page", async () => {
@@ -341,6 +378,14 @@ describe("CairnClient covers the API", () => {
 
     // Act
     await recording.append(streamId, [placed]);
+    await recording.appendToStreams([{ streamId: newOrder(), events: [placed] }]);
+    const tag = `order:${randomUUID()}`;
+    const { token } = await recording.readByTags({ tags: [tag] });
+    await recording.appendIfNoneMatch([{ ...placed, tags: [tag] }], { query: { tags: [tag] }, after: token });
+    const conflict = await recording
+      .appendIfNoneMatch([{ ...placed, tags: [tag] }], { query: { tags: [tag] }, after: token })
+      .catch((error: unknown) => error);
+    expect(conflict).toBeInstanceOf(TagConflictError);
     await recording.readStream(streamId);
     await recording.streamInfo(streamId);
     await recording.putSnapshot(streamId, { version: 1, state: { n: 1 } });

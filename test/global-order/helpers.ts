@@ -4,13 +4,22 @@ import { ATTR, type EventStore, ITEM_KIND, type RecordedEvent, streamKey } from 
 
 let sequence = 0;
 
-/** A stream record of a head item moving from `from` to `to`, as Lambda delivers it. */
-export function headRecord(streamId: string, from: number, to: number): DynamoDBRecord {
+/**
+ * A stream record of a head item moving from `from` to `to`, as Lambda delivers it; `batch`, the
+ * batch record's key `[first streamId, first event id]` when a multi-stream append moved it.
+ */
+export function headRecord(
+  streamId: string,
+  from: number,
+  to: number,
+  batch?: readonly [string, string],
+): DynamoDBRecord {
   const keys: Record<string, AttributeValue> = { PK: { S: streamKey(streamId) }, SK: { S: "HEAD" } };
   const image = (version: number): Record<string, AttributeValue> => ({
     ...keys,
     [ATTR.version]: { N: String(version) },
     [ATTR.kind]: { S: ITEM_KIND.head },
+    ...(batch && version === to ? { [ATTR.batch]: { L: [{ S: batch[0] }, { S: batch[1] }] } } : {}),
   });
   return record(from === 0 ? "INSERT" : "MODIFY", keys, image(to), from === 0 ? undefined : image(from));
 }
@@ -79,5 +88,35 @@ export function logProblems(
   }
   if (seen.size !== expectedVersions.size)
     problems.push(`${seen.size} streams in $all, ${expectedVersions.size} expected`);
+  return problems;
+}
+
+/**
+ * What breaks the contiguity of multi-stream appends in `$all`: for each append (its streams'
+ * ranges in the order given), its events must hold consecutive positions in that order.
+ */
+export function contiguityProblems(
+  events: readonly RecordedEvent[],
+  appends: readonly (readonly { streamId: string; fromVersion: number; toVersion: number }[])[],
+): string[] {
+  const positionOf = new Map(
+    events.map((event) => [`${event.streamId}@${event.version}`, event.globalPosition]),
+  );
+  const problems: string[] = [];
+  for (const ranges of appends) {
+    const positions: (number | undefined)[] = [];
+    for (const { streamId, fromVersion, toVersion } of ranges) {
+      for (let version = fromVersion; version <= toVersion; version++) {
+        positions.push(positionOf.get(`${streamId}@${version}`));
+      }
+    }
+    const first = positions[0];
+    const contiguous =
+      first !== undefined && positions.every((position, index) => position === first + index);
+    if (!contiguous) {
+      const names = ranges.map((range) => `${range.streamId}@${range.fromVersion}-${range.toVersion}`);
+      problems.push(`${names.join(", ")} at positions ${positions.join(", ")}`);
+    }
+  }
   return problems;
 }

@@ -10,6 +10,7 @@ import {
   PayloadTooLargeError,
   StreamDeletedError,
   StreamNotFoundError,
+  TagConflictError,
   ThrottledError,
   ValidationError,
   WrongExpectedMetadataVersionError,
@@ -60,7 +61,21 @@ for (const route of Object.keys(ROUTES)) {
   const [method, template] = route.split(" ") as [string, string];
   methodsByPath.set(template, [...(methodsByPath.get(template) ?? []), method]);
 }
-const pathsOfRoutes = [...methodsByPath].map(([template, methods]) => ({ template, methods }));
+/** The methods a concrete path has: `/streams/_batch` is also `/streams/{streamId}`'s path. */
+const methodsAt = (template: string): string[] => {
+  const parts = template.split("/");
+  const methods = [...methodsByPath].flatMap(([other, those]) => {
+    const others = other.split("/");
+    const matches =
+      others.length === parts.length &&
+      others.every(
+        (part, index) => part === parts[index] || (part.startsWith("{") && !parts[index]?.startsWith("{")),
+      );
+    return matches ? those : [];
+  });
+  return [...new Set(methods)];
+};
+const pathsOfRoutes = [...methodsByPath].map(([template]) => ({ template, methods: methodsAt(template) }));
 
 /** One error of each code the handlers answer with (a new code fails to compile until it is here). */
 const ERRORS = {
@@ -73,6 +88,7 @@ const ERRORS = {
   Contention: new ContentionError(streamId, 5),
   IdempotencyConflict: new IdempotencyConflictError(streamId, "e-1", 3, "event id e-1 is at version 3"),
   NotFound: new NotFoundError("no projection named nope"),
+  TagConflict: new TagConflictError({ tags: ["course:c1"], types: ["StudentSubscribed"] }),
   Throttled: new ThrottledError(1),
   InternalError: new Error("a bug"),
 } satisfies Record<ErrorCode, Error>;

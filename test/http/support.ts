@@ -40,16 +40,21 @@ const pointer = (segments: readonly string[]) =>
     .map((segment) => `/${encodeURIComponent(segment.replace(/~/g, "~0").replace(/\//g, "~1"))}`)
     .join("");
 
-/** The spec's path template for a concrete path (`/streams/a/events` → `/streams/{streamId}/events`). */
-export function templateOf(path: string): string | undefined {
+/**
+ * The spec's path template for a concrete path (`/streams/a/events` → `/streams/{streamId}/events`):
+ * with `method`, the one that has it (`GET /streams/_batch` is `/streams/{streamId}`).
+ */
+export function templateOf(path: string, method?: string): string | undefined {
   const segments = path.split("?")[0]?.split("/") ?? [];
-  return Object.keys(spec.paths).find((template) => {
+  const matching = Object.keys(spec.paths).filter((template) => {
     const parts = template.split("/");
     return (
       parts.length === segments.length &&
       parts.every((part, index) => part.startsWith("{") || part === segments[index])
     );
   });
+  const withMethod = method && matching.find((template) => spec.paths[template]?.[method.toLowerCase()]);
+  return withMethod || matching[0];
 }
 
 /** The validator of the schema at a location in openapi.yaml (`["components", "schemas", "Error"]`). */
@@ -71,7 +76,7 @@ function schemaOf(response: Json, at: readonly string[]): string[] {
  * generic `Error`.
  */
 export function validateResponse(method: string, path: string, response: ApiResponse): void {
-  const template = templateOf(path);
+  const template = templateOf(path, method);
   const item = template ? (spec.paths[template] as Record<string, Json>) : undefined;
   const operation = item?.[method.toLowerCase()];
   let location: string[];
