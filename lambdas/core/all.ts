@@ -10,12 +10,11 @@
  */
 import {
   type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
 } from "@aws-sdk/client-dynamodb";
+import { getItemsByKey } from "./batch-get.ts";
 import { type ChunkEntry, chunkFromItem, entriesOf, pageOf } from "./chunks.ts";
 import {
   ATTR,
@@ -344,34 +343,20 @@ async function readRules(store: AllReader, entries: readonly ChunkEntry[]): Prom
   const groups: string[][] = [];
   for (let start = 0; start < streams.length; start += 100) groups.push(streams.slice(start, start + 100));
   await mapLimited(groups, READ_CONCURRENCY, async (group) => {
-    let keys: Record<string, AttributeValue>[] | undefined = group.map((streamId) => ({
+    const keys = group.map((streamId) => ({
       [KEYS.partition]: { S: streamKey(streamId) },
       [KEYS.sort]: { S: SORT_KEY.head },
     }));
-    for (let attempt = 0; keys && keys.length > 0; attempt++) {
-      if (attempt > 0) {
-        const wait = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
-        await new Promise((resolve) => setTimeout(resolve, wait));
+    const heads = await getItemsByKey(store.client, store.tableName, keys, {
+      consistent: true,
+      projection: RULE_PROJECTION,
+      names: RULE_PROJECTION_NAMES,
+    });
+    for (const head of heads) {
+      const retention = retentionOf(head, now);
+      if (!hasNoRules(retention)) {
+        rules.set((head[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), retention);
       }
-      const answer: BatchGetItemCommandOutput = await store.client.send(
-        new BatchGetItemCommand({
-          RequestItems: {
-            [store.tableName]: {
-              Keys: keys,
-              ConsistentRead: true,
-              ProjectionExpression: RULE_PROJECTION,
-              ExpressionAttributeNames: RULE_PROJECTION_NAMES,
-            },
-          },
-        }),
-      );
-      for (const head of answer.Responses?.[store.tableName] ?? []) {
-        const retention = retentionOf(head, now);
-        if (!hasNoRules(retention)) {
-          rules.set((head[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), retention);
-        }
-      }
-      keys = answer.UnprocessedKeys?.[store.tableName]?.Keys;
     }
   });
   return rules;
@@ -405,32 +390,15 @@ async function batchGetItems(
   group: readonly ChunkEntry[],
   consistent: boolean,
 ): Promise<Record<string, AttributeValue>[]> {
-  const found: Record<string, AttributeValue>[] = [];
-  let keys: Record<string, AttributeValue>[] | undefined = group.map((entry) => ({
+  const keys = group.map((entry) => ({
     [KEYS.partition]: { S: streamKey(entry.streamId) },
     [KEYS.sort]: { S: versionKey(entry.version) },
   }));
-  for (let attempt = 0; keys && keys.length > 0; attempt++) {
-    if (attempt > 0) {
-      const wait = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-    const answer: BatchGetItemCommandOutput = await store.client.send(
-      new BatchGetItemCommand({
-        RequestItems: {
-          [store.tableName]: {
-            Keys: keys,
-            ConsistentRead: consistent,
-            ProjectionExpression: EVENT_PROJECTION,
-            ExpressionAttributeNames: EVENT_PROJECTION_NAMES,
-          },
-        },
-      }),
-    );
-    found.push(...(answer.Responses?.[store.tableName] ?? []));
-    keys = answer.UnprocessedKeys?.[store.tableName]?.Keys;
-  }
-  return found;
+  return getItemsByKey(store.client, store.tableName, keys, {
+    consistent,
+    projection: EVENT_PROJECTION,
+    names: EVENT_PROJECTION_NAMES,
+  });
 }
 
 async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {

@@ -9,8 +9,6 @@
  */
 import {
   type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   GetItemCommand,
   TransactionCanceledException,
   type TransactWriteItem,
@@ -26,6 +24,7 @@ import {
   isMissingList,
   toHead,
 } from "./append.ts";
+import { getItemsByKey } from "./batch-get.ts";
 import { ATTR, batchKey, ITEM_KIND, KEYS, LIMITS, SORT_KEY, streamKey } from "./constants.ts";
 import {
   ContentionError,
@@ -345,22 +344,13 @@ async function readHeads(
 ): Promise<Map<string, Head | undefined>> {
   const heads = new Map<string, Head | undefined>(streamIds.map((streamId) => [streamId, undefined]));
   if (streamIds.length === 0) return heads;
-  let keys: Record<string, AttributeValue>[] | undefined = streamIds.map((streamId) => ({
+  const keys = streamIds.map((streamId) => ({
     [KEYS.partition]: S(streamKey(streamId)),
     [KEYS.sort]: HEAD_SK,
   }));
-  for (let attempt = 1; keys && keys.length > 0; attempt++) {
-    const answer: BatchGetItemCommandOutput = await target.client.send(
-      new BatchGetItemCommand({
-        RequestItems: { [target.tableName]: { Keys: keys, ConsistentRead: true } },
-      }),
-    );
-    for (const item of answer.Responses?.[target.tableName] ?? []) {
-      const pk = item[KEYS.partition]?.S ?? "";
-      heads.set(pk.slice(streamKey("").length), toHead(item));
-    }
-    keys = answer.UnprocessedKeys?.[target.tableName]?.Keys;
-    if (keys && keys.length > 0) await backoff(attempt);
+  for (const item of await getItemsByKey(target.client, target.tableName, keys, { consistent: true })) {
+    const pk = item[KEYS.partition]?.S ?? "";
+    heads.set(pk.slice(streamKey("").length), toHead(item));
   }
   return heads;
 }

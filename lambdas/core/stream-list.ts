@@ -6,13 +6,8 @@
  * never a Scan.
  */
 import { createHash } from "node:crypto";
-import {
-  type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
-  type DynamoDBClient,
-  QueryCommand,
-} from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { getItemsByKey } from "./batch-get.ts";
 import {
   ATTR,
   categoryOf,
@@ -135,36 +130,15 @@ async function readHeads(
   streamIds: readonly string[],
 ): Promise<Map<string, Record<string, AttributeValue>>> {
   const heads = new Map<string, Record<string, AttributeValue>>();
-  let keys: Record<string, AttributeValue>[] | undefined = streamIds.map((streamId) => ({
+  const keys = streamIds.map((streamId) => ({
     [KEYS.partition]: { S: streamKey(streamId) },
     [KEYS.sort]: { S: SORT_KEY.head },
   }));
-  for (let attempt = 0; keys && keys.length > 0; attempt++) {
-    if (attempt > 0) {
-      const wait = Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2);
-      await new Promise((resolve) => setTimeout(resolve, wait));
-    }
-    const answer: BatchGetItemCommandOutput = await target.client.send(
-      new BatchGetItemCommand({
-        RequestItems: {
-          [target.tableName]: {
-            Keys: keys,
-            ConsistentRead: true,
-            ProjectionExpression: "#pk, #v, #c, #u",
-            ExpressionAttributeNames: {
-              "#pk": KEYS.partition,
-              "#v": ATTR.version,
-              "#c": ATTR.createdAt,
-              "#u": ATTR.updatedAt,
-            },
-          },
-        },
-      }),
-    );
-    for (const item of answer.Responses?.[target.tableName] ?? []) {
-      heads.set(streamIdFromKey(item[KEYS.partition]?.S ?? ""), item);
-    }
-    keys = answer.UnprocessedKeys?.[target.tableName]?.Keys;
-  }
+  const items = await getItemsByKey(target.client, target.tableName, keys, {
+    consistent: true,
+    projection: "#pk, #v, #c, #u",
+    names: { "#pk": KEYS.partition, "#v": ATTR.version, "#c": ATTR.createdAt, "#u": ATTR.updatedAt },
+  });
+  for (const item of items) heads.set(streamIdFromKey(item[KEYS.partition]?.S ?? ""), item);
   return heads;
 }

@@ -17,14 +17,13 @@
  */
 import {
   type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   QueryCommand,
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type AppendTarget, appendItems, backoff, eventIdHash, readHead } from "./append.ts";
+import { getItemsByKey } from "./batch-get.ts";
 import {
   ATTR,
   ITEM_KIND,
@@ -109,26 +108,16 @@ const countOf = (counts: Counts, tag: string, type: string): number => counts.ge
 /** The tag heads of `tags` (consistent BatchGetItem): per tag, its counts. */
 async function readTagHeads(target: AppendTarget, tags: readonly string[]): Promise<Counts> {
   const counts: Counts = new Map(tags.map((tag) => [tag, new Map<string, number>()]));
-  let keys: Record<string, AttributeValue>[] | undefined = tags.map((tag) => ({
-    [KEYS.partition]: S(tagKey(tag)),
-    [KEYS.sort]: HEAD_SK,
-  }));
-  for (let attempt = 1; keys && keys.length > 0; attempt++) {
-    const answer: BatchGetItemCommandOutput = await target.client.send(
-      new BatchGetItemCommand({ RequestItems: { [target.tableName]: { Keys: keys, ConsistentRead: true } } }),
-    );
-    for (const item of answer.Responses?.[target.tableName] ?? []) {
-      const tag = (item[KEYS.partition]?.S ?? "").slice(PREFIX.tag.length);
-      const byType = new Map<string, number>();
-      for (const [name, value] of Object.entries(item)) {
-        if (name === ATTR.tagCount) byType.set(ALL, Number(value.N));
-        else if (name.startsWith(PREFIX.tagTypeCount))
-          byType.set(name.slice(PREFIX.tagTypeCount.length), Number(value.N));
-      }
-      counts.set(tag, byType);
+  const keys = tags.map((tag) => ({ [KEYS.partition]: S(tagKey(tag)), [KEYS.sort]: HEAD_SK }));
+  for (const item of await getItemsByKey(target.client, target.tableName, keys, { consistent: true })) {
+    const tag = (item[KEYS.partition]?.S ?? "").slice(PREFIX.tag.length);
+    const byType = new Map<string, number>();
+    for (const [name, value] of Object.entries(item)) {
+      if (name === ATTR.tagCount) byType.set(ALL, Number(value.N));
+      else if (name.startsWith(PREFIX.tagTypeCount))
+        byType.set(name.slice(PREFIX.tagTypeCount.length), Number(value.N));
     }
-    keys = answer.UnprocessedKeys?.[target.tableName]?.Keys;
-    if (keys && keys.length > 0) await backoff(attempt);
+    counts.set(tag, byType);
   }
   return counts;
 }
