@@ -30,6 +30,13 @@ export const PREFIX = {
 export const SORT_KEY = {
   /** The per-stream head item: current version, times, size of the last append (and the retention rules, see LIFECYCLE). */
   head: "HEAD",
+  /**
+   * The stream's rules tail: a copy of the head's `rules` map, written with the head by every
+   * metadata write and delete (absent while the stream never had either). It sorts after every other
+   * sort key of a stream partition (`~` after `VERSION#…`, nothing between them), so a forward read
+   * to the stream's end meets it in the same Query and needs no read of the head (docs/decisions.md).
+   */
+  rules: "~RULES",
 } as const;
 
 /** Attribute names of event and head items. */
@@ -76,6 +83,8 @@ export const ITEM_KIND = {
   tagHead: "tag-head",
   tagEntry: "tag-entry",
   snapshot: "snapshot",
+  /** A stream's rules tail (SORT_KEY.rules). */
+  rules: "rules",
   all: "all",
   streamList: "stream-list",
   projection: "projection",

@@ -282,6 +282,16 @@ export class EventStore {
       options.maxBytes === undefined
         ? undefined
         : assertPositiveInteger(options.maxBytes, "maxBytes", Number.MAX_SAFE_INTEGER);
+    if (
+      !backward &&
+      from !== undefined &&
+      from > 1 &&
+      options.limit === undefined &&
+      maxBytes === undefined
+    ) {
+      const toEnd = await this.readToEnd(streamId, from);
+      if (toEnd) return toEnd;
+    }
     const pk = S(streamKey(streamId));
     // Forward from the start, the head comes first in the same Query (its sort key sorts before the
     // events'); otherwise it is read beside the first page, not before it.
@@ -383,6 +393,59 @@ export class EventStore {
     return nextVersion === undefined
       ? { streamId, events, ...deleted }
       : { streamId, events, nextVersion, ...deleted };
+  }
+
+  /**
+   * A forward read from a later version to the stream's end (what a load from a snapshot does) in
+   * one Query and no read of the head: the range starts one version early, at an anchor event that
+   * proves the stream exists and gives its version when nothing follows, and ends at the rules tail
+   * (SORT_KEY.rules), which every metadata write and delete writes with the head. The last event
+   * read is the stream's version. Undefined when the anchor is missing (no such stream, or its early
+   * events are gone): the caller then reads the head.
+   */
+  private async readToEnd(streamId: string, from: number): Promise<ReadStreamResult | undefined> {
+    const items: Record<string, AttributeValue>[] = [];
+    let startKey: Record<string, AttributeValue> | undefined;
+    do {
+      const page = await throttled(
+        this.client.send(
+          new QueryCommand({
+            TableName: this.tableName,
+            ConsistentRead: true,
+            KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+            ExpressionAttributeValues: {
+              ":pk": S(streamKey(streamId)),
+              ":low": S(versionKey(from - 1)),
+              ":high": S(SORT_KEY.rules),
+            },
+            ExclusiveStartKey: startKey,
+          }),
+        ),
+      );
+      for (const item of page.Items ?? []) items.push(item);
+      startKey = page.LastEvaluatedKey;
+    } while (startKey);
+    const anchor = items[0];
+    if (anchor?.[ATTR.eventId] === undefined || Number(anchor[ATTR.version]?.N) !== from - 1)
+      return undefined;
+    const tail = items.length > 1 && items.at(-1)?.[ATTR.eventId] === undefined ? items.pop() : undefined;
+    const version = (items.at(-1) as Record<string, AttributeValue>)[ATTR.version] as AttributeValue;
+    const rules = tail?.[LIFECYCLE.rulesAttr];
+    const retention = this.retentionFor(
+      streamId,
+      toHead(rules ? { [ATTR.version]: version, [LIFECYCLE.rulesAttr]: rules } : { [ATTR.version]: version }),
+    );
+    const ruled = hasNoRules(retention) ? undefined : retention;
+    const events: RecordedEvent[] = [];
+    for (let index = 1; index < items.length; index++) {
+      const item = items[index] as Record<string, AttributeValue>;
+      if (ruled && !isRetained(ruled, Number(item[ATTR.version]?.N), item[ATTR.createdAt]?.S as string))
+        continue;
+      events.push(this.toEvent(streamId, item));
+    }
+    return retention.deletedAt > 0
+      ? { streamId, events, deletedAt: retention.deletedAt }
+      : { streamId, events };
   }
 
   /** The rules of a read: StreamNotFound when the stream does not exist or was soft deleted, StreamDeleted when hard deleted. */

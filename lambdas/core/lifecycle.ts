@@ -252,7 +252,7 @@ export async function deleteStream(
 }
 
 interface Change {
-  /** The head's update, which must set `#mv = :mv`. */
+  /** The head's update, which must set `#mv = :mv` and `#l = :l` (the whole rules map, copied to the rules tail). */
   readonly update: string;
   readonly names: Record<string, string>;
   readonly values: Record<string, AttributeValue>;
@@ -320,6 +320,19 @@ async function commit(
                 ":now": now,
                 ":kind": S(ITEM_KIND.head),
                 ...(current === 0 ? {} : { ":current": N(current) }),
+              },
+            },
+          },
+          {
+            // The rules tail: the head's new rules again, where a read to the stream's end meets them.
+            Put: {
+              TableName: target.tableName,
+              Item: {
+                [KEYS.partition]: S(streamKey(streamId)),
+                [KEYS.sort]: S(SORT_KEY.rules),
+                [ATTR.kind]: S(ITEM_KIND.rules),
+                [LIFECYCLE.rulesAttr]: change.values[":l"] as AttributeValue,
+                [ATTR.updatedAt]: now,
               },
             },
           },

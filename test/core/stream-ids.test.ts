@@ -14,6 +14,7 @@ import {
   projectionDocKey,
   projectionParkedKey,
   SnapshotStore,
+  SORT_KEY,
   snapshotKey,
   snapshotStreamKey,
   streamKey,
@@ -150,6 +151,7 @@ describe("key budgets: every id at its limit fits DynamoDB's key limits with its
 
   it.each([
     ["event", streamKey(longestId), versionKey(9_999_999_999)],
+    ["rules tail", streamKey(longestId), SORT_KEY.rules],
     ["append guard", streamKey(longestId), appendGuardKey("e".repeat(LIMITS.eventIdMaxLength))],
     ["snapshot", snapshotStreamKey(longestId), snapshotKey(9_999_999_999)],
     ["$all cursor", allCursorKey(longestId), "CURSOR"],

@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GLOBAL_LOG, WAIT } from "../../lambdas/core/constants.ts";
 import { StreamNotFoundError, ValidationError } from "../../lambdas/core/errors.ts";
@@ -7,6 +6,7 @@ import type { EventStore } from "../../lambdas/core/event-store.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { batch, headRecord } from "../global-order/helpers.ts";
 import { createTestStore } from "../support/dynamodb.ts";
+import { requestsOf } from "../support/requests.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
@@ -27,27 +27,6 @@ async function appendAndSequence(streamId: string, types: readonly string[]): Pr
     types.map((type) => ({ type, data: { type } })),
   );
   await sequence(batch(headRecord(streamId, result.fromVersion - 1, result.toVersion)));
-}
-
-/** Every request `client` sends while `run` runs: command name and input. */
-async function requestsOf<T>(
-  client: DynamoDBClient,
-  run: () => Promise<T>,
-): Promise<{ result: T; requests: { command: string; input: Record<string, unknown> }[] }> {
-  const requests: { command: string; input: Record<string, unknown> }[] = [];
-  const name = `count-${randomUUID()}`;
-  client.middlewareStack.add(
-    (next, context) => async (args) => {
-      requests.push({ command: context.commandName as string, input: args.input as Record<string, unknown> });
-      return next(args);
-    },
-    { step: "initialize", name },
-  );
-  try {
-    return { result: await run(), requests };
-  } finally {
-    client.middlewareStack.remove(name);
-  }
 }
 
 const headOf = async () => (await store.readAll()).headPosition;
