@@ -1,7 +1,5 @@
 import {
   type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   type DynamoDBClient,
   QueryCommand,
   type QueryCommandInput,
@@ -9,6 +7,7 @@ import {
 import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
 import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
+import { getItemsByKey } from "./batch-get.ts";
 import { ATTR, categoryOf, KEYS, LIFECYCLE, PREFIX, SORT_KEY, streamKey, versionKey } from "./constants.ts";
 import { StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
 import {
@@ -185,19 +184,11 @@ export class EventStore {
       readByTags(this.target, query, after, async (keys) => {
         const items = new Map<string, Record<string, AttributeValue>>();
         for (let start = 0; start < keys.length; start += 100) {
-          let wanted: Record<string, AttributeValue>[] | undefined = keys
+          const wanted = keys
             .slice(start, start + 100)
             .map(({ streamId, version }) => eventKey(streamId, version));
-          while (wanted && wanted.length > 0) {
-            const answer: BatchGetItemCommandOutput = await this.client.send(
-              new BatchGetItemCommand({
-                RequestItems: { [this.tableName]: { Keys: wanted, ConsistentRead: true } },
-              }),
-            );
-            for (const item of answer.Responses?.[this.tableName] ?? []) {
-              items.set(`${item[KEYS.partition]?.S}\u0000${item[KEYS.sort]?.S}`, item);
-            }
-            wanted = answer.UnprocessedKeys?.[this.tableName]?.Keys;
+          for (const item of await getItemsByKey(this.client, this.tableName, wanted, { consistent: true })) {
+            items.set(`${item[KEYS.partition]?.S}\u0000${item[KEYS.sort]?.S}`, item);
           }
         }
         return keys.flatMap(({ streamId, version }) => {
