@@ -5,23 +5,11 @@
  */
 import { join } from "node:path";
 import * as esbuild from "esbuild";
-import { BUNDLES_DIR, CAIRN_LAMBDAS, type CairnLambda, ESBUILD, REPO_ROOT } from "../lib/bundling.ts";
+import { BUNDLES_DIR, CAIRN_LAMBDAS, type CairnLambda, esbuildOptions, REPO_ROOT } from "../lib/bundling.ts";
 
 for (const name of Object.keys(CAIRN_LAMBDAS) as CairnLambda[]) {
   const result = await esbuild.build({
-    entryPoints: [join(REPO_ROOT, CAIRN_LAMBDAS[name])],
-    outfile: join(BUNDLES_DIR, name, "index.mjs"),
-    bundle: true,
-    platform: ESBUILD.platform,
-    format: ESBUILD.format,
-    target: ESBUILD.target,
-    minify: ESBUILD.minify,
-    sourcemap: ESBUILD.sourcemap,
-    sourcesContent: ESBUILD.sourcesContent,
-    mainFields: [...ESBUILD.mainFields],
-    external: [...ESBUILD.external],
-    banner: { js: ESBUILD.banner },
-    metafile: true,
+    ...esbuildOptions(join(REPO_ROOT, CAIRN_LAMBDAS[name]), join(BUNDLES_DIR, name, "index.mjs")),
     logLevel: "warning",
   });
   const bytes = Object.values(result.metafile.outputs).reduce((sum, output) => sum + output.bytes, 0);

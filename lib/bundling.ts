@@ -60,6 +60,45 @@ export const ESBUILD = {
     "import{createRequire as __cairnRequire}from'node:module';const require=__cairnRequire(import.meta.url);",
 } as const;
 
+/**
+ * esbuild's own options for ESBUILD, for the builds Cairn runs itself (bin/bundle.ts prebuilds its
+ * Lambdas, test/cdk/bundles.test.ts loads each bundle): pass them to `esbuild.build`.
+ */
+export function esbuildOptions(entry: string, outfile: string): EsbuildOptions {
+  return {
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: ESBUILD.platform,
+    format: ESBUILD.format,
+    target: ESBUILD.target,
+    minify: ESBUILD.minify,
+    sourcemap: ESBUILD.sourcemap,
+    sourcesContent: ESBUILD.sourcesContent,
+    mainFields: [...ESBUILD.mainFields],
+    external: [...ESBUILD.external],
+    banner: { js: ESBUILD.banner },
+    metafile: true,
+  };
+}
+
+/** What `esbuildOptions` returns: a subset of esbuild's `BuildOptions`, without a type import of esbuild here. */
+export interface EsbuildOptions {
+  entryPoints: string[];
+  outfile: string;
+  bundle: true;
+  platform: "node";
+  format: "esm";
+  target: string;
+  minify: boolean;
+  sourcemap: boolean;
+  sourcesContent: boolean;
+  mainFields: string[];
+  external: string[];
+  banner: { js: string };
+  metafile: true;
+}
+
 /** `NodejsFunction` bundling options equal to ESBUILD. */
 export function bundlingOptions(): BundlingOptions {
   return {

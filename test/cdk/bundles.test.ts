@@ -7,7 +7,7 @@ import { promisify } from "node:util";
 import * as esbuild from "esbuild";
 import { afterAll, describe, expect, it } from "vitest";
 import { ENV } from "../../lambdas/core/constants.ts";
-import { API_FACTORY_MODULE, CAIRN_LAMBDAS, ESBUILD, REPO_ROOT } from "../../lib/bundling.ts";
+import { API_FACTORY_MODULE, CAIRN_LAMBDAS, esbuildOptions, REPO_ROOT } from "../../lib/bundling.ts";
 
 const run = promisify(execFile);
 const outDir = await mkdtemp(join(tmpdir(), "cairn-bundles-"));
@@ -46,19 +46,7 @@ const CEILING_BYTES = 2 * 1024 * 1024;
 async function bundle(name: string, entry: string) {
   const outfile = join(outDir, name, "index.mjs");
   const result = await esbuild.build({
-    entryPoints: [isAbsolute(entry) ? entry : join(REPO_ROOT, entry)],
-    outfile,
-    bundle: true,
-    platform: ESBUILD.platform,
-    format: ESBUILD.format,
-    target: ESBUILD.target,
-    minify: ESBUILD.minify,
-    sourcemap: ESBUILD.sourcemap,
-    sourcesContent: ESBUILD.sourcesContent,
-    mainFields: [...ESBUILD.mainFields],
-    external: [...ESBUILD.external],
-    banner: { js: ESBUILD.banner },
-    metafile: true,
+    ...esbuildOptions(isAbsolute(entry) ? entry : join(REPO_ROOT, entry), outfile),
     logLevel: "silent",
   });
   const output =
