@@ -278,6 +278,8 @@ export const HTTP = {
 export const WAIT = {
   /** The longest `waitMs` (API Gateway's integration timeout is 30 s; the read function's is 29 s). */
   maxMs: 20_000,
+  /** In a Lambda, a wait ends this long before the function's timeout, to read a page and answer. */
+  answerReserveMs: 5_000,
   pollMinMs: 50,
   pollMaxMs: 250,
   pollGrowth: 1.5,

@@ -1,5 +1,5 @@
 import type { APIGatewayProxyEventV2, APIGatewayProxyStructuredResultV2, Context } from "aws-lambda";
-import { HTTP } from "../core/constants.ts";
+import { HTTP, WAIT } from "../core/constants.ts";
 import {
   type CairnError,
   isCairnError,
@@ -13,7 +13,22 @@ import type { RouteKey } from "./routes.ts";
 
 export type HttpRequest = APIGatewayProxyEventV2;
 export type HttpResponse = APIGatewayProxyStructuredResultV2;
-export type RouteHandler = (request: HttpRequest) => Promise<HttpResponse>;
+export type RouteHandler = (request: HttpRequest, context?: RouteContext) => Promise<HttpResponse>;
+
+/** What a route may know of its invocation. */
+export interface RouteContext {
+  /** Milliseconds before the function is stopped (Lambda's `getRemainingTimeInMillis`); absent outside Lambda. */
+  readonly remainingMs?: () => number;
+}
+
+/**
+ * A long poll's wait, cut so the answer still leaves before the function's timeout: a wait that
+ * outlived the function would end in a 502 from API Gateway instead of an empty page.
+ */
+export function waitWithin(waitMs: number, context: RouteContext | undefined): number {
+  const remaining = context?.remainingMs?.();
+  return remaining === undefined ? waitMs : Math.max(0, Math.min(waitMs, remaining - WAIT.answerReserveMs));
+}
 
 /** Bodies above this are refused before parsing (API Gateway's own cap is 10 MB, Lambda's 6 MB). */
 export const MAX_BODY_BYTES = 5 * 1024 * 1024;
@@ -86,7 +101,7 @@ export function createApiHandler(routes: Partial<Record<RouteKey, RouteHandler>>
     const route = Object.hasOwn(routes, request.routeKey) ? routes[request.routeKey as RouteKey] : undefined;
     if (!route) return routeNotFound(request.routeKey);
     try {
-      return await route(request);
+      return await route(request, context ? { remainingMs: () => context.getRemainingTimeInMillis() } : {});
     } catch (error) {
       return errorResponse(error);
     }

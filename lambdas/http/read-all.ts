@@ -7,7 +7,15 @@ import { GLOBAL_LOG, WAIT } from "../core/constants.ts";
 import { NotFoundError, ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { getProjectionStatus, listParkedEvents, readProjectionDocument } from "../projections/state.ts";
-import { type HttpRequest, integerParam, json, pathParam, queryOf, type RouteHandler } from "./http.ts";
+import {
+  type HttpRequest,
+  integerParam,
+  json,
+  pathParam,
+  queryOf,
+  type RouteHandler,
+  waitWithin,
+} from "./http.ts";
 
 /** What the `readAll` routes serve: the store, and the names of the deployment's projections. */
 export interface ReadAllConfig {
@@ -35,10 +43,10 @@ const PARKED_SHOWN = 100;
  */
 const readAllEvents =
   (store: EventStore): RouteHandler =>
-  async (request) => {
+  async (request, context) => {
     const query = queryOf(request, ["after", "limit", "types", "category", "waitMs"]);
     const after = integerParam(query.after, "after", 0, MAX_POSITION) ?? 0;
-    const waitMs = integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0;
+    const waitMs = waitWithin(integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0, context);
     const limit =
       integerParam(query.limit, "limit", 1, GLOBAL_LOG.maxReadLimit) ?? GLOBAL_LOG.defaultReadLimit;
     const types = query.types === undefined ? undefined : query.types.split(",").map((type) => type.trim());

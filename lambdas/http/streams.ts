@@ -13,6 +13,7 @@ import {
   pathParam,
   queryOf,
   type RouteHandler,
+  waitWithin,
 } from "./http.ts";
 
 const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
@@ -92,7 +93,7 @@ const appendToStreams =
  */
 const readStreamEvents =
   (store: EventStore): RouteHandler =>
-  async (request) => {
+  async (request, context) => {
     const streamId = streamIdOf(request);
     const query = queryOf(request, ["fromVersion", "limit", "direction", "waitMs"]);
     const direction = (query.direction ?? "forward") as ReadDirection;
@@ -106,7 +107,7 @@ const readStreamEvents =
       direction === "backward" ? 1 : 0,
       MAX_VERSION,
     );
-    const waitMs = integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0;
+    const waitMs = waitWithin(integerParam(query.waitMs, "waitMs", 0, WAIT.maxMs) ?? 0, context);
     // A page stops before 5 MB of body, whatever `limit` says, and then carries `next`.
     const result = await store.readStream(streamId, {
       direction,

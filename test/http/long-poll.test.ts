@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
+import type { APIGatewayProxyEventV2, Context } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { type LocalPoller, startLocalPoller } from "../../bin/local/poller.ts";
 import { WAIT } from "../../lambdas/core/constants.ts";
+import { EventStore } from "../../lambdas/core/event-store.ts";
+import { createFunctionHandler } from "../../lambdas/http/api.ts";
+import { localClient } from "../support/dynamodb.ts";
+import { requestsOf } from "../support/requests.ts";
 import { type Api, eventsPath, startApi } from "./support.ts";
 
 let api: Api;
@@ -91,5 +96,50 @@ describe("GET /streams/{streamId}/events?waitMs=", () => {
 
     expect(response.status).toBe(400);
     expect(response.body.error).toMatchObject({ code: "ValidationError", field: "waitMs" });
+  });
+});
+
+describe("a wait in a Lambda", () => {
+  it.each([
+    ["/all", "GET /all", `types=Never-${randomUUID()}`],
+    ["/streams/{streamId}/events", "GET /streams/{streamId}/events", "fromVersion=2"],
+  ])("on %s ends in time to answer before the function's timeout", async (_, routeKey, filter) => {
+    // Prepare: the read function's handler as API Gateway invokes it, with as little time left as
+    // an answer needs: the wait must not start. Every DynamoDB request it sends is counted.
+    const client = localClient();
+    const handler = createFunctionHandler("read", {
+      store: new EventStore({ client, tableName: api.tableName }),
+      projections: [],
+    });
+    const streamId = `Poll-${randomUUID()}`;
+    await append(streamId, ["First"]);
+    const request = (waitMs: number) => {
+      const query = `waitMs=${waitMs}&${filter}`;
+      return {
+        version: "2.0",
+        routeKey,
+        rawPath: routeKey.slice(4).replace("{streamId}", streamId),
+        rawQueryString: query,
+        queryStringParameters: Object.fromEntries(new URLSearchParams(query)),
+        pathParameters: { streamId },
+        headers: {},
+        requestContext: { requestId: randomUUID(), routeKey, http: { method: "GET", path: "/" } },
+        isBase64Encoded: false,
+      } as unknown as APIGatewayProxyEventV2;
+    };
+    const context = { getRemainingTimeInMillis: () => WAIT.answerReserveMs } as unknown as Context;
+    const once = await requestsOf(client, () => handler(request(0), context));
+
+    // Act
+    const { result: response, requests } = await requestsOf(client, () =>
+      handler(request(WAIT.maxMs), context),
+    );
+
+    // Assess: an empty page at once, with the requests of a read that does not wait (no polling).
+    expect(response).toMatchObject({ statusCode: 200 });
+    expect(JSON.parse((response as { body: string }).body).events).toEqual([]);
+    const commands = (sent: { command: string }[]) => sent.map((one) => one.command).toSorted();
+    expect(commands(requests)).toEqual(commands(once.requests));
+    client.destroy();
   });
 });
