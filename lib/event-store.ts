@@ -38,6 +38,7 @@ import {
   routesOf,
 } from "../lambdas/http/routes.ts";
 import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
+import { checkDomainModule } from "./domain-check.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 
@@ -358,6 +359,9 @@ export class EventStore extends Construct {
         ? dynamodb.TableEncryptionV2.customerManagedKey(props.encryptionKey)
         : dynamodb.TableEncryptionV2.awsManagedKey(),
     });
+
+    // A domain module that is missing or exports the wrong things fails here, not on every request.
+    if (props.domain) checkDomainModule(userPath(props.domain.entry, "domain"), props.domain.entry);
 
     this.alarmTopic = props.alarmTopic ?? this.buildAlarmTopic();
 
