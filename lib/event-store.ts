@@ -38,6 +38,7 @@ import {
   routesOf,
 } from "../lambdas/http/routes.ts";
 import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
+import { checkDomainModule } from "./domain-check.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 
@@ -359,6 +360,9 @@ export class EventStore extends Construct {
         : dynamodb.TableEncryptionV2.awsManagedKey(),
     });
 
+    // A domain module that is missing or exports the wrong things fails here, not on every request.
+    if (props.domain) checkDomainModule(userPath(props.domain.entry, "domain"), props.domain.entry);
+
     this.alarmTopic = props.alarmTopic ?? this.buildAlarmTopic();
 
     // The wake-up carries a position, not event data; the AWS managed key encrypts it at rest at no cost.
@@ -369,6 +373,10 @@ export class EventStore extends Construct {
 
     // The projections the API reports on and resets: those added by addProjection, before or after.
     const projectionNames = Lazy.string({ produce: () => this.projections.map((p) => p.name).join(",") });
+    // The functions the admin routes invoke to replay parked events, by projection name.
+    const projectionFunctions = Lazy.string({
+      produce: () => this.projections.map((p) => `${p.name}=${p.function.functionArn}`).join(","),
+    });
     const apiFunctions = {} as Record<ApiFunction, lambda.Function>;
     for (const name of API_FUNCTIONS) {
       apiFunctions[name] = this.nodeFunction(
@@ -377,15 +385,22 @@ export class EventStore extends Construct {
         {
           description: `Cairn HTTP API: ${name} routes`,
           memorySize: props.apiMemorySize ?? 1024,
-          // The read function serves long-polling reads (`waitMs` up to WAIT.maxMs) and then a page;
-          // API Gateway's integration timeout is 30 s.
-          timeout: Duration.seconds(name === "read" ? READ_FUNCTION_TIMEOUT_SECONDS : 10),
+          // The read function serves long-polling reads (`waitMs` up to WAIT.maxMs) and then a page,
+          // the admin function waits for a projection's replay; API Gateway's integration timeout is 30 s.
+          timeout: Duration.seconds(
+            name === "read" ? READ_FUNCTION_TIMEOUT_SECONDS : accessesOf(name).includes("admin") ? 29 : 10,
+          ),
           environment: {
             ...(routesOf(name).some((key) => key.includes(" /projections"))
               ? { [ENV.projections]: projectionNames }
               : {}),
-            // The admin function wakes the projections after a reset.
-            ...(accessesOf(name).includes("admin") ? { [ENV.wakeTopicArn]: this.wakeTopic.topicArn } : {}),
+            // The admin function wakes the projections after a reset and invokes them for a replay.
+            ...(accessesOf(name).includes("admin")
+              ? {
+                  [ENV.wakeTopicArn]: this.wakeTopic.topicArn,
+                  [ENV.projectionFunctions]: projectionFunctions,
+                }
+              : {}),
           },
           ...(props.domain && DOMAIN_FUNCTIONS.includes(name) ? { domain: props.domain } : {}),
         },
@@ -567,8 +582,18 @@ export class EventStore extends Construct {
     }
 
     this.wakeTopic.addSubscription(new LambdaSubscription(fn));
-    // Replaying parked events is invoking the projection: an administrator's right.
+    // Replaying parked events is invoking the projection: an administrator's right, and the right
+    // of the API function that serves the replay route (lambda:InvokeFunction on this function only).
     for (const admin of this.admins) fn.grantInvoke(admin);
+    // The unqualified ARN alone (no `:*` for versions and aliases): the route invokes it by that ARN.
+    for (const api of API_FUNCTIONS) {
+      if (!accessesOf(api).includes("admin")) continue;
+      iam.Grant.addToPrincipal({
+        grantee: this.apiFunctions[api],
+        actions: ["lambda:InvokeFunction"],
+        resourceArns: [fn.functionArn],
+      });
+    }
     const schedule = new events.Rule(scope, "SafetyWakeUp", {
       description: `Wakes Cairn projection ${name} in case a fan-out message was lost`,
       schedule: options.safetyWakeUp ?? events.Schedule.rate(Duration.minutes(1)),

@@ -1,6 +1,6 @@
-/** `cairn projections status|reset|parked` and `cairn snapshot get|put`, through the HTTP API. */
+/** `cairn projections status|reset|parked|replay` and `cairn snapshot get|put`, through the HTTP API. */
 import type { Command } from "commander";
-import type { ProjectionStatus } from "../../lambdas/client/client.ts";
+import type { ParkedEvent, ProjectionStatus } from "../../lambdas/client/client.ts";
 import { action, CliError } from "./errors.ts";
 import { integer, jsonArg, withTarget } from "./streams.ts";
 import { clientOf, type TargetOptions } from "./target.ts";
@@ -32,18 +32,39 @@ async function reset(name: string, options: JsonOption & { readonly yes?: boolea
   console.log(options.json ? JSON.stringify(after) : `reset ${name}: ${statusLine(after)}`);
 }
 
+const parkedLine = (event: ParkedEvent): string =>
+  `#${event.position} ${event.streamId}@${event.version} ${event.type}  ${event.attempts} attempts, parked ${event.parkedAt}: ${event.error}`;
+
 async function parked(name: string, options: JsonOption): Promise<void> {
   const client = await clientOf(options);
   const detail = await client.projectionStatus(name);
   if (detail.parked.length === 0 && !options.json) console.log(`${name} has no parked events`);
-  for (const event of detail.parked) {
-    console.log(
-      options.json
-        ? JSON.stringify(event)
-        : `#${event.position} ${event.streamId}@${event.version} ${event.type}  ${event.attempts} attempts, parked ${event.parkedAt}: ${event.error}`,
-    );
-  }
+  for (const event of detail.parked) console.log(options.json ? JSON.stringify(event) : parkedLine(event));
 }
+
+/**
+ * Runs the projection's handlers again on its parked events (all, or those of `--position`): one
+ * request, one line of outcome, then one line per event still parked.
+ */
+async function replay(name: string, options: JsonOption & { readonly position?: number[] }): Promise<void> {
+  const client = await clientOf(options);
+  const positions = options.position && options.position.length > 0 ? options.position : undefined;
+  const result = await client.replayParked(name, positions);
+  if (options.json) {
+    console.log(JSON.stringify(result));
+    return;
+  }
+  const unparked = result.replayedPositions.length
+    ? ` (${result.replayedPositions.map((position) => `#${position}`).join(", ")})`
+    : "";
+  console.log(
+    `replayed ${name}: ${result.replayed} unparked${unparked}, ${result.stillParked} failed again; ${result.parked.length === 0 ? "none" : result.parked.length} still parked`,
+  );
+  for (const event of result.parked) console.log(parkedLine(event));
+}
+
+/** `--position 3 --position 7`: each an integer ≥ 1, collected in order. */
+const positionOption = (value: string, previous: number[] = []): number[] => [...previous, integer(1)(value)];
 
 async function getSnapshot(
   streamId: string,
@@ -81,7 +102,7 @@ async function putSnapshot(
 export function addProjectionCommands(program: Command): void {
   const projections = program
     .command("projections")
-    .description("projection status, reset and parked events");
+    .description("projection status, reset, parked events and their replay");
   withTarget(
     projections
       .command("status")
@@ -104,6 +125,16 @@ export function addProjectionCommands(program: Command): void {
       .argument("<name>", "the projection")
       .option("--json", "one JSON event per line"),
   ).action(action(parked));
+  withTarget(
+    projections
+      .command("replay")
+      .description(
+        "run a projection's handlers again on its parked events (all, or those at --position): those that pass are unparked",
+      )
+      .argument("<name>", "the projection")
+      .option("--position <p>", "the $all position of one parked event (repeat for more)", positionOption)
+      .option("--json", "print the outcome as JSON"),
+  ).action(action(replay));
 
   const snapshot = program.command("snapshot").description("get or put a stream's snapshot (over HTTP)");
   withTarget(

@@ -164,6 +164,19 @@ customElements.define("cairn-projections", class extends HTMLElement {
           await api("/projections/" + encodeURIComponent(status.name) + "/reset", { method: "POST" });
           this.load();
         });
+        const actions = el("td", {}, reset);
+        if (status.parkedCount > 0) {
+          const replay = el("button", { textContent: "replay parked" });
+          replay.addEventListener("click", async () => {
+            if (!confirm("Replay the " + status.parkedCount + " parked events of " + status.name + "? Its handlers run again on them; those that pass are unparked.")) return;
+            try {
+              const result = await api("/projections/" + encodeURIComponent(status.name) + "/replay", { method: "POST" });
+              this.notice = "replayed " + status.name + ": " + result.replayed + " unparked, " + result.stillParked + " failed again";
+            } catch (error) { this.notice = String(error.message || error); }
+            this.load();
+          });
+          actions.append(" ", replay);
+        }
         const detail = status.parkedCount > 0 ? (await api("/projections/" + encodeURIComponent(status.name))).parked : [];
         rows.push(el("tr", { className: "projection" },
           el("td", { textContent: status.name }),
@@ -171,10 +184,12 @@ customElements.define("cairn-projections", class extends HTMLElement {
           el("td", { textContent: "lag " + status.lag }),
           el("td", { textContent: "parked " + status.parkedCount }),
           el("td", { textContent: "generation " + status.generation }),
-          el("td", {}, reset)));
+          actions));
         for (const parked of detail) rows.push(el("tr", {}, el("td", { colSpan: 6, className: "error", textContent: "parked #" + parked.position + " " + parked.streamId + "@" + parked.version + " " + parked.type + ": " + parked.error })));
       }
-      this.replaceChildren(rows.length ? el("table", {}, ...rows) : el("p", { className: "muted", textContent: "no projections" }));
+      this.replaceChildren(
+        ...(this.notice ? [el("p", { className: "notice", textContent: this.notice })] : []),
+        rows.length ? el("table", {}, ...rows) : el("p", { className: "muted", textContent: "no projections" }));
     } catch (error) { fail(this, error); }
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.load(), 2000);

@@ -49,6 +49,26 @@ export function projectionIn(module: Record<string, unknown>, file: string): Pro
   );
 }
 
+/**
+ * The banner's "Try" lines: an append of an event type of the user's domain (the first with a
+ * schema, else the first with upcasters) to `Example-1`, with `{}` as data when its schema takes
+ * it, else with a note that the 400 names what the schema wants; without a domain, a neutral event.
+ */
+export async function tryLines(url: string, domain: Domain | undefined): Promise<string[]> {
+  const type = Object.keys(domain?.schemas ?? {})[0] ?? Object.keys(domain?.upcasters ?? {})[0];
+  const streamId = "Example-1";
+  const schema = type === undefined ? undefined : domain?.schemas?.[type];
+  const data = type === undefined ? { n: 1 } : {};
+  const takesData = schema === undefined || (await schema["~standard"].validate(data)).issues === undefined;
+  const body = JSON.stringify({ events: [{ type: type ?? "SomethingHappened", data }] });
+  return [
+    `Try: curl -s -X POST ${url}/streams/${streamId}/events -H 'content-type: application/json' -d '${body}'` +
+      (takesData ? "" : `  (fill in data as the ${type} schema wants: the 400 names each field it misses)`),
+    `Tail $all: curl -N ${url}/all/stream  (Server-Sent Events; or GET /all?waitMs=20000)`,
+    `     npx cairn read ${streamId}, npx cairn tail '$all', npx cairn --help; Ctrl-C stops`,
+  ];
+}
+
 /** A mistake or a missing piece the user can act on: printed as its message alone. */
 class DevError extends Error {
   override readonly name = "DevError";
@@ -155,12 +175,7 @@ export async function dev(options: DevOptions): Promise<void> {
     console.log(
       `Cairn API on ${local.url}  (table ${local.tableName}, DynamoDB Local ${local.endpoint}, ${where}; ${what})`,
     );
-    console.log(
-      `Try: curl -s -X POST ${local.url}/streams/Order-1/events -H 'content-type: application/json' ` +
-        `-d '{"events":[{"type":"OrderPlaced","data":{"customerId":"c-7","currency":"EUR"}}]}'`,
-    );
-    console.log(`Tail $all: curl -N ${local.url}/all/stream  (Server-Sent Events; or GET /all?waitMs=20000)`);
-    console.log("     npx cairn read Order-1, npx cairn tail '$all', npx cairn --help; Ctrl-C stops");
+    for (const line of await tryLines(local.url, domain)) console.log(line);
   } catch (error) {
     console.error(`cairn dev: ${describeFailure(error)}`);
     await shutdown(1);

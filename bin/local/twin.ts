@@ -126,19 +126,26 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
     running.push(() => client.destroy());
     const store = new EventStore({ client, tableName, ...options.domain });
     // Each projection reads through a store with its own upcasters, as its Lambda does.
+    const stores = new Map(
+      projections.map((projection) => [
+        projection.name,
+        new EventStore({
+          client,
+          tableName,
+          ...(projection.upcasters ? { upcasters: projection.upcasters } : {}),
+        }),
+      ]),
+    );
+    const storeOf = (projection: Projection) => stores.get(projection.name) as EventStore;
     const poller = startLocalPoller({
       endpoint,
       tableName,
       log,
       ...(options.virtualShards ? { virtualShards: options.virtualShards } : {}),
-      projections: projections.map((projection) => {
-        const own = new EventStore({
-          client,
-          tableName,
-          ...(projection.upcasters ? { upcasters: projection.upcasters } : {}),
-        });
-        return { name: projection.name, handler: () => projection.run(own) };
-      }),
+      projections: projections.map((projection) => ({
+        name: projection.name,
+        handler: () => projection.run(storeOf(projection)),
+      })),
     });
     running.push(() => poller.stop());
     // The reconciler, on a timer as on its schedule in AWS: set-aside streams, records the poller never delivered.
@@ -155,6 +162,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
         store,
         projections: names,
         wake: async () => poller.wakeAll(),
+        // What the projection's Lambda does on `{ replayParked }` in AWS, with the store it runs on.
+        replay: async (name, positions) => {
+          const projection = projections.find((one) => one.name === name);
+          if (!projection) throw new Error(`no projection named ${name}`);
+          return projection.replayParked(storeOf(projection), positions);
+        },
       },
     });
     running.push(() => server.close());

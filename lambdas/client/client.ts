@@ -99,6 +99,19 @@ export interface ClientReadAllResult {
   readonly nextAfter?: number;
 }
 
+/** What a replay of parked events did (`replayParked`). */
+export interface ReplayParkedResult {
+  readonly name: string;
+  /** Events whose handler succeeded this time: unparked. */
+  readonly replayed: number;
+  /** Events whose handler failed again: still parked, with the new error. */
+  readonly stillParked: number;
+  /** The positions this replay unparked, ascending. */
+  readonly replayedPositions: readonly number[];
+  /** The first 100 events still parked after the replay. */
+  readonly parked: readonly ParkedEvent[];
+}
+
 /** A projection's status with its first parked events. */
 export interface ProjectionDetail extends ProjectionStatus {
   readonly parked: readonly ParkedEvent[];
@@ -334,6 +347,16 @@ export class CairnClient {
   /** Rebuilds a projection from position 0 with an empty read model; returns the status after the reset. */
   async resetProjection(name: string): Promise<ProjectionStatus> {
     return (await this.request("POST", `projections/${enc(name)}/reset`)).body as ProjectionStatus;
+  }
+
+  /**
+   * Runs a projection's handlers again on its parked events (all, or those at `positions`): those
+   * whose handler now succeeds are unparked. ProjectionRunningError while a runner holds its lease.
+   */
+  async replayParked(name: string, positions?: readonly number[]): Promise<ReplayParkedResult> {
+    const body = positions === undefined ? undefined : { positions };
+    return (await this.request("POST", `projections/${enc(name)}/replay`, {}, body))
+      .body as ReplayParkedResult;
   }
 
   /**

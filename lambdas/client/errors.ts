@@ -6,6 +6,7 @@ import {
   MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  ProjectionRunningError,
   StreamDeletedError,
   StreamNotFoundError,
   TagConflictError,
@@ -91,6 +92,7 @@ interface ErrorBody {
   readonly version?: unknown;
   readonly conflicts?: unknown;
   readonly query?: unknown;
+  readonly projection?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -148,6 +150,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new PayloadTooLargeError(text(error.field, "body"), num(error.limit), num(error.actual));
     case "NotFound":
       return new NotFoundError(message);
+    case "ProjectionRunning":
+      return new ProjectionRunningError(text(error.projection));
     case "Contention":
       return new ContentionError(text(error.streamId), num(error.attempts));
     case "Throttled":

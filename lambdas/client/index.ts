@@ -5,6 +5,7 @@ export {
   MultiStreamConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  ProjectionRunningError,
   StreamDeletedError,
   StreamNotFoundError,
   TagConflictError,

@@ -139,6 +139,11 @@ export const ENV = {
   projections: "CAIRN_PROJECTIONS",
   /** A projection's Lambda: the name `addProjection` attached it under (its keys and IAM rights follow it). */
   projectionName: "CAIRN_PROJECTION_NAME",
+  /**
+   * The admin function: each projection's Lambda, `name=functionArn` comma-separated, which it
+   * invokes to replay parked events (`POST /projections/{name}/replay`).
+   */
+  projectionFunctions: "CAIRN_PROJECTION_FUNCTIONS",
 } as const;
 
 /**

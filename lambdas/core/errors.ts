@@ -13,6 +13,7 @@ export type ErrorCode =
   | "Contention"
   | "Throttled"
   | "NotFound"
+  | "ProjectionRunning"
   | "InternalError";
 
 /** The base of every error Cairn throws on purpose. `toJSON()` is the HTTP error body's `error`. */
@@ -283,6 +284,26 @@ export class NotFoundError extends CairnError {
   override readonly name = "NotFoundError";
 }
 
+/**
+ * A projection's parked events cannot be replayed while a runner holds its lease (it is catching up
+ * or lingering at the head): try again when it is idle. Nothing was replayed.
+ */
+export class ProjectionRunningError extends CairnError {
+  readonly code = "ProjectionRunning";
+  override readonly name = "ProjectionRunningError";
+
+  constructor(
+    readonly projection: string,
+    options?: ErrorOptions,
+  ) {
+    super(`projection ${projection} is running: replay its parked events when it is idle`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), projection: this.projection };
+  }
+}
+
 export const isCairnError = (error: unknown): error is CairnError => error instanceof CairnError;
 export const isValidationError = (error: unknown): error is ValidationError =>
   error instanceof ValidationError;
@@ -297,5 +318,7 @@ export const isStreamDeleted = (error: unknown): error is StreamDeletedError =>
   error instanceof StreamDeletedError;
 export const isWrongExpectedMetadataVersion = (error: unknown): error is WrongExpectedMetadataVersionError =>
   error instanceof WrongExpectedMetadataVersionError;
+export const isProjectionRunning = (error: unknown): error is ProjectionRunningError =>
+  error instanceof ProjectionRunningError;
 export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
   error instanceof StreamNotFoundError;

@@ -1,3 +1,4 @@
+import type { EventSchemas } from "./schemas.ts";
 import type { RecordedEvent } from "./types.ts";
 
 /** Turns one event type's data from schema version `from` into version `from + 1`. */
@@ -44,22 +45,71 @@ export function currentSchemaVersion(upcasters: Upcasters | undefined, type: str
   return highest + 1;
 }
 
+/** What `defineUpcasters` checks the upcasters' event types against. */
+export interface DefineUpcastersOptions<S extends EventSchemas = EventSchemas, T extends string = string> {
+  /** The domain's schemas: an upcaster of a type that has none is refused (a typo, a renamed type). */
+  readonly schemas?: S;
+  /** Event types that have no schema but may have upcasters. @default none */
+  readonly types?: readonly T[];
+}
+
+/** A schema version key: a positive integer, written as JSON writes it (`1`, not `01` or `1.0`). */
+const VERSION_KEY = /^[1-9]\d*$/;
+
 /**
- * Checks that each type's steps form one chain from version 1 (1, 2, … n with no gap): a gap
- * would leave old events half upcast. Returns the upcasters, so it wraps a definition.
+ * Checks upcasters where they are defined, so a mistake fails at start-up (and at `cdk synth` with
+ * a domain module), not on the first old event: each type's steps are functions keyed by a positive
+ * integer schema version and form one chain from 1 (1, 2, … n, no gap: a gap would leave old events
+ * half upcast); given `schemas` (or `types`), each type is one of the domain's. Every refusal names
+ * the type and the key. Returns the upcasters, so it wraps a definition.
  */
-export function defineUpcasters<const U extends Upcasters>(upcasters: U): U {
-  for (const [type, steps] of Object.entries(upcasters)) {
-    const versions = Object.keys(steps)
-      .map(Number)
-      .sort((a, b) => a - b);
-    versions.forEach((version, index) => {
-      if (version !== index + 1 || typeof steps[version] !== "function") {
-        throw new Error(
-          `upcasters of ${type} must be functions keyed 1, 2, … with no gap; found ${versions}`,
+export function defineUpcasters<
+  const U extends Upcasters,
+  S extends EventSchemas = EventSchemas,
+  const T extends string = never,
+>(
+  upcasters: U & { readonly [K in Exclude<keyof U, keyof S | T>]: never },
+  options: DefineUpcastersOptions<S, T> = {},
+): U {
+  if (typeof upcasters !== "object" || upcasters === null || Array.isArray(upcasters)) {
+    throw new TypeError(
+      "upcasters must be an object of steps by event type: { OrderPlaced: { 1: (v1) => v2 } }",
+    );
+  }
+  const known =
+    options.schemas || options.types
+      ? new Set([...Object.keys(options.schemas ?? {}), ...(options.types ?? [])])
+      : undefined;
+  for (const [type, steps] of Object.entries(upcasters as Upcasters)) {
+    const at = `upcasters[${JSON.stringify(type)}]`;
+    if (known && !known.has(type)) {
+      throw new TypeError(
+        `${at}: ${JSON.stringify(type)} is not an event type of the domain (${[...known].sort().join(", ") || "none"})`,
+      );
+    }
+    if (typeof steps !== "object" || steps === null || Array.isArray(steps)) {
+      throw new TypeError(`${at} must be an object of steps by schema version: { 1: (v1) => v2 }`);
+    }
+    const keys = Object.keys(steps);
+    for (const key of keys) {
+      if (!VERSION_KEY.test(key)) {
+        throw new TypeError(
+          `${at}[${JSON.stringify(key)}]: a schema version must be a positive integer (1, 2, …)`,
         );
       }
-    });
+      if (typeof steps[Number(key)] !== "function") {
+        throw new TypeError(
+          `${at}[${key}] must be a function turning version ${key} data into version ${Number(key) + 1}`,
+        );
+      }
+    }
+    const versions = keys.map(Number).sort((a, b) => a - b);
+    const missing = versions.findIndex((version, index) => version !== index + 1);
+    if (missing >= 0) {
+      throw new TypeError(
+        `${at}: steps ${versions.join(", ")} leave version ${missing + 1} without one; events at that version would stay half upcast (steps must be 1, 2, … with no gap)`,
+      );
+    }
   }
   return upcasters;
 }

@@ -1,6 +1,6 @@
 import { PublishCommand, SNSClient } from "@aws-sdk/client-sns";
 import { ENV } from "../core/constants.ts";
-import { createFunctionHandler } from "../http/api.ts";
+import { type ApiConfig, createFunctionHandler } from "../http/api.ts";
 import { projectionsFromEnv, storeFromEnv } from "../http/config.ts";
 import type { ApiFunction } from "../http/routes.ts";
 
@@ -9,14 +9,16 @@ import type { ApiFunction } from "../http/routes.ts";
  * `domain`, a module exporting `schemas` and/or `upcasters`, when the construct bundled one in),
  * the projections of CAIRN_PROJECTIONS, and CAIRN_WAKE_TOPIC_ARN for the wake-up after a reset.
  * The prebuilt entries (api-write.ts, …) call it without a domain; the construct generates an
- * entry that calls it with the user's domain module.
+ * entry that calls it with the user's domain module. `replay` is the admin function's alone
+ * (api-admin.ts), so that only its bundle holds the Lambda client.
  */
-export function apiHandlerFromEnv(fn: ApiFunction, domain?: unknown) {
+export function apiHandlerFromEnv(fn: ApiFunction, domain?: unknown, extra: Pick<ApiConfig, "replay"> = {}) {
   const wakeTopicArn = process.env[ENV.wakeTopicArn];
   const sns = wakeTopicArn ? new SNSClient({}) : undefined;
   return createFunctionHandler(fn, {
     store: storeFromEnv(domain),
     projections: projectionsFromEnv(),
+    ...extra,
     ...(sns && wakeTopicArn
       ? {
           wake: async (message) => {

@@ -42,6 +42,7 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
     "GET /projections/{name}": reads.getProjection,
     "GET /projections/{name}/documents/{id}": reads.getProjectionDocument,
     "POST /projections/{name}/reset": admin.resetProjectionRoute,
+    "POST /projections/{name}/replay": admin.replayParkedRoute,
   };
 }
 

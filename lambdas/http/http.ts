@@ -38,6 +38,7 @@ export const STATUS: Record<CairnError["code"], number> = {
   ValidationError: 400,
   StreamNotFound: 404,
   NotFound: 404,
+  ProjectionRunning: 409,
   WrongExpectedVersion: 409,
   IdempotencyConflict: 409,
   WrongExpectedMetadataVersion: 409,

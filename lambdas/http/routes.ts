@@ -56,6 +56,7 @@ export const ROUTES = {
   "GET /projections/{name}": { fn: "read", access: "readAll" },
   "GET /projections/{name}/documents/{id}": { fn: "read", access: "readAll" },
   "POST /projections/{name}/reset": { fn: "admin", access: "admin" },
+  "POST /projections/{name}/replay": { fn: "admin", access: "admin" },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteKey = keyof typeof ROUTES;

@@ -84,4 +84,34 @@ describe("the stream browser at / (headless Chromium)", () => {
     expect(dialogs).toEqual(["Reset order-summary? It rebuilds from position 0 with an empty read model."]);
     await page.close();
   });
+
+  it("replays a projection's parked events after a confirmation and says what came of it", async () => {
+    // Prepare: an OrderPlaced without data, which the example projection's handler cannot read
+    await local.client.append("Order-88", [{ type: "OrderPlaced", data: null }]);
+    while ((await local.client.projectionStatus("order-summary")).parkedCount === 0) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+    const dialogs: string[] = [];
+    page.on("dialog", async (dialog) => {
+      dialogs.push(dialog.message());
+      await dialog.accept();
+    });
+
+    // Act
+    await page.goto(local.url);
+    await page.click("cairn-projections button:text('replay parked')");
+    const notice = page.locator("cairn-projections p.notice");
+    await notice.waitFor();
+
+    // Assess
+    expect(dialogs).toEqual([
+      "Replay the 1 parked events of order-summary? Its handlers run again on them; those that pass are unparked.",
+    ]);
+    expect(await notice.innerText()).toBe("replayed order-summary: 0 unparked, 1 failed again");
+    expect(await page.locator("cairn-projections td.error").innerText()).toMatch(
+      /^parked #\d+ Order-88@1 OrderPlaced: TypeError/,
+    );
+    await page.close();
+  });
 });

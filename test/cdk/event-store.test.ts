@@ -21,6 +21,7 @@ import {
   lines,
   ownLogs,
   permissionsOfFunction,
+  roleIdOf,
   synthDefaultStack,
 } from "./support.ts";
 
@@ -157,7 +158,7 @@ describe("the functions", () => {
     }
   });
 
-  it("give the read function a timeout above the longest wait of a long-polling read and below API Gateway's 30 s; the others 10 s", () => {
+  it("give the read function a timeout above the longest wait of a long-polling read and the admin function (a replay waits for the projection) one below API Gateway's 30 s; the write function 10 s", () => {
     // WHEN
     const timeoutOf = (fn: string) =>
       resources[functionId(template, `Cairn HTTP API: ${fn} routes`)]?.Properties.Timeout;
@@ -165,7 +166,7 @@ describe("the functions", () => {
     expect(timeoutOf("read")).toBeGreaterThan(WAIT.maxMs / 1000 + 5);
     expect(timeoutOf("read")).toBeLessThan(30);
     expect(timeoutOf("write")).toBe(10);
-    expect(timeoutOf("admin")).toBe(10);
+    expect(timeoutOf("admin")).toBe(29);
   });
 
   it("have roles with no managed policy", () => {
@@ -226,7 +227,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
     );
   });
 
-  it("admin: reads $all and projections for the status, updates projection keys (reset), publishes wake-ups; writes stream metadata and deletes without DeleteItem", () => {
+  it("admin: reads $all and projections for the status, updates projection keys (reset), publishes wake-ups, invokes exactly the projections' functions (replay); writes stream metadata and deletes without DeleteItem", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn HTTP API: admin");
     // THEN
@@ -237,8 +238,36 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...lines(["dynamodb:UpdateItem"], TABLE, [projectionKeys]),
         ...lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [streamKeys]),
         "sns:Publish Topic",
+        // One per projection: its function's own ARN, nothing wider.
+        "lambda:InvokeFunction Function.Arn",
       ].sort(),
     );
+    const projectionFn = functionId(template, "Cairn projection order-summary");
+    const adminRole = roleIdOf(template, functionId(template, "Cairn HTTP API: admin"));
+    const adminPolicies = Object.values(template.findResources("AWS::IAM::Policy")).filter((policy) =>
+      JSON.stringify(policy.Properties.Roles).includes(adminRole),
+    );
+    expect(
+      adminPolicies
+        .flatMap((policy) => policy.Properties.PolicyDocument.Statement)
+        .filter((statement) => statement.Action === "lambda:InvokeFunction")
+        .map((statement) => statement.Resource),
+    ).toEqual([{ "Fn::GetAtt": [projectionFn, "Arn"] }]);
+  });
+
+  it("tells the admin function which function to invoke for each projection's replay", () => {
+    // THEN
+    const admin = resources[functionId(template, "Cairn HTTP API: admin routes")];
+    expect(admin?.Properties.Environment.Variables[ENV.projectionFunctions]).toEqual({
+      "Fn::Join": [
+        "",
+        ["order-summary=", { "Fn::GetAtt": [functionId(template, "Cairn projection order-summary"), "Arn"] }],
+      ],
+    });
+    for (const fn of ["read", "write"]) {
+      const other = resources[functionId(template, `Cairn HTTP API: ${fn} routes`)];
+      expect(other?.Properties.Environment.Variables[ENV.projectionFunctions]).toBeUndefined();
+    }
   });
 
   it("sequencer: reads streams and $all, writes only $all, reads the table's stream, publishes wake-ups", () => {

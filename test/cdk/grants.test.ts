@@ -52,6 +52,7 @@ describe("the route table", () => {
     expect(administrative).toEqual(
       expect.arrayContaining([
         "POST /projections/{name}/reset",
+        "POST /projections/{name}/replay",
         "DELETE /streams/{streamId}",
         "PUT /streams/{streamId}/metadata",
       ]),
@@ -61,6 +62,7 @@ describe("the route table", () => {
     }
     expect(ROUTES["DELETE /streams/{streamId}"].access).toBe("delete");
     expect(ROUTES["PUT /streams/{streamId}/metadata"].access).toBe("writeMetadata");
+    expect(ROUTES["POST /projections/{name}/replay"]).toEqual({ fn: "admin", access: "admin" });
   });
 });
 
@@ -97,6 +99,7 @@ describe("a reader principal can never reset, replay, delete or erase", () => {
     expect(routes.length).toBeGreaterThan(0);
     for (const route of routes) expect(route).toMatch(/^GET /);
     expect(routes).not.toContain("POST /projections/*/reset");
+    expect(routes).not.toContain("POST /projections/*/replay");
     const admin = routesFor("admin", "delete", "writeMetadata").map(asArnRoute);
     expect(routes.filter((route) => admin.includes(route))).toEqual([]);
   });

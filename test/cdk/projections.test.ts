@@ -187,6 +187,22 @@ describe("a user's files", () => {
     );
   });
 
+  it("refuses at synth, in one line naming it, a domain module without the expected exports or whose upcasters are refused", () => {
+    // THEN
+    expect(() =>
+      storeStack({ domain: { entry: "test/support/fixtures/domain-without-exports.ts" } }),
+    ).toThrow(
+      new Error(
+        "domain test/support/fixtures/domain-without-exports.ts exports neither `schemas` nor `upcasters`",
+      ),
+    );
+    expect(() => storeStack({ domain: { entry: "test/support/fixtures/domain-bad-upcasters.ts" } })).toThrow(
+      new Error(
+        'domain test/support/fixtures/domain-bad-upcasters.ts: upcasters["Counted"]: steps 2 leave version 1 without one; events at that version would stay half upcast (steps must be 1, 2, … with no gap)',
+      ),
+    );
+  });
+
   it("with a domain, the API's write and read functions are bundled from an entry that imports it; admin is not", () => {
     // GIVEN no entry generated before
     const cache = join(process.cwd(), "node_modules/.cache/cairn-event-store");

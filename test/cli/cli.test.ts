@@ -9,16 +9,30 @@ import { stackOutputsOf } from "../../bin/cli/target.ts";
 import { writeState } from "../../bin/local/state.ts";
 import { type LocalCairn, startLocal } from "../../bin/local/twin.ts";
 import { orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
+import { defineProjection } from "../../lambdas/projections/runtime.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const execFileAsync = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), "cairn-cli-"));
 const stateFile = join(dir, "dev.json");
 let local: LocalCairn;
+/** Keys the `flaky` projection's handler fails on: its events are parked until a key leaves. */
+const failing = new Set<string>();
+const flaky = defineProjection<{ type: "Tried"; data: { key: string } }>({
+  name: "flaky",
+  categories: ["Flaky"],
+  retryDelayMs: 1,
+  handlers: {
+    Tried: (event, context) => {
+      if (failing.has(event.data.key)) throw new Error(`cannot handle ${event.data.key}`);
+      context.put(event.data.key, { handled: true });
+    },
+  },
+});
 
 beforeAll(async () => {
   process.env.DYNAMODB_ENDPOINT = inject("dynamodbEndpoint");
-  local = await startLocal({ projections: [orderSummary], log: () => {} });
+  local = await startLocal({ projections: [orderSummary, flaky], log: () => {} });
   // What `cairn dev` writes while it serves; the CLI finds the twin by it.
   writeState(stateFile, {
     url: local.url,
@@ -75,6 +89,7 @@ const LEAF_COMMANDS = [
   ["projections", "status"],
   ["projections", "reset"],
   ["projections", "parked"],
+  ["projections", "replay"],
   ["snapshot", "get"],
   ["snapshot", "put"],
   ["all", "verify"],
@@ -196,6 +211,54 @@ describe("the cairn CLI against a local twin", () => {
     expect(parked.stdout.trim()).toBe("order-summary has no parked events");
     expect(unknown.code).toBe(1);
     expect(unknown.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("replays parked events, by position or all, in one line each, and refuses mistakes in one line", async () => {
+    // Prepare: two parked events
+    failing.add("k1");
+    failing.add("k2");
+    await local.store.appendToStream("Flaky-1", [
+      { type: "Tried", data: { key: "k1" } },
+      { type: "Tried", data: { key: "k2" } },
+    ]);
+    await until(async () => (await local.client.projectionStatus("flaky")).parkedCount === 2);
+    await until(async () => !(await local.client.projectionStatus("flaky")).running);
+    const [first, second] = (await local.client.projectionStatus("flaky")).parked.map((e) => e.position);
+    failing.delete("k1");
+
+    // Act
+    const one = await cairn(["projections", "replay", "flaky", "--position", String(first)]);
+    const notParked = await cairn(["projections", "replay", "flaky", "--position", String(first)]);
+    const badPosition = await cairn(["projections", "replay", "flaky", "--position", "x"]);
+    const unknown = await cairn(["projections", "replay", "nope"]);
+    failing.clear();
+    const rest = await cairn(["projections", "replay", "flaky", "--json"]);
+
+    // Assess
+    expect(one.code).toBe(0);
+    const lines = one.stdout.trim().split("\n");
+    expect(lines[0]).toBe(`replayed flaky: 1 unparked (#${first}), 0 failed again; 1 still parked`);
+    expect(lines[1]).toMatch(
+      new RegExp(`^#${second} Flaky-1@2 Tried  3 attempts, parked \\S+: Error: cannot handle k2$`),
+    );
+    expect(lines).toHaveLength(2);
+    expect([notParked.code, notParked.stderr.trim()]).toEqual([
+      1,
+      `cairn: positions[0]: ${first} is not a parked event of flaky`,
+    ]);
+    expect(badPosition.code).toBe(1);
+    expect(badPosition.stderr).toContain("must be an integer ≥ 1");
+    expect([unknown.code, unknown.stderr.trim()]).toEqual([1, "cairn: no projection named nope"]);
+    expect(rest.code).toBe(0);
+    expect(JSON.parse(rest.stdout)).toMatchObject({
+      name: "flaky",
+      replayed: 1,
+      stillParked: 0,
+      replayedPositions: [second],
+      parked: [],
+    });
+    expect(await local.client.projectionDocument("flaky", "k1")).toEqual({ handled: true });
+    expect(await local.client.projectionDocument("flaky", "k2")).toEqual({ handled: true });
   });
 
   it("says what to do in one line: a missing stream, bad JSON, nothing running", async () => {

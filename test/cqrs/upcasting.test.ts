@@ -138,4 +138,53 @@ describe("upcasting", () => {
 
     expect(withGap).toThrow(/no gap/);
   });
+
+  it("refuses at definition an unknown type, a version that is not a positive integer, a step that is no function and a gap, naming each", () => {
+    // Prepare: the domain's schemas (any Standard Schema)
+    const any = {
+      "~standard": { version: 1 as const, vendor: "test", validate: (value: unknown) => ({ value }) },
+    };
+    const schemas = { OrderPlaced: any, ItemAdded: any };
+    const step = (data: unknown) => data;
+    const refusals = {
+      // @ts-expect-error -- a type the schemas lack is refused by the compiler too
+      typo: () => defineUpcasters({ ItemAded: { 1: step } }, { schemas }),
+      zero: () => defineUpcasters({ ItemAdded: { 0: step } }),
+      decimal: () => defineUpcasters({ ItemAdded: { 1: step, "1.5": step } }),
+      padded: () => defineUpcasters({ ItemAdded: { "01": step } }),
+      notAFunction: () => defineUpcasters({ ItemAdded: { 1: step, 2: "v2" as never } }),
+      notFromOne: () => defineUpcasters({ ItemAdded: { 2: step, 3: step } }),
+      notAnObject: () => defineUpcasters({ ItemAdded: (() => {}) as never }),
+    };
+
+    // Act
+    const messages = Object.fromEntries(
+      Object.entries(refusals).map(([name, define]) => {
+        try {
+          define();
+          return [name, "accepted"];
+        } catch (error) {
+          return [name, (error as Error).message];
+        }
+      }),
+    );
+
+    // Assess
+    expect(messages).toEqual({
+      typo: 'upcasters["ItemAded"]: "ItemAded" is not an event type of the domain (ItemAdded, OrderPlaced)',
+      zero: 'upcasters["ItemAdded"]["0"]: a schema version must be a positive integer (1, 2, …)',
+      decimal: 'upcasters["ItemAdded"]["1.5"]: a schema version must be a positive integer (1, 2, …)',
+      padded: 'upcasters["ItemAdded"]["01"]: a schema version must be a positive integer (1, 2, …)',
+      notAFunction: 'upcasters["ItemAdded"][2] must be a function turning version 2 data into version 3',
+      notFromOne:
+        'upcasters["ItemAdded"]: steps 2, 3 leave version 1 without one; events at that version would stay half upcast (steps must be 1, 2, … with no gap)',
+      notAnObject: 'upcasters["ItemAdded"] must be an object of steps by schema version: { 1: (v1) => v2 }',
+    });
+    expect(defineUpcasters({ ItemAdded: { 1: step, 2: step } }, { schemas })).toEqual({
+      ItemAdded: { 1: step, 2: step },
+    });
+    expect(defineUpcasters({ Renamed: { 1: step } }, { schemas, types: ["Renamed"] })).toHaveProperty(
+      "Renamed",
+    );
+  });
 });

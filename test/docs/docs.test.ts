@@ -151,6 +151,34 @@ describe("README and docs agree with the code", () => {
     expect(missing).toEqual([]);
   });
 
+  it("link the README (shipped in the package) to the repository, at files that exist, or to files the package holds", () => {
+    // Prepare: the repository of package.json, and the README's links that are not to the web
+    const manifest = JSON.parse(text("package.json")) as {
+      repository: { url: string };
+      homepage: string;
+      bugs: { url: string };
+      files: string[];
+    };
+    const repository = manifest.repository.url.replace(/^git\+/, "").replace(/\.git$/, "");
+    const raw = repository.replace("https://github.com/", "https://raw.githubusercontent.com/");
+    const links = [...text("README.md").matchAll(/\]\(([^)\s]+)\)/g)].map((match) => match[1] as string);
+
+    // Act
+    const intoRepository = links
+      .filter((link) => link.startsWith(`${repository}/`) || link.startsWith(`${raw}/`))
+      .map((link) => link.split("#")[0]?.replace(/^.*?\/(?:blob|tree)\/main\/|^.*?\/main\//, "") as string);
+    const relativeLinks = links.filter((link) => !/^(https?:|#)/.test(link));
+
+    // Assess
+    expect(manifest.homepage.startsWith(repository)).toBe(true);
+    expect(manifest.bugs.url).toBe(`${repository}/issues`);
+    expect(intoRepository.length).toBeGreaterThan(10);
+    expect(intoRepository.filter((path) => !existsSync(join(root, path)))).toEqual([]);
+    expect(relativeLinks.filter((link) => !manifest.files.includes(link.split("#")[0] as string))).toEqual(
+      [],
+    );
+  });
+
   it("call only methods that exist in their TypeScript snippets", () => {
     // Prepare: the receivers the snippets use, and what each can be
     const methodsOf = (...classes: { prototype: object }[]) =>

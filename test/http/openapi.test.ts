@@ -8,6 +8,7 @@ import {
   IdempotencyConflictError,
   NotFoundError,
   PayloadTooLargeError,
+  ProjectionRunningError,
   StreamDeletedError,
   StreamNotFoundError,
   TagConflictError,
@@ -90,6 +91,7 @@ const ERRORS = {
   NotFound: new NotFoundError("no projection named nope"),
   TagConflict: new TagConflictError({ tags: ["course:c1"], types: ["StudentSubscribed"] }),
   Throttled: new ThrottledError(1),
+  ProjectionRunning: new ProjectionRunningError("order-summary"),
   InternalError: new Error("a bug"),
 } satisfies Record<ErrorCode, Error>;
 

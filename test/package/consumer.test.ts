@@ -19,7 +19,8 @@ const exec = promisify(execFile);
 const ROOT = new URL("../../", import.meta.url).pathname;
 const manifest = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
   name: string;
-  exports: Record<string, { types: string; default: string }>;
+  /** Code entry points with their types, and files exported as they are (`./openapi.yaml`). */
+  exports: Record<string, { types: string; default: string } | string>;
   bin: Record<string, string>;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
@@ -101,7 +102,9 @@ describe("the packed tarball", () => {
   it("holds every export's code and types, the bin, and a prebuilt bundle of each of Cairn's Lambdas", () => {
     // GIVEN
     const needed = [
-      ...Object.values(manifest.exports).flatMap(({ types, default: code }) => [types, code]),
+      ...Object.values(manifest.exports).flatMap((entry) =>
+        typeof entry === "string" ? [entry] : [entry.types, entry.default],
+      ),
       ...Object.values(manifest.bin),
       ...Object.keys(CAIRN_LAMBDAS).flatMap((name) => [
         `dist/bundles/${name}/index.mjs`,
@@ -115,12 +118,26 @@ describe("the packed tarball", () => {
       "./cdk",
       "./client",
       "./local",
+      "./openapi.yaml",
       "./projections",
     ]);
   });
 });
 
 describe("a fresh app that installed the tarball", () => {
+  it("resolves cairn-event-store/openapi.yaml to the API description this repository holds", async () => {
+    // WHEN the app resolves the export as a module of its own would
+    const { stdout } = await run(
+      "node",
+      ["--input-type=module", "-e", `console.log(import.meta.resolve("${manifest.name}/openapi.yaml"))`],
+      appDir,
+    );
+    // THEN
+    const resolved = new URL(stdout.trim()).pathname;
+    expect(resolved.startsWith(join(appDir, "node_modules"))).toBe(true);
+    expect(sha(resolved)).toBe(sha(join(ROOT, "openapi.yaml")));
+  });
+
   it("synthesizes a stack with the construct, its domain and its projection from its own files; Cairn's own functions are the prebuilt bundles", async () => {
     // WHEN the app's CDK app runs in its own directory
     await run("node", ["--import", "tsx", "cdk/app.ts"], appDir);

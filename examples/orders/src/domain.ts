@@ -13,4 +13,4 @@ export const schemas: EventSchemas = orderEventSchemas;
  * By event type, then the schema version each step reads: `{ ItemAdded: { 1: (v1) => v2 } }`.
  * None yet: every order event is at schema version 1.
  */
-export const upcasters: Upcasters = defineUpcasters({});
+export const upcasters: Upcasters = defineUpcasters({}, { schemas });
