@@ -1,7 +1,8 @@
 /**
  * A projection's state in the table, with no Lambda or HTTP types: its checkpoint (position,
  * generation, lease, parked count, last error), its read-model documents and its parked events.
- * Status, parked events, documents and reset are read and done here; the runner is in runtime.ts.
+ * Status, parked events, documents and reset are read and done here; the runner is in runtime.ts
+ * (with lease.ts, batch.ts, replay.ts and lambda.ts).
  *
  * Every key of projection `<name>` starts with `PROJECTION#<name>#` (see PROJECTION in constants.ts).
  */
