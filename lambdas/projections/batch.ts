@@ -219,6 +219,8 @@ function readFilterOf(slot: Slot) {
   return {
     ...(eventTypes.length > 0 ? { types: eventTypes } : {}),
     ...(categories?.length === 1 ? { category: categories[0] as string } : {}),
+    // Applied on the references: a partition never reads the events of streams it does not own.
+    ...(slot.partition ? { partition: slot.partition } : {}),
   };
 }
 

@@ -5,6 +5,7 @@
  */
 import type { EventStore } from "../core/event-store.ts";
 import type { StreamMetadata } from "../core/lifecycle.ts";
+import { assertPartitionCount } from "../core/partitions.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import type { Upcasters } from "../core/upcasting.ts";
 import { assertProjectionName } from "./state.ts";
@@ -84,11 +85,20 @@ export interface ProjectionDefinition<E extends DomainEvent = DomainEvent> {
    * steady flow of appends one run keeps going instead of one run per wake-up. @default 250
    */
   readonly lingerMs?: number;
+  /**
+   * Runners, 1 to 64, each owning the streams whose id hashes to it (FNV-1a of the stream id modulo
+   * this, lambdas/core/partitions.ts; a metastream goes with its stream), each with its own
+   * checkpoint, lease and parked count: each stream's events stay in order, the streams of other
+   * partitions do not wait for them. Changing it needs a reset (docs/projections.md). @default 1
+   */
+  readonly partitions?: number;
 }
 
 export interface RunOptions {
   /** Stop starting batches after this many milliseconds. @default 60000 */
   readonly budgetMs?: number;
+  /** Run only this partition (0 to partitions − 1). @default every partition, at once */
+  readonly partition?: number;
 }
 
 export interface RunResult {
@@ -109,22 +119,34 @@ export interface InvocationContext {
   getRemainingTimeInMillis(): number;
 }
 
+/** What a wake-up of a partitioned projection's Lambda did: it invoked itself once per partition. */
+export interface DispatchResult {
+  readonly dispatched: number;
+}
+
 export interface Projection {
   readonly name: string;
+  /** Its runners (the definition's `partitions`). */
+  readonly partitions: number;
   readonly eventTypes: readonly string[];
   readonly categories?: readonly string[];
   /** The upcasters its definition gave; a store that runs it should apply them. */
   readonly upcasters?: Upcasters;
   /** Catches up from the checkpoint to the head of `$all` (or until the budget is spent). */
   run(store: EventStore, options?: RunOptions): Promise<RunResult>;
-  /** Runs the handler again on parked events (all, or those at `positions`); those that pass are unparked. */
-  replayParked(store: EventStore, positions?: readonly number[]): Promise<ReplayResult>;
+  /**
+   * Runs the handler again on parked events (all, or those at `positions`; with partitions, of
+   * every partition or of `partition`), each under its partition's lease; those that pass are unparked.
+   */
+  replayParked(store: EventStore, positions?: readonly number[], partition?: number): Promise<ReplayResult>;
   /**
    * The Lambda handler: an SNS wake-up, an EventBridge schedule or any direct invocation runs it
    * to the head; a direct `{ "replayParked": true }` (or a list of positions) replays parked events.
+   * With partitions, `{ "partition": i }` runs partition i, and any other invocation in Lambda
+   * invokes the function itself once per partition (asynchronously) and returns.
    * Its store comes from the environment (CAIRN_TABLE_NAME), with the definition's upcasters.
    */
-  handler(event?: unknown, context?: InvocationContext): Promise<RunResult | ReplayResult>;
+  handler(event?: unknown, context?: InvocationContext): Promise<RunResult | ReplayResult | DispatchResult>;
 }
 
 /**
@@ -154,6 +176,7 @@ export interface Settings {
   readonly retryDelayMs: number;
   readonly leaseMs: number;
   readonly lingerMs: number;
+  readonly partitions: number;
 }
 
 export function settingsOf<E extends DomainEvent>(definition: ProjectionDefinition<E>): Settings {
@@ -170,5 +193,6 @@ export function settingsOf<E extends DomainEvent>(definition: ProjectionDefiniti
     retryDelayMs: definition.retryDelayMs ?? 100,
     leaseMs: definition.leaseMs ?? 30_000,
     lingerMs: definition.lingerMs ?? 250,
+    partitions: assertPartitionCount(definition.partitions ?? 1),
   };
 }

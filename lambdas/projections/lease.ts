@@ -14,6 +14,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { ATTR, ITEM_KIND, PROJECTION } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
+import type { Partition } from "../core/partitions.ts";
 import { retryThrottled } from "../core/throttling.ts";
 import { logger } from "../observability.ts";
 import type { Settings } from "./definition.ts";
@@ -24,6 +25,8 @@ export interface Slot {
   readonly settings: Settings;
   /** The checkpoint item's key. */
   readonly key: Record<string, AttributeValue>;
+  /** The streams it owns, when the projection has partitions. @default all */
+  readonly partition?: Partition;
 }
 
 export class LeaseLostError extends Error {
@@ -41,12 +44,14 @@ export interface Crash {
 /**
  * Takes the lease. A previous owner still on the item (its lease ran out, so the condition let us
  * in) never released it: that run crashed, and `crash` says so. The in-flight record is read and
- * cleared here, so it only ever speaks of the run that acquired last.
+ * cleared here, so it only ever speaks of the run that acquired last. A checkpoint created here
+ * starts in `generation` (the root checkpoint's).
  */
 export async function acquire(
   slot: Slot,
   store: EventStore,
   owner: string,
+  generation = 0,
 ): Promise<{ checkpoint: Checkpoint; crash?: Crash } | undefined> {
   const { name, leaseMs } = slot.settings;
   const now = Date.now();
@@ -56,7 +61,7 @@ export async function acquire(
         TableName: store.tableName,
         Key: slot.key,
         UpdateExpression:
-          "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :zero), #parked = if_not_exists(#parked, :zero), #kind = :kind REMOVE #flight",
+          "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #kind = :kind REMOVE #flight",
         ConditionExpression: "attribute_not_exists(#owner) OR #lease < :now OR #owner = :me",
         ExpressionAttributeNames: {
           "#owner": PROJECTION.ownerAttr,
@@ -72,12 +77,16 @@ export async function acquire(
           ":until": { N: String(now + leaseMs) },
           ":now": { N: String(now) },
           ":zero": { N: "0" },
+          ":gen": { N: String(generation) },
           ":kind": { S: ITEM_KIND.projection },
         },
         ReturnValues: "ALL_OLD",
       }),
     );
-    const { inFlight, ...old } = toCheckpoint(Attributes);
+    // No item before: it was created here, in `generation`.
+    const { inFlight, ...old } = Attributes
+      ? toCheckpoint(Attributes)
+      : toCheckpoint({ [PROJECTION.generationAttr]: { N: String(generation) } });
     const checkpoint: Checkpoint = { ...old, owner, leaseUntil: now + leaseMs };
     if (old.owner === undefined || old.owner === owner) return { checkpoint };
     logger.warn("projection took over from a run that crashed", {
@@ -88,6 +97,48 @@ export async function acquire(
     return { checkpoint, crash: inFlight ? { inFlight } : {} };
   } catch (error) {
     if (error instanceof ConditionalCheckFailedException) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * A partition's checkpoint that a reset missed (its generation is older than the root's) starts
+ * again at 0 in the root's generation. False when a runner still holds it.
+ */
+export async function restart(
+  slot: Slot,
+  store: EventStore,
+  stale: number,
+  generation: number,
+): Promise<boolean> {
+  try {
+    await store.client.send(
+      new UpdateItemCommand({
+        TableName: store.tableName,
+        Key: slot.key,
+        UpdateExpression:
+          "SET #pos = :zero, #parked = :zero, #gen = :gen REMOVE #owner, #lease, #err, #flight",
+        ConditionExpression: "#gen = :stale AND (attribute_not_exists(#owner) OR #lease < :now)",
+        ExpressionAttributeNames: {
+          "#pos": PROJECTION.positionAttr,
+          "#parked": PROJECTION.parkedCountAttr,
+          "#gen": PROJECTION.generationAttr,
+          "#owner": PROJECTION.ownerAttr,
+          "#lease": PROJECTION.leaseUntilAttr,
+          "#err": PROJECTION.lastErrorAttr,
+          "#flight": PROJECTION.inFlightAttr,
+        },
+        ExpressionAttributeValues: {
+          ":zero": { N: "0" },
+          ":gen": { N: String(generation) },
+          ":stale": { N: String(stale) },
+          ":now": { N: String(Date.now()) },
+        },
+      }),
+    );
+    return true;
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) return false;
     throw error;
   }
 }

@@ -7,11 +7,12 @@
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { PROJECTION } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
+import { partitionOf } from "../core/partitions.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { apply, docWrites, type Staged } from "./batch.ts";
 import type { ReplayResult } from "./definition.ts";
 import { acquire, messageOf, release, type Slot, transact } from "./lease.ts";
-import { listParkedEvents, type ParkedEvent, parkedKey } from "./state.ts";
+import { listParkedEvents, type ParkedEvent, parkedKey, readCheckpoint } from "./state.ts";
 
 export async function replayParked(
   slot: Slot,
@@ -20,13 +21,23 @@ export async function replayParked(
   positions?: readonly number[],
 ): Promise<ReplayResult> {
   const { name } = slot.settings;
-  const start = (await acquire(slot, store, owner))?.checkpoint;
+  const { generation } = await readCheckpoint(store, name);
+  const start = (await acquire(slot, store, owner, generation))?.checkpoint;
   if (!start) throw new Error(`projection ${name} is running; replay parked events when it is idle`);
+  if (start.generation !== generation) {
+    await release(slot, store, owner);
+    throw new Error(`projection ${name}: a partition has not run since the last reset; replay after it has`);
+  }
   let replayed = 0;
   let stillParked = 0;
   try {
     const all = await listParkedEvents(store, name);
-    const chosen = positions ? all.filter((entry) => positions.includes(entry.position)) : all;
+    const owned = slot.partition
+      ? all.filter(
+          (entry) => partitionOf(entry.streamId, slot.partition?.count ?? 1) === slot.partition?.index,
+        )
+      : all;
+    const chosen = positions ? owned.filter((entry) => positions.includes(entry.position)) : owned;
     for (const entry of chosen) {
       const event = await eventAt(store, entry);
       const staged: Staged = { docs: new Map(), committed: new Map(), parked: [], processed: 0 };

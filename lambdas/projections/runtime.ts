@@ -15,10 +15,15 @@
  *   The run that takes over applies that batch one event at a time, each recorded in flight on the
  *   checkpoint first; an event on which `maxCrashes` such runs crashed is parked. Costs nothing
  *   until a crash: a run that ends normally releases its lease.
+ * - Partitions (`partitions: N`): N runners, each owning the streams whose id hashes to it, each
+ *   with its own checkpoint, lease and parked count; the layout is kept on the root checkpoint
+ *   and a change of N needs a reset (layout.ts).
  * - The Lambda handler (lambda.ts).
  */
 import { randomUUID } from "node:crypto";
 import { readHeadPosition } from "../core/all.ts";
+import { KEYS } from "../core/constants.ts";
+import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { logger } from "../observability.ts";
 import { catchUp } from "./batch.ts";
@@ -27,14 +32,17 @@ import {
   PROJECTION_BRAND,
   type Projection,
   type ProjectionDefinition,
+  type RunResult,
   settingsOf,
 } from "./definition.ts";
 import { lambdaHandler } from "./lambda.ts";
-import { acquire, LeaseLostError, patiently, release, type Slot } from "./lease.ts";
+import { ensureLayout } from "./layout.ts";
+import { acquire, LeaseLostError, patiently, release, restart, type Slot } from "./lease.ts";
 import { replayParked } from "./replay.ts";
-import { checkpointKey, readCheckpoint } from "./state.ts";
+import { currentCheckpoint, partitionCheckpointKey } from "./state.ts";
 
 export {
+  type DispatchResult,
   type DomainEvent,
   type EventOf,
   type InvocationContext,
@@ -49,17 +57,29 @@ export {
   type RunResult,
   type SystemEvent,
 } from "./definition.ts";
+export { ProjectionLayoutError } from "./layout.ts";
 
 export function defineProjection<E extends DomainEvent = DomainEvent>(
   definition: ProjectionDefinition<E>,
 ): Projection {
   const settings = settingsOf(definition);
-  const { name, eventTypes, categories } = settings;
-  const slot: Slot = { settings, key: checkpointKey(name) };
+  const { name, eventTypes, categories, partitions } = settings;
+  const slots: Slot[] = Array.from({ length: partitions }, (_, index) => ({
+    settings,
+    key: partitionCheckpointKey(name, index, partitions),
+    ...(partitions > 1 ? { partition: { index, count: partitions } } : {}),
+  }));
+  const slotAt = (partition: number | undefined, field: string): Slot[] => {
+    if (partition === undefined) return slots;
+    if (!Number.isInteger(partition) || partition < 0 || partition >= partitions)
+      throw new ValidationError(field, `must be an integer from 0 to ${partitions - 1}`);
+    return [slots[partition] as Slot];
+  };
 
-  const run: Projection["run"] = async (store: EventStore, options = {}) => {
-    const deadline = Date.now() + (options.budgetMs ?? 60_000);
+  /** Catches one partition (or the only one) up, while its lease is free. */
+  async function runSlot(slot: Slot, store: EventStore, deadline: number): Promise<RunResult> {
     const owner = randomUUID();
+    const sortKey = slot.key[KEYS.sort]?.S ?? "";
     let processed = 0;
     let parked = 0;
     let position = 0;
@@ -68,15 +88,22 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     // lease found it busy, and its events must not wait for the next scheduled wake-up.
     while (Date.now() < deadline) {
       // An idle wake-up (nothing new, no runner needed) costs two reads and writes nothing.
-      const [current, head] = await patiently(deadline, () =>
-        Promise.all([readCheckpoint(store, name), readHeadPosition(store.client, store.tableName)]),
-      );
-      if (current.position >= head) {
-        position = current.position;
-        break;
-      }
+      const [{ generation, checkpoints }, head] = await Promise.all([
+        ensureLayout(settings, store, deadline),
+        patiently(deadline, () => readHeadPosition(store.client, store.tableName)),
+      ]);
+      const stored = checkpoints.get(sortKey);
+      const current = currentCheckpoint(stored, generation);
       position = current.position;
-      const lease = await acquire(slot, store, owner);
+      if (current.position >= head) break;
+      // A checkpoint a reset missed starts again in the new generation.
+      if (
+        stored &&
+        stored.generation < generation &&
+        !(await restart(slot, store, stored.generation, generation))
+      )
+        break;
+      const lease = await acquire(slot, store, owner, generation);
       if (!lease) break;
       ran = true;
       try {
@@ -86,7 +113,10 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         position = result.checkpoint.position;
       } catch (error) {
         if (error instanceof LeaseLostError) {
-          logger.warn("projection lost its lease; another runner or a reset took over", { projection: name });
+          logger.warn("projection lost its lease; another runner or a reset took over", {
+            projection: name,
+            ...(slot.partition ? { partition: slot.partition.index } : {}),
+          });
           break;
         }
         throw error;
@@ -95,19 +125,41 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       }
     }
     return { ran, processed, parked, position };
+  }
+
+  const run: Projection["run"] = async (store: EventStore, options = {}) => {
+    const deadline = Date.now() + (options.budgetMs ?? 60_000);
+    const results = await Promise.all(
+      slotAt(options.partition, "partition").map((slot) => runSlot(slot, store, deadline)),
+    );
+    return {
+      ran: results.some((result) => result.ran),
+      processed: results.reduce((sum, result) => sum + result.processed, 0),
+      parked: results.reduce((sum, result) => sum + result.parked, 0),
+      position: Math.min(...results.map((result) => result.position)),
+    };
   };
 
-  const replay: Projection["replayParked"] = (store, positions) =>
-    replayParked(slot, store, randomUUID(), positions);
+  const replay: Projection["replayParked"] = async (store, positions, partition) => {
+    let replayed = 0;
+    let stillParked = 0;
+    for (const slot of slotAt(partition, "partition")) {
+      const result = await replayParked(slot, store, randomUUID(), positions);
+      replayed += result.replayed;
+      stillParked += result.stillParked;
+    }
+    return { replayed, stillParked };
+  };
 
   const projection: Projection = {
     name,
+    partitions,
     eventTypes,
     ...(categories ? { categories } : {}),
     ...(definition.upcasters ? { upcasters: definition.upcasters } : {}),
     run,
     replayParked: replay,
-    handler: lambdaHandler({ name, run, replayParked: replay }, definition.upcasters),
+    handler: lambdaHandler({ name, partitions, run, replayParked: replay }, definition.upcasters),
   };
   Object.defineProperty(projection, PROJECTION_BRAND, { value: projection });
   Object.defineProperty(projection.handler, PROJECTION_BRAND, { value: projection });
