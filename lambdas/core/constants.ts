@@ -130,6 +130,8 @@ export const ENV = {
   projections: "CAIRN_PROJECTIONS",
   /** A projection's Lambda: the name `addProjection` attached it under (its keys and IAM rights follow it). */
   projectionName: "CAIRN_PROJECTION_NAME",
+  /** A projection's Lambda: the partitions `addProjection` attached it with (its module's definition must agree). */
+  projectionPartitions: "CAIRN_PROJECTION_PARTITIONS",
 } as const;
 
 /**

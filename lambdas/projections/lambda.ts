@@ -47,6 +47,13 @@ export function lambdaHandler(
         `this Lambda was attached as projection "${attached}" (addProjection) but its module defines "${name}" (defineProjection): give both the same name`,
       );
     }
+    const attachedPartitions = process.env[ENV.projectionPartitions];
+    if (attachedPartitions !== undefined && Number(attachedPartitions) !== partitions) {
+      // The construct invokes it once per partition it was told of: other partitions would never run.
+      throw new Error(
+        `this Lambda was attached with partitions: ${attachedPartitions} (addProjection) but its module defines partitions: ${partitions} (defineProjection): give both the same count`,
+      );
+    }
     lambdaStore ??= new EventStore({
       client: new DynamoDBClient({}),
       tableName: requiredEnv(ENV.tableName),
