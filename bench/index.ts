@@ -24,6 +24,7 @@ const SECTIONS = [
   "http",
   "global-order",
   "subscriptions",
+  "projections",
   "all-at-scale",
   "aggregate",
   "limits",

@@ -20,6 +20,7 @@ import {
   ENV,
   METRICS,
   PREFIX,
+  PROJECTION,
   PROJECTION_NAME_PATTERN,
   projectionPrefix,
   STREAM_LIST,
@@ -235,6 +236,14 @@ export interface ProjectionOptions {
    * @default 1000
    */
   readonly lagAlarmThreshold?: number;
+  /**
+   * The projection's partitions, as its module's `defineProjection({ partitions })` says (the
+   * function refuses to run when they differ). With more than one, a wake-up invokes the function
+   * once per partition (`{ "partition": i }`, asynchronously): the function may invoke itself, and a
+   * `reservedConcurrency` must leave room for N + 1 invocations.
+   * @default 1
+   */
+  readonly partitions?: number;
 }
 
 /** A command handler of your own, built by `addCommandHandler`. */
@@ -266,6 +275,8 @@ export interface Projection {
   readonly alarms: readonly cloudwatch.Alarm[];
   readonly eventTypes?: readonly string[];
   readonly categories?: readonly string[];
+  /** Its partitions (1: none). */
+  readonly partitions: number;
 }
 
 export { PROJECTION_NAME_PATTERN };
@@ -555,6 +566,12 @@ export class EventStore extends Construct {
     if ((options.entry === undefined) === (options.function === undefined)) {
       throw new Error(`projection "${name}": give exactly one of entry or function`);
     }
+    const partitions = options.partitions ?? 1;
+    if (!Number.isInteger(partitions) || partitions < 1 || partitions > PROJECTION.maxPartitions) {
+      throw new Error(
+        `projection "${name}": partitions must be an integer from 1 to ${PROJECTION.maxPartitions}`,
+      );
+    }
     const scope = new Construct(this, `Projection-${name}`);
     const filters = [
       options.eventTypes ? `types ${options.eventTypes.join(",")}` : "",
@@ -568,7 +585,7 @@ export class EventStore extends Construct {
         memorySize: options.memorySize ?? 512,
         timeout: options.timeout ?? Duration.minutes(1),
         reservedConcurrentExecutions: options.reservedConcurrency,
-        environment: { [ENV.projectionName]: name },
+        environment: { [ENV.projectionName]: name, [ENV.projectionPartitions]: String(partitions) },
       });
       // A lost wake-up is harmless (the schedule wakes it again): no async retries piling up.
       built.configureAsyncInvoke({ retryAttempts: 0, maxEventAge: Duration.minutes(5) });
@@ -578,7 +595,19 @@ export class EventStore extends Construct {
       if (fn instanceof lambda.Function) {
         for (const [key, value] of Object.entries(this.environment())) fn.addEnvironment(key, value);
         fn.addEnvironment(ENV.projectionName, name);
+        fn.addEnvironment(ENV.projectionPartitions, String(partitions));
       }
+    }
+    if (partitions > 1) {
+      // A wake-up invokes the function once per partition. A policy of its own, not the role's
+      // default one: the function depends on that, and this statement names the function.
+      if (!fn.role) throw new Error(`projection "${name}": a function with partitions needs a role`);
+      new iam.Policy(scope, "InvokePartitions", {
+        roles: [fn.role],
+        statements: [
+          new iam.PolicyStatement({ actions: ["lambda:InvokeFunction"], resources: [fn.functionArn] }),
+        ],
+      });
     }
 
     this.wakeTopic.addSubscription(new LambdaSubscription(fn));
@@ -609,6 +638,10 @@ export class EventStore extends Construct {
     this.grantTable(fn, [DDB.put, DDB.update, DDB.delete], [`${projectionPrefix(name)}*`]);
 
     const lag = this.projectionMetric(name, METRICS.projectionLag);
+    // Each partition's lag beside the whole projection's (the alarm watches the whole one's).
+    const partitionLags = Array.from({ length: partitions > 1 ? partitions : 0 }, (_, index) =>
+      this.projectionMetric(name, METRICS.projectionLag, String(index)),
+    );
     const parked = this.projectionMetric(name, METRICS.parkedEvents);
     const errors = fn.metricErrors({ period: Duration.minutes(5), statistic: "Sum" });
     const alarms = [
@@ -636,7 +669,11 @@ export class EventStore extends Construct {
     ];
 
     this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: `Projection ${name}: lag (positions)`, left: [lag], width: 8 }),
+      new cloudwatch.GraphWidget({
+        title: `Projection ${name}: lag (positions)`,
+        left: [lag, ...partitionLags],
+        width: 8,
+      }),
       new cloudwatch.GraphWidget({ title: `Projection ${name}: parked events`, left: [parked], width: 8 }),
       new cloudwatch.GraphWidget({
         title: `Projection ${name}: invocations and errors`,
@@ -652,6 +689,7 @@ export class EventStore extends Construct {
       alarms,
       eventTypes: options.eventTypes,
       categories: options.categories,
+      partitions,
     };
     this.projections.push(projection);
     return projection;
@@ -848,11 +886,15 @@ export class EventStore extends Construct {
     return { api, stage, accessLogs };
   }
 
-  private projectionMetric(name: string, metricName: string): cloudwatch.Metric {
+  private projectionMetric(name: string, metricName: string, partition?: string): cloudwatch.Metric {
     return new cloudwatch.Metric({
       namespace: this.metricsNamespace,
       metricName,
-      dimensionsMap: { [METRICS.projectionDimension]: name },
+      dimensionsMap: {
+        [METRICS.projectionDimension]: name,
+        ...(partition === undefined ? {} : { [METRICS.partitionDimension]: partition }),
+      },
+      ...(partition === undefined ? {} : { label: `partition ${partition}` }),
       statistic: "Maximum",
       period: Duration.minutes(1),
     });

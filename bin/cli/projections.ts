@@ -12,7 +12,16 @@ interface JsonOption extends TargetOptions {
 const statusLine = (status: ProjectionStatus): string =>
   `${status.name}  position ${status.position}/${status.headPosition}  lag ${status.lag}  parked ${status.parkedCount}` +
   `  generation ${status.generation}${status.running ? "  running" : ""}` +
-  (status.lastError ? `  last error: ${JSON.stringify(status.lastError)}` : "");
+  ((status.partitions ?? 1) > 1 ? `  partitions ${status.partitions}` : "") +
+  (status.lastError ? `  last error: ${JSON.stringify(status.lastError)}` : "") +
+  // One line more per partition, indented under the projection's.
+  (status.partitionStatuses ?? [])
+    .map(
+      (part) =>
+        `\n  partition ${part.partition}  position ${part.position}/${status.headPosition}  lag ${part.lag}  parked ${part.parkedCount}` +
+        `${part.running ? "  running" : ""}${part.lastError ? `  last error: ${JSON.stringify(part.lastError)}` : ""}`,
+    )
+    .join("");
 
 async function status(name: string | undefined, options: JsonOption): Promise<void> {
   const client = await clientOf(options);

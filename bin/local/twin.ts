@@ -20,7 +20,10 @@ import { startLocalServer } from "./server.ts";
 export interface LocalOptions {
   /** The domain's `schemas` and `upcasters`, as the deployed API gets them from `domain: { entry }`. @default none: any event type and data */
   readonly domain?: Domain;
-  /** Projections (`defineProjection(...)`) run from `$all` as in AWS, each with its own upcasters. @default none */
+  /**
+   * Projections (`defineProjection(...)`) run from `$all` as in AWS, each with its own upcasters;
+   * one with partitions runs as one runner per partition. @default none
+   */
   readonly projections?: readonly Projection[];
   /** Port of the HTTP API on 127.0.0.1; 0 picks a free one. @default 0 */
   readonly port?: number;
@@ -142,10 +145,17 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
       tableName,
       log,
       ...(options.virtualShards ? { virtualShards: options.virtualShards } : {}),
-      projections: projections.map((projection) => ({
-        name: projection.name,
-        handler: () => projection.run(storeOf(projection)),
-      })),
+      // A partitioned projection is N runners, one per partition, as N invocations are in AWS.
+      projections: projections.flatMap((projection) => {
+        const partitions = projection.partitions ?? 1;
+        if (partitions <= 1) {
+          return [{ name: projection.name, handler: () => projection.run(storeOf(projection)) }];
+        }
+        return Array.from({ length: partitions }, (_, partition) => ({
+          name: `${projection.name}#${partition}`,
+          handler: () => projection.run(storeOf(projection), { partition }),
+        }));
+      }),
     });
     running.push(() => poller.stop());
     // The reconciler, on a timer as on its schedule in AWS: set-aside streams, records the poller never delivered.

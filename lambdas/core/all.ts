@@ -1,7 +1,7 @@
 /**
  * Reading `$all`. Entries are references in chunks (chunks.ts): a read takes the head position
  * (consistent), Queries the page partitions covering the positions it looks at, expands the
- * references, applies the `types` / `category` filters to them (a skipped event is never read), and
+ * references, applies the `types` / `category` / `partition` filters to them (a skipped event is never read), and
  * reads the selected events from their streams by key (consistent BatchGetItem, 100 keys a call,
  * several calls at once), returning them in position order through the store's `toEvent`.
  * Beside the events it reads the heads of their streams (consistent BatchGetItem): an event the
@@ -31,6 +31,7 @@ import {
   versionKey,
 } from "./constants.ts";
 import { ValidationError } from "./errors.ts";
+import { assertPartition, type Partition, partitionOf } from "./partitions.ts";
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { asThrottled } from "./throttling.ts";
 import type { RecordedEvent } from "./types.ts";
@@ -45,6 +46,11 @@ export interface ReadAllOptions {
   readonly types?: readonly string[];
   /** Only events of streams in this category (the part of the stream id before the first `-`). @default all */
   readonly category?: string;
+  /**
+   * Only events of the streams this partition owns (`partitionOf` in partitions.ts: FNV-1a of the
+   * stream id, a metastream with its stream), as a partitioned projection reads. @default all
+   */
+  readonly partition?: Partition;
   /**
    * When nothing matches, wait up to this many milliseconds (0 to 20,000) for a matching event
    * (lambdas/core/waiting.ts). @default 0
@@ -149,8 +155,9 @@ export async function readAll(store: AllReader, options: ReadAllOptions = {}): P
   if (category !== undefined && (typeof category !== "string" || category.length === 0)) {
     throw new ValidationError("category", "must be a non-empty string");
   }
+  const partition = options.partition === undefined ? undefined : assertPartition(options.partition);
   try {
-    return await read(store, after, limit, types, category);
+    return await read(store, after, limit, types, category, partition);
   } catch (error) {
     throw asThrottled(error);
   }
@@ -162,8 +169,9 @@ async function read(
   limit: number,
   types: ReadonlySet<string> | undefined,
   category: string | undefined,
+  partition: Partition | undefined,
 ): Promise<ReadAllResult> {
-  const filtered = types !== undefined || category !== undefined;
+  const filtered = types !== undefined || category !== undefined || (partition?.count ?? 1) > 1;
   const budgetEnd = after + (filtered ? Math.max(FILTERED_SCAN_BUDGET, limit) : limit);
   // The head and the pages at once: only positions up to the head count, and a page read before a
   // chunk up to the head was there shows a hole, which is read again (readEntries).
@@ -183,6 +191,7 @@ async function read(
     looked = entry.position;
     if (types && !types.has(entry.type)) continue;
     if (category !== undefined && categoryOf(entry.streamId) !== category) continue;
+    if (partition && partitionOf(entry.streamId, partition.count) !== partition.index) continue;
     selected.push(entry);
   }
   const { events, complete, last } = await readEvents(store, selected);

@@ -144,6 +144,8 @@ export const ENV = {
    * invokes to replay parked events (`POST /projections/{name}/replay`).
    */
   projectionFunctions: "CAIRN_PROJECTION_FUNCTIONS",
+  /** A projection's Lambda: the partitions `addProjection` attached it with (its module's definition must agree). */
+  projectionPartitions: "CAIRN_PROJECTION_PARTITIONS",
 } as const;
 
 /**
@@ -156,6 +158,8 @@ export const ENV = {
 export const METRICS = {
   defaultNamespace: "Cairn",
   projectionDimension: "Projection",
+  /** A partitioned projection's runs also publish lag and parked count with this dimension besides `Projection`. */
+  partitionDimension: "Partition",
   projectionLag: "ProjectionLag",
   parkedEvents: "ParkedEvents",
 } as const;
@@ -455,7 +459,15 @@ export const GLOBAL_METRICS = {
 export const PROJECTION_NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export const PROJECTION = {
+  /**
+   * The checkpoint of an unpartitioned projection, and the root of a partitioned one: it holds the
+   * generation a reset increments and `partitions`, the layout the projection last ran with.
+   */
   checkpointSortKey: "CHECKPOINT",
+  /** Partitions a projection may have (lambdas/core/partitions.ts). */
+  maxPartitions: 64,
+  /** The layout attribute of the root checkpoint: the partition count the projection runs with. */
+  partitionsAttr: "partitions",
   docSortKey: "DOC",
   /** Checkpoint attributes. */
   positionAttr: "position",
@@ -475,6 +487,13 @@ export const PROJECTION = {
 } as const;
 export const projectionPrefix = (name: string): string => `${PREFIX.projection}${name}#`;
 export const projectionCheckpointKey = (name: string): string => `${projectionPrefix(name)}CHECKPOINT`;
+/**
+ * The sort key of partition `index` of `count`'s checkpoint, in the partition of the root
+ * checkpoint (one Query reads them all): `CHECKPOINT#<count>#<index>`. Partition 0 of 1 is the
+ * root itself (`CHECKPOINT`), so an unpartitioned projection keeps its one item.
+ */
+export const projectionPartitionSortKey = (index: number, count: number): string =>
+  count <= 1 ? PROJECTION.checkpointSortKey : `${PROJECTION.checkpointSortKey}#${count}#${index}`;
 export const projectionDocKey = (name: string, generation: number, id: string): string =>
   `${projectionPrefix(name)}G${generation}#DOC#${id}`;
 export const projectionParkedKey = (name: string, generation: number): string =>

@@ -6,6 +6,7 @@ export * from "./domain.ts";
 export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./lifecycle.ts";
+export { fnv1a32, type Partition, partitionOf } from "./partitions.ts";
 export * from "./retention.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";

@@ -3,6 +3,7 @@
  * the functions that read and reset a projection's state (status, parked events, documents).
  */
 export {
+  type DispatchResult,
   type DomainEvent,
   defineProjection,
   type EventOf,
@@ -11,6 +12,7 @@ export {
   type ProjectionContext,
   type ProjectionDefinition,
   type ProjectionHandlers,
+  ProjectionLayoutError,
   projectionOf,
   type ReplayResult,
   type RunOptions,
@@ -21,6 +23,7 @@ export {
   getProjectionStatus,
   listParkedEvents,
   type ParkedEvent,
+  type PartitionStatus,
   type ProjectionError,
   type ProjectionStatus,
   type ProjectionTable,

@@ -1,7 +1,8 @@
 /**
  * A projection's state in the table, with no Lambda or HTTP types: its checkpoint (position,
  * generation, lease, parked count, last error), its read-model documents and its parked events.
- * Status, parked events, documents and reset are read and done here; the runner is in runtime.ts.
+ * Status, parked events, documents and reset are read and done here; the runner is in runtime.ts
+ * (with lease.ts, batch.ts, replay.ts and lambda.ts).
  *
  * Every key of projection `<name>` starts with `PROJECTION#<name>#` (see PROJECTION in constants.ts).
  */
@@ -25,6 +26,7 @@ import {
   projectionCheckpointKey,
   projectionDocKey,
   projectionParkedKey,
+  projectionPartitionSortKey,
 } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 
@@ -43,21 +45,47 @@ export interface ProjectionError {
   readonly at: string;
 }
 
-export interface ProjectionStatus {
-  readonly name: string;
-  /** The last `$all` position this projection has processed (0 = none). */
+/** One partition's part of a partitioned projection's status. */
+export interface PartitionStatus {
+  /** 0 to `partitions` − 1: it owns the streams whose id hashes to it (lambdas/core/partitions.ts). */
+  readonly partition: number;
+  /** The last `$all` position this partition has looked at (0 = none). */
   readonly position: number;
-  /** The head of `$all` when the status was read. */
-  readonly headPosition: number;
-  /** `headPosition - position`: events of `$all` not yet looked at (filtered-out ones included). */
+  /** `headPosition - position`. */
   readonly lag: number;
   readonly parkedCount: number;
   readonly lastError?: ProjectionError;
-  /** Read-model generation: a reset starts a new, empty one. */
-  readonly generation: number;
-  /** True while a runner holds the lease. */
   readonly running: boolean;
   readonly updatedAt?: string;
+}
+
+export interface ProjectionStatus {
+  readonly name: string;
+  /**
+   * The last `$all` position this projection has processed (0 = none); with partitions, the lowest
+   * of theirs: every partition has looked at every position up to it.
+   */
+  readonly position: number;
+  /** The head of `$all` when the status was read. */
+  readonly headPosition: number;
+  /**
+   * `headPosition - position`: events of `$all` not yet looked at (filtered-out ones included); with
+   * partitions, the largest partition's lag (a sum would count a position once per partition).
+   */
+  readonly lag: number;
+  /** Parked events, summed over the partitions. */
+  readonly parkedCount: number;
+  /** The latest error of any partition. */
+  readonly lastError?: ProjectionError;
+  /** Read-model generation: a reset starts a new, empty one. */
+  readonly generation: number;
+  /** True while a runner holds the lease (with partitions: any partition's). */
+  readonly running: boolean;
+  readonly updatedAt?: string;
+  /** The partition count the projection last ran with (1 until a partitioned one first runs). */
+  readonly partitions: number;
+  /** Each partition's status, when `partitions` > 1. */
+  readonly partitionStatuses?: readonly PartitionStatus[];
 }
 
 export interface ParkedEvent {
@@ -89,6 +117,8 @@ export interface Checkpoint {
   readonly lastError?: ProjectionError;
   readonly inFlight?: InFlight;
   readonly updatedAt?: string;
+  /** The root checkpoint only: the partition count the projection last ran with. */
+  readonly partitions?: number;
 }
 
 export function assertProjectionName(name: unknown): asserts name is string {
@@ -117,6 +147,16 @@ export const checkpointKey = (name: string): Record<string, AttributeValue> => (
   [KEYS.sort]: { S: PROJECTION.checkpointSortKey },
 });
 
+/** The checkpoint of partition `index` of `count` (partition 0 of 1 is `checkpointKey`). */
+export const partitionCheckpointKey = (
+  name: string,
+  index: number,
+  count: number,
+): Record<string, AttributeValue> => ({
+  [KEYS.partition]: { S: projectionCheckpointKey(name) },
+  [KEYS.sort]: { S: projectionPartitionSortKey(index, count) },
+});
+
 export const docKey = (name: string, generation: number, id: string): Record<string, AttributeValue> => ({
   [KEYS.partition]: { S: projectionDocKey(name, generation, id) },
   [KEYS.sort]: { S: PROJECTION.docSortKey },
@@ -137,6 +177,7 @@ export function toCheckpoint(item: Record<string, AttributeValue> | undefined): 
   const leaseUntil = item?.[PROJECTION.leaseUntilAttr]?.N;
   const updatedAt = item?.[ATTR.updatedAt]?.S;
   const inFlight = item?.[PROJECTION.inFlightAttr]?.S;
+  const partitions = item?.[PROJECTION.partitionsAttr]?.N;
   return {
     position: Number(item?.[PROJECTION.positionAttr]?.N ?? 0),
     generation: Number(item?.[PROJECTION.generationAttr]?.N ?? 0),
@@ -146,8 +187,48 @@ export function toCheckpoint(item: Record<string, AttributeValue> | undefined): 
     ...(lastError ? { lastError: JSON.parse(lastError) as ProjectionError } : {}),
     ...(inFlight ? { inFlight: JSON.parse(inFlight) as InFlight } : {}),
     ...(updatedAt ? { updatedAt } : {}),
+    ...(partitions ? { partitions: Number(partitions) } : {}),
   };
 }
+
+/**
+ * Every checkpoint item of a projection (the root and each partition's, of every layout it ran
+ * with), by sort key: one consistent Query of the checkpoint partition.
+ */
+export async function readCheckpoints(
+  table: ProjectionTable,
+  name: string,
+): Promise<Map<string, Checkpoint>> {
+  const checkpoints = new Map<string, Checkpoint>();
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await table.client.send(
+      new QueryCommand({
+        TableName: table.tableName,
+        ConsistentRead: true,
+        KeyConditionExpression: `${KEYS.partition} = :pk`,
+        ExpressionAttributeValues: { ":pk": { S: projectionCheckpointKey(name) } },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    for (const item of page.Items ?? []) checkpoints.set(item[KEYS.sort]?.S ?? "", toCheckpoint(item));
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+  return checkpoints;
+}
+
+/**
+ * A partition's checkpoint as the current generation sees it: one left behind by a reset (an older
+ * generation than the root's) counts as not started.
+ */
+export function currentCheckpoint(checkpoint: Checkpoint | undefined, generation: number): Checkpoint {
+  if (!checkpoint) return { position: 0, generation, parkedCount: 0 };
+  if (checkpoint.generation >= generation) return checkpoint;
+  return { position: 0, generation, parkedCount: 0 };
+}
+
+const isRunning = (checkpoint: Checkpoint, now: number) =>
+  checkpoint.owner !== undefined && (checkpoint.leaseUntil ?? 0) > now;
 
 export async function readCheckpoint(table: ProjectionTable, name: string): Promise<Checkpoint> {
   const { Item } = await table.client.send(
@@ -156,23 +237,73 @@ export async function readCheckpoint(table: ProjectionTable, name: string): Prom
   return toCheckpoint(Item);
 }
 
-/** Position, lag behind the head of `$all`, parked count, last error. A never-run projection is at 0. */
+/**
+ * Position, lag behind the head of `$all`, parked count, last error; per partition too when the
+ * projection runs with partitions. A never-run projection is at 0.
+ */
 export async function getProjectionStatus(table: ProjectionTable, name: string): Promise<ProjectionStatus> {
   assertProjectionName(name);
-  const [checkpoint, headPosition] = await Promise.all([
-    readCheckpoint(table, name),
+  const [checkpoints, headPosition] = await Promise.all([
+    readCheckpoints(table, name),
     readHeadPosition(table.client, table.tableName),
   ]);
+  const now = Date.now();
+  const root = currentCheckpoint(checkpoints.get(PROJECTION.checkpointSortKey), 0);
+  const partitions = root.partitions ?? 1;
+  const lagOf = (position: number) => Math.max(0, headPosition - position);
+  if (partitions <= 1) {
+    return {
+      name,
+      position: root.position,
+      headPosition,
+      lag: lagOf(root.position),
+      parkedCount: root.parkedCount,
+      ...(root.lastError ? { lastError: root.lastError } : {}),
+      generation: root.generation,
+      running: isRunning(root, now),
+      ...(root.updatedAt ? { updatedAt: root.updatedAt } : {}),
+      partitions: 1,
+    };
+  }
+  const parts: PartitionStatus[] = [];
+  for (let index = 0; index < partitions; index++) {
+    const one = currentCheckpoint(
+      checkpoints.get(projectionPartitionSortKey(index, partitions)),
+      root.generation,
+    );
+    parts.push({
+      partition: index,
+      position: one.position,
+      lag: lagOf(one.position),
+      parkedCount: one.parkedCount,
+      ...(one.lastError ? { lastError: one.lastError } : {}),
+      running: isRunning(one, now),
+      ...(one.updatedAt ? { updatedAt: one.updatedAt } : {}),
+    });
+  }
+  const position = Math.min(...parts.map((part) => part.position));
+  const latest = <T>(values: (T | undefined)[], at: (value: T) => string) =>
+    values.filter((value): value is T => value !== undefined).sort((a, b) => at(b).localeCompare(at(a)))[0];
+  const lastError = latest(
+    parts.map((part) => part.lastError),
+    (error) => error.at,
+  );
+  const updatedAt = latest(
+    parts.map((part) => part.updatedAt),
+    (at) => at,
+  );
   return {
     name,
-    position: checkpoint.position,
+    position,
     headPosition,
-    lag: Math.max(0, headPosition - checkpoint.position),
-    parkedCount: checkpoint.parkedCount,
-    ...(checkpoint.lastError ? { lastError: checkpoint.lastError } : {}),
-    generation: checkpoint.generation,
-    running: checkpoint.owner !== undefined && (checkpoint.leaseUntil ?? 0) > Date.now(),
-    ...(checkpoint.updatedAt ? { updatedAt: checkpoint.updatedAt } : {}),
+    lag: lagOf(position),
+    parkedCount: parts.reduce((sum, part) => sum + part.parkedCount, 0),
+    ...(lastError ? { lastError } : {}),
+    generation: root.generation,
+    running: parts.some((part) => part.running),
+    ...(updatedAt ? { updatedAt } : {}),
+    partitions,
+    partitionStatuses: parts,
   };
 }
 
@@ -240,34 +371,59 @@ export async function readProjectionDocument<T = unknown>(
 /**
  * Rebuild from position 0: the checkpoint goes back to 0 and a new, empty read-model generation
  * begins (the old documents and parked events stop being read at once). A runner busy at the time
- * loses its lease: its next checkpoint write fails on the generation and it stops.
+ * loses its lease: its next checkpoint write fails on the generation and it stops. With partitions,
+ * the root checkpoint takes the new generation first, then each partition's checkpoint (of every
+ * layout) goes to 0 in it; one this misses (a crash between the writes, a partition's first run
+ * racing the reset) is older than the root, which its next run and the status read as not started.
  */
 export async function resetProjection(table: ProjectionTable, name: string): Promise<ProjectionStatus> {
   assertProjectionName(name);
-  await table.client.send(
+  const cleared = {
+    "#pos": PROJECTION.positionAttr,
+    "#parked": PROJECTION.parkedCountAttr,
+    "#gen": PROJECTION.generationAttr,
+    "#kind": ATTR.kind,
+    "#at": ATTR.updatedAt,
+    "#owner": PROJECTION.ownerAttr,
+    "#lease": PROJECTION.leaseUntilAttr,
+    "#err": PROJECTION.lastErrorAttr,
+    "#flight": PROJECTION.inFlightAttr,
+  };
+  const { Attributes } = await table.client.send(
     new UpdateItemCommand({
       TableName: table.tableName,
       Key: checkpointKey(name),
       UpdateExpression:
         "SET #pos = :zero, #parked = :zero, #gen = if_not_exists(#gen, :zero) + :one, #kind = :kind, #at = :now REMOVE #owner, #lease, #err, #flight",
-      ExpressionAttributeNames: {
-        "#pos": PROJECTION.positionAttr,
-        "#parked": PROJECTION.parkedCountAttr,
-        "#gen": PROJECTION.generationAttr,
-        "#kind": ATTR.kind,
-        "#at": ATTR.updatedAt,
-        "#owner": PROJECTION.ownerAttr,
-        "#lease": PROJECTION.leaseUntilAttr,
-        "#err": PROJECTION.lastErrorAttr,
-        "#flight": PROJECTION.inFlightAttr,
-      },
+      ExpressionAttributeNames: cleared,
       ExpressionAttributeValues: {
         ":zero": { N: "0" },
         ":one": { N: "1" },
         ":kind": { S: ITEM_KIND.projection },
         ":now": { S: new Date().toISOString() },
       },
+      ReturnValues: "UPDATED_NEW",
     }),
   );
+  const generation = Attributes?.[PROJECTION.generationAttr]?.N ?? "1";
+  const checkpoints = await readCheckpoints(table, name);
+  for (const [sortKey, checkpoint] of checkpoints) {
+    if (sortKey === PROJECTION.checkpointSortKey || checkpoint.generation >= Number(generation)) continue;
+    await table.client.send(
+      new UpdateItemCommand({
+        TableName: table.tableName,
+        Key: { [KEYS.partition]: { S: projectionCheckpointKey(name) }, [KEYS.sort]: { S: sortKey } },
+        UpdateExpression:
+          "SET #pos = :zero, #parked = :zero, #gen = :gen, #kind = :kind, #at = :now REMOVE #owner, #lease, #err, #flight",
+        ExpressionAttributeNames: cleared,
+        ExpressionAttributeValues: {
+          ":zero": { N: "0" },
+          ":gen": { N: generation },
+          ":kind": { S: ITEM_KIND.projection },
+          ":now": { S: new Date().toISOString() },
+        },
+      }),
+    );
+  }
   return getProjectionStatus(table, name);
 }

@@ -356,3 +356,56 @@ describe("EventStore props", () => {
     });
   });
 });
+
+describe("addProjection with partitions", () => {
+  // GIVEN a projection with 4 partitions
+  const { stack, store } = storeStack();
+  const projection = store.addProjection("wide", { entry: ENTRY, partitions: 4 });
+  const template = Template.fromStack(stack);
+  const fnId = stack.getLogicalId(projection.function.node.defaultChild as lambda.CfnFunction);
+
+  it("tells the function its partitions and lets it invoke itself once per partition, in a policy it does not depend on", () => {
+    // THEN
+    expect(projection.partitions).toBe(4);
+    template.hasResourceProperties("AWS::Lambda::Function", {
+      Environment: {
+        Variables: Match.objectLike({ [ENV.projectionName]: "wide", [ENV.projectionPartitions]: "4" }),
+      },
+    });
+    const policies = template.findResources("AWS::IAM::Policy", {
+      Properties: {
+        PolicyDocument: {
+          Statement: Match.arrayWith([
+            Match.objectLike({ Action: "lambda:InvokeFunction", Resource: { "Fn::GetAtt": [fnId, "Arn"] } }),
+          ]),
+        },
+      },
+    });
+    expect(Object.keys(policies)).toHaveLength(1);
+    // The function waits for its default policy only: depending on this one would be a cycle.
+    const dependsOn = (template.toJSON().Resources[fnId].DependsOn ?? []) as string[];
+    expect(dependsOn).not.toContain(Object.keys(policies)[0]);
+  });
+
+  it("keeps the lag alarm on the whole projection's metric and graphs each partition's lag", () => {
+    // THEN
+    const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm")).map((a) => a.Properties);
+    expect(alarms).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          MetricName: METRICS.projectionLag,
+          Dimensions: [{ Name: METRICS.projectionDimension, Value: "wide" }],
+        }),
+      ]),
+    );
+    const dashboard = JSON.stringify(template.findResources("AWS::CloudWatch::Dashboard"));
+    expect(dashboard).toContain(`\\"${METRICS.partitionDimension}\\",\\"3\\"`);
+  });
+
+  it("refuses a partition count outside 1 to 64", () => {
+    // THEN
+    const { store: other } = storeStack();
+    expect(() => other.addProjection("none", { entry: ENTRY, partitions: 0 })).toThrow(/partitions/);
+    expect(() => other.addProjection("many", { entry: ENTRY, partitions: 65 })).toThrow(/partitions/);
+  });
+});
