@@ -7,6 +7,8 @@ export * from "./errors.ts";
 export * from "./event-store.ts";
 export * from "./lifecycle.ts";
 export * from "./retention.ts";
+export { scavengeWorkItem } from "./scavenge-list.ts";
+export * from "./scavenger.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
 export type { ListStreamsOptions, ListStreamsResult } from "./stream-list.ts";
