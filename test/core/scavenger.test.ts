@@ -133,7 +133,6 @@ describe("the scavenger", () => {
     const soft = await seed(category, 4);
     const hard = await seed(category, 3);
     const free = await seed(category, 3);
-    const snapshots = new SnapshotStore({ client, tableName });
     const httpSnapshots = new SnapshotStore({ client, tableName, source: "http" });
     await repository.saveSnapshot(soft, 2, [1, 2]);
     await repository.saveSnapshot(hard, 3, [1, 2, 3]);
