@@ -15,7 +15,7 @@ import {
 } from "../../lambdas/core/index.ts";
 import { type ScavengerConfig, scavenge } from "../../lambdas/core/scavenger.ts";
 import { streamListItem } from "../../lambdas/core/stream-list.ts";
-import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
+import { catchUpGlobalLog, verifyGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
 type Added = { readonly type: "Added"; readonly data: { readonly n: number } };
@@ -173,6 +173,7 @@ describe("the scavenger", () => {
     expect(await Promise.all(streams.map(loadOf))).toEqual(before.loads);
     expect(await allAfter(start, 3)).toEqual(before.all);
     expect(await allAfter(start, 2, category)).toEqual(before.byCategory);
+    expect((await verifyGlobalLog(client, tableName)).problems).toEqual([]);
     expect(before.reads[4]).toBe("StreamDeletedError");
     expect(before.loads[0]).toEqual({ state: [8, 9, 10], version: 10 });
   });
