@@ -59,6 +59,8 @@ export interface ScavengerConfig {
   readonly now?: () => number;
   /** Called before each item is deleted, with its key; a test throws here to stop a run between deletes. */
   readonly beforeDelete?: (key: Record<string, AttributeValue>) => void | Promise<void>;
+  /** Called between a stream's reads and the raise of its `scavengedBefore`; a test writes metadata here. */
+  readonly beforeRaise?: (streamId: string) => void | Promise<void>;
   /** Epoch ms after which no further work item is started. @default none */
   readonly deadline?: number;
 }
@@ -125,6 +127,7 @@ export async function scavengeStream(
     const positioned = await cursorOf(config, streamId);
     const target = Math.min(keepFrom, positioned + 1);
     if (target > floor) {
+      await config.beforeRaise?.(streamId);
       const raised = await raiseFloor(config, streamId, found.item, target);
       if (!raised) {
         if (attempt < RAISE_ATTEMPTS) continue;

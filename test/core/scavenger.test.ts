@@ -15,6 +15,11 @@ import {
 } from "../../lambdas/core/index.ts";
 import { type ScavengerConfig, scavenge } from "../../lambdas/core/scavenger.ts";
 import { streamListItem } from "../../lambdas/core/stream-list.ts";
+import {
+  defineProjection,
+  readProjectionDocument,
+  resetProjection,
+} from "../../lambdas/projections/index.ts";
 import { catchUpGlobalLog, verifyGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 
@@ -114,6 +119,26 @@ const loadOf = (streamId: string) =>
     (error: Error) => error.name,
   );
 
+/** A projection that records, per stream, the versions it was given. */
+const versionsSeen = defineProjection<Added>({
+  name: "scavenger-versions",
+  eventTypes: ["Added"],
+  batchSize: 2,
+  handlers: {
+    Added: async (event, context) => {
+      const seen = (await context.get<number[]>(event.streamId)) ?? [];
+      context.put(event.streamId, [...seen, event.version]);
+    },
+  },
+});
+
+/** The projection rebuilt from position 0 (reset, then run until it has nothing new): each stream's document. */
+async function rebuild(streamIds: readonly string[]): Promise<unknown[]> {
+  await resetProjection(store, versionsSeen.name);
+  while ((await versionsSeen.run(store)).ran);
+  return Promise.all(streamIds.map((id) => readProjectionDocument(store, versionsSeen.name, id)));
+}
+
 async function dueItems(): Promise<number> {
   let count = 0;
   for (let shard = 0; shard < SCAVENGE.shards; shard++) count += (await keysOf(scavengeKey(shard))).length;
@@ -151,6 +176,7 @@ describe("the scavenger", () => {
       loads: await Promise.all(streams.map(loadOf)),
       all: await allAfter(start, 3),
       byCategory: await allAfter(start, 2, category),
+      projected: await rebuild(streams),
     };
 
     // Act
@@ -173,6 +199,8 @@ describe("the scavenger", () => {
     expect(await Promise.all(streams.map(loadOf))).toEqual(before.loads);
     expect(await allAfter(start, 3)).toEqual(before.all);
     expect(await allAfter(start, 2, category)).toEqual(before.byCategory);
+    expect(await rebuild(streams)).toEqual(before.projected);
+    expect(before.projected[0]).toEqual([8, 9, 10]);
     expect((await verifyGlobalLog(client, tableName)).problems).toEqual([]);
     expect(before.reads[4]).toBe("StreamDeletedError");
     expect(before.loads[0]).toEqual({ state: [8, 9, 10], version: 10 });
@@ -232,6 +260,55 @@ describe("the scavenger", () => {
     expect(between.read).toEqual([15, 16, 17, 18, 19, 20]);
     expect(await storedVersions(streamId)).toEqual([15, 16, 17, 18, 19, 20]);
     expect(await readOf(streamId)).toEqual([15, 16, 17, 18, 19, 20]);
+  });
+
+  it("under maxAge, a run killed between deletes leaves $all readable and the stream as it read", async () => {
+    // Prepare
+    const start = (await store.readAll()).headPosition;
+    const streamId = await seed("AgedCrash", 12);
+    clock += 60_000;
+    await store.appendToStream(streamId, [{ type: "Added", data: { n: 13 } }], { expectedVersion: 12 });
+    await store.setStreamMetadata(streamId, { maxAge: 30 });
+    await catchUpGlobalLog(client, tableName);
+    let deletes = 0;
+    const dying = scavenger({
+      beforeDelete: () => {
+        if (++deletes > 4) throw new Error("killed");
+      },
+    });
+
+    // Act
+    await expect(scavenge(dying)).rejects.toThrow("killed");
+    const between = { read: await readOf(streamId), all: await allAfter(start, 5) };
+    await scavenge(scavenger());
+
+    // Assess
+    expect(between.read).toEqual([13]);
+    expect(between.all.events.filter(([id]) => id === streamId).map(([, version]) => version)).toEqual([13]);
+    expect(await storedVersions(streamId)).toEqual([13]);
+  });
+
+  it("removes nothing a metadata write made readable again between its read of the rules and its raise", async () => {
+    // Prepare
+    const streamId = await seed("Raced", 6);
+    await store.setStreamMetadata(streamId, { truncateBefore: 5 });
+    await catchUpGlobalLog(client, tableName);
+    let widened = false;
+    const racing = scavenger({
+      beforeRaise: async (id) => {
+        if (id !== streamId || widened) return;
+        widened = true;
+        await store.setStreamMetadata(streamId, { truncateBefore: 3 });
+      },
+    });
+
+    // Act
+    await scavenge(racing);
+
+    // Assess
+    expect(widened).toBe(true);
+    expect(await readOf(streamId)).toEqual([3, 4, 5, 6]);
+    expect(await storedVersions(streamId)).toEqual([3, 4, 5, 6]);
   });
 
   it("leaves events without a $all position to a later visit", async () => {
