@@ -26,6 +26,7 @@ const SECTIONS = [
   "subscriptions",
   "all-at-scale",
   "aggregate",
+  "scavenger",
   "limits",
 ];
 // The handlers' per-request INFO logs would be measured too (and bury the figures): warnings only.
