@@ -27,6 +27,7 @@ const SECTIONS = [
   "projections",
   "all-at-scale",
   "aggregate",
+  "scavenger",
   "limits",
 ];
 // The handlers' per-request INFO logs would be measured too (and bury the figures): warnings only.

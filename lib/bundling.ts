@@ -24,6 +24,7 @@ export const CAIRN_LAMBDAS = {
   "api-admin": "lambdas/handlers/api-admin.ts",
   sequencer: "lambdas/handlers/sequencer.ts",
   reconciler: "lambdas/handlers/reconciler.ts",
+  scavenger: "lambdas/handlers/scavenger.ts",
 } as const;
 export type CairnLambda = keyof typeof CAIRN_LAMBDAS;
 

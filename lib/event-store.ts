@@ -42,6 +42,7 @@ import { CAIRN_LAMBDAS, LAMBDA_RUNTIME } from "./bundling.ts";
 import { checkDomainModule } from "./domain-check.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
+import { buildScavenger } from "./scavenger.ts";
 
 /** The read function's timeout: the longest wait, 9 s for the page after it, under API Gateway's 30 s. */
 const READ_FUNCTION_TIMEOUT_SECONDS = WAIT.maxMs / 1000 + 9;
@@ -174,6 +175,12 @@ export interface EventStoreProps {
    * @default Duration.minutes(10)
    */
   readonly unpositionedAlarmAfter?: Duration;
+  /**
+   * How often the scavenger runs: storage of events that stream rules and deletes rule out is
+   * reclaimed within about this long once they have a `$all` position (README, "Reclaiming storage").
+   * @default Duration.minutes(5)
+   */
+  readonly scavengeEvery?: Duration;
   /**
    * The API's 5xx responses, in percent of its requests over 5 minutes, that raise the alarm.
    * @default 1
@@ -315,6 +322,7 @@ const ALL_KEYS = `${PREFIX.all}*`;
 const PROJECTION_KEYS = `${PREFIX.projection}*`;
 const STREAM_LIST_KEYS = `${STREAM_LIST.prefix}*`;
 const TAG_KEYS = `${PREFIX.tag}*`;
+const SCAVENGE_KEYS = `${PREFIX.scavenge}*`;
 
 /**
  * Cairn's event store: the single table, the HTTP API and its three functions, the sequencer that
@@ -330,6 +338,8 @@ export class EventStore extends Construct {
   public readonly sequencerFailures: sqs.Queue;
   /** The scheduled reconciler: set-aside streams, events the sequencer missed, the failure queue. */
   public readonly reconciler: lambda.Function;
+  /** The scheduled scavenger: the only function that deletes event items (lambdas/core/scavenger.ts). */
+  public readonly scavenger: lambda.Function;
   /** Where every alarm goes: `props.alarmTopic`, or the store's own topic. */
   public readonly alarmTopic: sns.ITopic;
   /** The sequencer publishes here after it extends $all; every projection is subscribed. */
@@ -425,6 +435,7 @@ export class EventStore extends Construct {
     this.sequencer = globalOrder.sequencer;
     this.sequencerFailures = globalOrder.failures;
     this.reconciler = globalOrder.reconciler;
+    this.scavenger = buildScavenger(this.globalOrderHost(), props).scavenger;
     ({ api: this.api, stage: this.stage, accessLogs: this.accessLogs } = this.buildApi());
 
     this.dashboard = new cloudwatch.Dashboard(this, "Dashboard", {
@@ -492,20 +503,23 @@ export class EventStore extends Construct {
   /**
    * Replace streams' metadata (retention rules and `custom`): GetItem of the heads, and the
    * TransactWriteItems that updates a head and puts a system event in its metastream (UpdateItem,
-   * PutItem on `STREAM#` keys). No DeleteItem: retention hides events, only the scavenger removes them.
+   * PutItem on `STREAM#` keys), with the scavenger's work item (PutItem on `SCAVENGE#` keys). No
+   * DeleteItem: retention hides events, only the scavenger removes them.
    */
   public grantWriteMetadata(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
+    this.grantTable(grantee, [DDB.put], [SCAVENGE_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.update, DDB.put], [STREAM_KEYS]);
   }
 
   /**
    * Soft and hard delete streams: the same rights as `grantWriteMetadata` (a delete is a head update
-   * and a `$streamDeleted` event in the metastream), granted apart so that each is its own decision.
-   * No DeleteItem.
+   * and a `$streamDeleted` event in the metastream, and the scavenger's work item), granted apart so
+   * that each is its own decision. No DeleteItem.
    */
   public grantDelete(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
+    this.grantTable(grantee, [DDB.put], [SCAVENGE_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.update, DDB.put], [STREAM_KEYS]);
   }
 

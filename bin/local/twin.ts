@@ -9,12 +9,14 @@ import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CairnClient } from "../../lambdas/client/client.ts";
 import type { Domain } from "../../lambdas/core/domain.ts";
 import { EventStore } from "../../lambdas/core/event-store.ts";
+import type { ScavengeReport } from "../../lambdas/core/scavenger.ts";
 import { ensureTable } from "../../lambdas/core/table.ts";
 import type { Projection } from "../../lambdas/projections/runtime.ts";
 import { describeUsage, startDynamoDbLimits } from "./dynamodb-limits.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
 import { startLocalPoller } from "./poller.ts";
 import { startLocalReconciler } from "./reconciler.ts";
+import { startLocalScavenger } from "./scavenger.ts";
 import { startLocalServer } from "./server.ts";
 
 export interface LocalOptions {
@@ -44,6 +46,8 @@ export interface LocalOptions {
   readonly virtualShards?: number;
   /** How often the reconciler runs (every minute in AWS: set-aside streams, records never delivered). @default 60000 */
   readonly reconcileEveryMs?: number;
+  /** How often the scavenger runs (every 5 minutes in AWS: removes what stream rules and deletes rule out). @default 60000 */
+  readonly scavengeEveryMs?: number;
   /** Steps of the start-up, e.g. `starting DynamoDB Local (Java)…`, `DynamoDB Local ready in 5.1 s`. @default none */
   readonly progress?: (message: string) => void;
   /** Warnings of the poller and the sequencer. @default console.warn */
@@ -64,9 +68,11 @@ export interface LocalCairn {
   readonly client: CairnClient;
   /** With `limits`: the units and throttles the model counted, one line per operation. */
   limitsUsage(): string[];
+  /** Runs the scavenger now (after a run in progress), as its timer does every `scavengeEveryMs`. */
+  scavenge(): Promise<ScavengeReport>;
   /** Wakes every projection now (the poller also wakes them after each batch and every second). */
   wakeProjections(): void;
-  /** Stops the API, the reconciler, the poller, the limits model and the DynamoDB Local it started, in that order. */
+  /** Stops the API, the scavenger, the reconciler, the poller, the limits model and the DynamoDB Local it started, in that order. */
   stop(): Promise<void>;
 }
 
@@ -166,6 +172,14 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
       ...(options.reconcileEveryMs ? { everyMs: options.reconcileEveryMs } : {}),
     });
     running.push(() => reconciler.stop());
+    // The scavenger, on a timer as on its schedule in AWS.
+    const scavenger = startLocalScavenger({
+      client,
+      tableName,
+      log,
+      ...(options.scavengeEveryMs ? { everyMs: options.scavengeEveryMs } : {}),
+    });
+    running.push(() => scavenger.stop());
     const server = await startLocalServer({
       port: options.port ?? 0,
       api: {
@@ -190,6 +204,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
       store,
       client: new CairnClient({ url: server.url, signing: "none" }),
       limitsUsage,
+      scavenge: () => scavenger.runOnce(),
       wakeProjections: () => poller.wakeAll(),
       stop,
     };

@@ -22,6 +22,7 @@ import {
   eventIdHash,
   type Head,
   isMissingList,
+  isTombstoned,
   toHead,
 } from "./append.ts";
 import { getItemsByKey } from "./batch-get.ts";
@@ -32,6 +33,7 @@ import {
   MultiStreamConflictError,
   PayloadTooLargeError,
   type StreamConflict,
+  StreamDeletedError,
   ValidationError,
 } from "./errors.ts";
 import { anotherAppend, duplicateResult, matchAt, otherContent, recentHit } from "./retries.ts";
@@ -161,6 +163,7 @@ export async function appendStreams(
         conflicts.push({ streamId: part.streamId, expectedVersion: part.expected, currentVersion: 0 });
       }
       const head = heads.get(part.streamId);
+      if (head && isTombstoned(head)) throw new StreamDeletedError(part.streamId);
       if (head && head.item[ATTR.recentIds] === undefined) wholeList.add(part.streamId);
       return version;
     });
@@ -234,6 +237,8 @@ export async function appendStreams(
           const reason = reasons[headAt[index] as number];
           if (reason?.Code !== "ConditionalCheckFailed") return;
           const head = reason.Item ? toHead(reason.Item) : undefined;
+          // A hard-deleted stream refuses every append, whatever the mode (410, naming it).
+          if (head && isTombstoned(head)) throw new StreamDeletedError(part.streamId, { cause: error });
           const recent = head && recentHit(head, part.batch);
           if (recent) {
             throw anotherAppend(

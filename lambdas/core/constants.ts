@@ -21,6 +21,8 @@ export const PREFIX = {
   projection: "PROJECTION#",
   /** Partitions of the tag index (consistency by tag, tags.ts): a head and one entry per tagged event. */
   tag: "TAG#",
+  /** Partitions of the scavenger's work list (SCAVENGE below). */
+  scavenge: "SCAVENGE#",
   /** Sort key prefix of a tag's index entries. */
   tagEntry: "SEQ#",
   /** Attribute name prefix of a tag head's count of one event type. */
@@ -88,6 +90,7 @@ export const ITEM_KIND = {
   all: "all",
   streamList: "stream-list",
   projection: "projection",
+  scavenge: "scavenge",
 } as const;
 
 /**
@@ -95,7 +98,8 @@ export const ITEM_KIND = {
  * read applies sit on the stream's head in one map attribute `rules`, so a read learns them with the
  * head (no item of its own, one attribute name more in its projection): `maxAge` (seconds),
  * `maxCount`, `truncateBefore` (the stream's, raised by a delete), `deletedAt` (the version a delete
- * left: reads answer 404 until a later append) and `hard`. Beside it on the head, `metadataVersion`
+ * left: reads answer 404 until a later append), `hard`, and `scavengedBefore` (written by the
+ * scavenger only: every version below it is gone for good, whatever the metadata says later). Beside it on the head, `metadataVersion`
  * and `tombstone` (a hard delete: every append's head condition refuses it). The whole
  * metadata (with `custom`) sits on the head of the stream's metastream `$$<streamId>`, whose events
  * are the system events (SYSTEM_EVENT): one per metadata write or delete, so `metadataVersion` is
@@ -103,7 +107,7 @@ export const ITEM_KIND = {
  */
 export const LIFECYCLE = {
   metadataVersionAttr: "metadataVersion",
-  /** The head's map of rules: `maxAge`, `maxCount`, `truncateBefore`, `deletedAt` (numbers), `hard` (boolean). */
+  /** The head's map of rules: `maxAge`, `maxCount`, `truncateBefore`, `deletedAt`, `scavengedBefore` (numbers), `hard` (boolean). */
   rulesAttr: "rules",
   tombstoneAttr: "tombstone",
   /** On the metastream's head: the stream's metadata as JSON text. */
@@ -123,6 +127,28 @@ export const SYSTEM_EVENT = {
   streamDeleted: "$streamDeleted",
 } as const;
 export const metastreamOf = (streamId: string): string => `${LIFECYCLE.metastreamPrefix}${streamId}`;
+
+/**
+ * The scavenger (lambdas/core/scavenger.ts) and its work list: one item per piece of work, PK
+ * `SCAVENGE#<shard, 2 digits>` (a hash of the stream id), SK `<due time, ISO>#<16-character hash of
+ * the stream id>`, holding `streamId`. A metadata write or a delete puts one (due at once) in its
+ * own transaction; the scavenger Queries each shard for what is due, so a run reads the work it
+ * does, never the table. A stream with `maxAge` or `maxCount` keeps one item, moved to its next
+ * due time after each visit (events age out and fall out of the count without a write).
+ */
+export const SCAVENGE = {
+  shards: 8,
+  streamIdAttr: "streamId",
+  /** A stream with `maxCount` is visited again this long after each visit. */
+  revisitMs: 60 * 60 * 1000,
+  /** A stream whose ruled-out events do not all have a `$all` position yet is visited again after this. */
+  retryMs: 60 * 1000,
+  /** Deletes in flight at once. */
+  deleteConcurrency: 8,
+  /** Work items one run takes from a shard at most. */
+  itemsPerShard: 100,
+} as const;
+export const scavengeKey = (shard: number): string => `${PREFIX.scavenge}${String(shard).padStart(2, "0")}`;
 
 /** Environment variable names shared by the CDK construct and the handlers. */
 export const ENV = {

@@ -8,6 +8,8 @@ export * from "./event-store.ts";
 export * from "./lifecycle.ts";
 export { fnv1a32, type Partition, partitionOf } from "./partitions.ts";
 export * from "./retention.ts";
+export { scavengeWorkItem } from "./scavenge-list.ts";
+export * from "./scavenger.ts";
 export * from "./schemas.ts";
 export * from "./snapshots.ts";
 export type { ListStreamsOptions, ListStreamsResult } from "./stream-list.ts";

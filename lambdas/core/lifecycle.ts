@@ -3,7 +3,8 @@
  * one TransactWriteItems over three items (docs/decisions.md): the stream's head (the rules every
  * read applies, under a condition on `metadataVersion`), the metastream's head `$$<streamId>` (the
  * whole metadata, its version moved by one) and one system event in the metastream, which the
- * sequencer positions in `$all` like any event. Nothing here deletes an item.
+ * sequencer positions in `$all` like any event; and, when the rules rule events out, a work item
+ * for the scavenger (scavenge-list.ts), which alone removes them. Nothing here deletes an item.
  */
 import { randomUUID } from "node:crypto";
 import {
@@ -34,6 +35,7 @@ import {
   WrongExpectedVersionError,
 } from "./errors.ts";
 import { type HeadRules, headRulesItem, headRulesOf } from "./retention.ts";
+import { scavengeWorkItem } from "./scavenge-list.ts";
 import { assertNonNegativeInteger, assertPositiveInteger } from "./validate.ts";
 
 /** What `PUT /streams/{id}/metadata` sets; a write replaces the whole metadata. */
@@ -174,7 +176,11 @@ export async function writeStreamMetadata(
       ...(stored.maxCount === undefined ? {} : { maxCount: stored.maxCount }),
       ...(stored.truncateBefore === undefined ? {} : { truncateBefore: stored.truncateBefore }),
       ...(deletedAt > 0 ? { deletedAt } : {}),
+      // What the scavenger removed stays removed (docs/decisions.md).
+      ...(rules.scavengedBefore === undefined ? {} : { scavengedBefore: rules.scavengedBefore }),
     };
+    const rulesOut =
+      next.maxAge !== undefined || next.maxCount !== undefined || next.truncateBefore !== undefined;
     const written = await commit(target, streamId, head, {
       update: "SET #l = :l, #mv = :mv",
       names: { "#l": LIFECYCLE.rulesAttr },
@@ -182,6 +188,7 @@ export async function writeStreamMetadata(
       condition: "",
       metadata: stored,
       event: { type, data: { streamId, ...stored } },
+      scavenge: rulesOut,
     });
     if (written) return { streamId, metadataVersion: current + 1, ...stored };
     if (expected !== undefined) {
@@ -239,6 +246,7 @@ export async function deleteStream(
       conditionValues: { ":v": N(version) },
       metadata,
       event: { type: SYSTEM_EVENT.streamDeleted, data: { streamId, version, hard } },
+      scavenge: true,
     });
     if (written) return { streamId, version, hard, metadataVersion: metadataVersionOf(found) + 1 };
     if (expected !== "any") {
@@ -262,6 +270,8 @@ interface Change {
   /** The stream's whole metadata after the change, for its metastream's head. */
   readonly metadata: StreamMetadata;
   readonly event: { readonly type: string; readonly data: Record<string, unknown> };
+  /** Put a work item for the scavenger, due now: the change rules events out. */
+  readonly scavenge: boolean;
 }
 
 /** The change's transaction; false when the head's condition failed (another writer came first). */
@@ -355,6 +365,9 @@ async function commit(
               ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
             },
           },
+          ...(change.scavenge
+            ? [{ Put: { TableName: target.tableName, Item: scavengeWorkItem(streamId, target.now()) } }]
+            : []),
         ],
       }),
     );

@@ -10,7 +10,7 @@ import { ATTR, LIFECYCLE } from "./constants.ts";
 export interface Retention {
   /** The stream's version. */
   readonly version: number;
-  /** The lowest version a read returns (truncateBefore, maxCount, a soft delete). */
+  /** The lowest version a read returns (truncateBefore, maxCount, a soft delete, what the scavenger removed). */
   readonly minVersion: number;
   /** Events created before this ISO time are ruled out (maxAge); absent without maxAge. */
   readonly createdAfter?: string;
@@ -34,13 +34,17 @@ export interface HeadRules {
   readonly truncateBefore?: number;
   readonly deletedAt?: number;
   readonly hard?: boolean;
+  /** Written by the scavenger only: every version below it is gone for good. */
+  readonly scavengedBefore?: number;
 }
+
+const RULE_NUMBERS = ["maxAge", "maxCount", "truncateBefore", "deletedAt", "scavengedBefore"] as const;
 
 /** The head's rules map, read. */
 export function headRulesOf(head: Record<string, AttributeValue>): HeadRules {
   const rules = head[LIFECYCLE.rulesAttr]?.M ?? {};
   const read: { -readonly [K in keyof HeadRules]: HeadRules[K] } = {};
-  for (const name of ["maxAge", "maxCount", "truncateBefore", "deletedAt"] as const) {
+  for (const name of RULE_NUMBERS) {
     const value = num(rules, name);
     if (value !== undefined) read[name] = value;
   }
@@ -51,7 +55,7 @@ export function headRulesOf(head: Record<string, AttributeValue>): HeadRules {
 /** The head's rules map, to write. */
 export function headRulesItem(rules: HeadRules): AttributeValue {
   const map: Record<string, AttributeValue> = {};
-  for (const name of ["maxAge", "maxCount", "truncateBefore", "deletedAt"] as const) {
+  for (const name of RULE_NUMBERS) {
     const value = rules[name];
     if (value !== undefined) map[name] = { N: String(value) };
   }
@@ -62,9 +66,14 @@ export function headRulesItem(rules: HeadRules): AttributeValue {
 /** The rules of the stream whose head is `head`, at the time `now` (milliseconds since the epoch). */
 export function retentionOf(head: Record<string, AttributeValue>, now: number): Retention {
   const version = Number(head[ATTR.version]?.N ?? 0);
-  const { maxCount, maxAge, truncateBefore, hard } = headRulesOf(head);
+  const { maxCount, maxAge, truncateBefore, hard, scavengedBefore } = headRulesOf(head);
   const deletedAt = headRulesOf(head).deletedAt ?? 0;
-  const minVersion = Math.max(1, truncateBefore ?? 1, maxCount === undefined ? 1 : version - maxCount + 1);
+  const minVersion = Math.max(
+    1,
+    truncateBefore ?? 1,
+    scavengedBefore ?? 1,
+    maxCount === undefined ? 1 : version - maxCount + 1,
+  );
   return {
     version,
     minVersion,

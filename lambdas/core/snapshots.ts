@@ -10,6 +10,7 @@ import {
   ATTR,
   ITEM_KIND,
   KEYS,
+  LIFECYCLE,
   LIMITS,
   PREFIX,
   SNAPSHOT,
@@ -20,7 +21,7 @@ import {
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
-import { PayloadTooLargeError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
 import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId } from "./validate.ts";
 
 /** A stream's state at a version, as saved. */
@@ -116,8 +117,9 @@ export class SnapshotStore {
               ConditionCheck: {
                 TableName: this.tableName,
                 Key: { [KEYS.partition]: S(streamKey(streamId)), [KEYS.sort]: S(SORT_KEY.head) },
-                ConditionExpression: "#v >= :v",
-                ExpressionAttributeNames: { "#v": ATTR.version },
+                // A hard-deleted stream takes no snapshot (StreamDeleted).
+                ConditionExpression: "#v >= :v AND attribute_not_exists(#t)",
+                ExpressionAttributeNames: { "#v": ATTR.version, "#t": LIFECYCLE.tombstoneAttr },
                 ExpressionAttributeValues: { ":v": N(version) },
                 ReturnValuesOnConditionCheckFailure: "ALL_OLD",
               },
@@ -144,6 +146,9 @@ export class SnapshotStore {
       const reason = error.CancellationReasons?.[0];
       if (reason?.Code !== "ConditionalCheckFailed") throw error;
       if (!reason.Item) throw new StreamNotFoundError(streamId, { cause: error });
+      if (reason.Item[LIFECYCLE.tombstoneAttr]?.BOOL === true) {
+        throw new StreamDeletedError(streamId, { cause: error });
+      }
       const current = Number(reason.Item[ATTR.version]?.N ?? 0);
       throw new ValidationError("version", `${version} is above the stream's version ${current}`, {
         cause: error,

@@ -13,6 +13,7 @@ import {
   categoryOf,
   ITEM_KIND,
   KEYS,
+  LIFECYCLE,
   SORT_KEY,
   STREAM_LIST,
   streamIdFromKey,
@@ -20,6 +21,7 @@ import {
   streamListKey,
 } from "./constants.ts";
 import { ValidationError } from "./errors.ts";
+import { headRulesOf } from "./retention.ts";
 import type { StreamInfo } from "./types.ts";
 import { assertStreamId } from "./validate.ts";
 
@@ -109,7 +111,9 @@ export async function listStreams(
   const heads = await readHeads(target, page);
   const streams = page.flatMap((streamId): StreamInfo[] => {
     const head = heads.get(streamId);
-    if (!head) return [];
+    // A deleted stream is not listed: hard deleted for good (the scavenger then removes its item),
+    // soft deleted until an append re-creates it. A page can so hold fewer than `limit` streams.
+    if (!head || isDeleted(head)) return [];
     return [
       {
         streamId,
@@ -124,6 +128,16 @@ export async function listStreams(
   return more && last !== undefined ? { streams, next: last } : { streams };
 }
 
+/** Whether a head says its stream reads as deleted (hard, or soft with no append since). */
+function isDeleted(head: Record<string, AttributeValue>): boolean {
+  const { deletedAt, hard } = headRulesOf(head);
+  return (
+    hard === true ||
+    head[LIFECYCLE.tombstoneAttr]?.BOOL === true ||
+    (deletedAt !== undefined && deletedAt === Number(head[ATTR.version]?.N))
+  );
+}
+
 /** The heads of these streams, by id (consistent reads: versions as exact as a stream read). */
 async function readHeads(
   target: ListTarget,
@@ -136,8 +150,15 @@ async function readHeads(
   }));
   const items = await getItemsByKey(target.client, target.tableName, keys, {
     consistent: true,
-    projection: "#pk, #v, #c, #u",
-    names: { "#pk": KEYS.partition, "#v": ATTR.version, "#c": ATTR.createdAt, "#u": ATTR.updatedAt },
+    projection: "#pk, #v, #c, #u, #l, #t",
+    names: {
+      "#pk": KEYS.partition,
+      "#v": ATTR.version,
+      "#c": ATTR.createdAt,
+      "#u": ATTR.updatedAt,
+      "#l": LIFECYCLE.rulesAttr,
+      "#t": LIFECYCLE.tombstoneAttr,
+    },
   });
   for (const item of items) heads.set(streamIdFromKey(item[KEYS.partition]?.S ?? ""), item);
   return heads;

@@ -12,8 +12,10 @@ import {
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
+import { readHead } from "../core/append.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
 import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
+import { headRulesOf } from "../core/retention.ts";
 import { listSetAside } from "./aside.ts";
 import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
@@ -158,10 +160,13 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
     toVersion,
   }));
   const stored = await readEventTypes(ctx, referenced);
+  // The scavenger removes events and leaves their references (readers skip them): not a problem.
+  const scavenged = await scavengedBeforeOf(client, tableName, typesByStream, stored);
   for (const [streamId, types] of typesByStream) {
     if (!heads.has(streamId)) problem(`${streamId}: in $all but has no head`);
     for (const [version, type] of types) {
       const actual = stored.get(streamId)?.get(version);
+      if (actual === undefined && version < (scavenged.get(streamId) ?? 1)) continue;
       if (actual === undefined)
         problem(`${streamId}: $all references version ${version}, which is not in the table`);
       else if (actual !== type)
@@ -170,6 +175,22 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   }
   const setAside = (await listSetAside(ctx)).length;
   return { headPosition, entries, chunks: chunks.length, streams: heads.size, pending, setAside, problems };
+}
+
+/** `scavengedBefore` of the streams with referenced versions missing from the table (their heads, read one by one). */
+async function scavengedBeforeOf(
+  client: DynamoDBClient,
+  tableName: string,
+  typesByStream: ReadonlyMap<string, ReadonlyMap<number, string>>,
+  stored: ReadonlyMap<string, ReadonlyMap<number, string>>,
+): Promise<Map<string, number>> {
+  const floors = new Map<string, number>();
+  for (const [streamId, types] of typesByStream) {
+    if ([...types.keys()].every((version) => stored.get(streamId)?.has(version))) continue;
+    const head = await readHead({ client, tableName }, streamId);
+    if (head) floors.set(streamId, headRulesOf(head.item).scavengedBefore ?? 1);
+  }
+  return floors;
 }
 
 /**

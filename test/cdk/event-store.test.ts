@@ -5,6 +5,7 @@ import { describe, expect, it } from "vitest";
 import {
   ATTR,
   ENV,
+  GLOBAL_LOG,
   GLOBAL_METRICS,
   ITEM_KIND,
   KEYS,
@@ -51,6 +52,7 @@ const httpSnapshotKeys = `${PREFIX.httpSnapshot}*`;
 const snapshotKeys = `${PREFIX.snapshot}*`;
 const allKeys = `${PREFIX.all}*`;
 const projectionKeys = `${PREFIX.projection}*`;
+const scavengeKeys = `${PREFIX.scavenge}*`;
 
 describe("the table", () => {
   it("is on demand, keyed by the core's key names, with point-in-time recovery, deletion protection, KMS encryption and the stream the sequencer reads", () => {
@@ -135,7 +137,7 @@ describe("the functions", () => {
     // WHEN
     const functions = Object.values(template.findResources("AWS::Lambda::Function"));
     // THEN
-    expect(functions).toHaveLength(5 + PROJECTIONS.length);
+    expect(functions).toHaveLength(6 + PROJECTIONS.length);
     for (const fn of functions) {
       expect(fn.Properties).toMatchObject({
         Runtime: "nodejs24.x",
@@ -237,6 +239,8 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, projectionKeys]),
         ...lines(["dynamodb:UpdateItem"], TABLE, [projectionKeys]),
         ...lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [streamKeys]),
+        // The scavenger's work item, in the transaction of a delete or a metadata write.
+        ...lines(["dynamodb:PutItem"], TABLE, [scavengeKeys]),
         "sns:Publish Topic",
         // One per projection: its function's own ARN, nothing wider.
         "lambda:InvokeFunction Function.Arn",
@@ -390,6 +394,61 @@ describe("the reconciler", () => {
   });
 });
 
+describe("the scavenger", () => {
+  it("runs every 5 minutes, one run at a time, and alarms on its errors", () => {
+    // WHEN
+    const fnId = functionId(template, "Cairn scavenger");
+    // THEN
+    template.hasResourceProperties("AWS::Events::Rule", {
+      ScheduleExpression: "rate(5 minutes)",
+      Targets: [Match.objectLike({ Arn: { "Fn::GetAtt": [fnId, "Arn"] } })],
+    });
+    expect(resources[fnId]?.Properties.ReservedConcurrentExecutions).toBe(1);
+    expect(
+      Object.values(template.findResources("AWS::CloudWatch::Alarm")).some(
+        (alarm) =>
+          alarm.Properties.MetricName === "Errors" && alarm.Properties.Dimensions[0].Value.Ref === fnId,
+      ),
+    ).toBe(true);
+  });
+
+  it("alone may delete event items: reads heads, events and cursors, raises the head's floor, deletes events, snapshots, listing and work items", () => {
+    // WHEN
+    const permissions = permissionsOfFunction(template, "Cairn scavenger");
+    const deletersOfEvents = Object.keys(template.findResources("AWS::Lambda::Function")).filter((id) => {
+      const description = resources[id]?.Properties.Description as string;
+      return permissionsOfFunction(template, description).some(
+        (line) =>
+          /DeleteItem|BatchWriteItem/.test(line) &&
+          (line.split(" ")[2] ?? "").split(",").includes(streamKeys),
+      );
+    });
+    // THEN
+    expect(permissions).toEqual(
+      [
+        ...ownLogs(),
+        ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [
+          streamKeys,
+          snapshotKeys,
+          httpSnapshotKeys,
+          scavengeKeys,
+          `${GLOBAL_LOG.cursorPrefix}*`,
+        ]),
+        ...lines(["dynamodb:UpdateItem"], TABLE, [streamKeys]),
+        ...lines(["dynamodb:PutItem"], TABLE, [scavengeKeys]),
+        ...lines(["dynamodb:DeleteItem"], TABLE, [
+          streamKeys,
+          snapshotKeys,
+          httpSnapshotKeys,
+          scavengeKeys,
+          `${STREAM_LIST.prefix}*`,
+        ]),
+      ].sort(),
+    );
+    expect(deletersOfEvents).toEqual([functionId(template, "Cairn scavenger")]);
+  });
+});
+
 describe("the HTTP API", () => {
   it("has one route per entry of ROUTES, each IAM-authorized and integrated with the function ROUTES names", () => {
     // WHEN
@@ -513,7 +572,7 @@ describe("operations", () => {
     );
     // THEN
     template.resourceCountIs("AWS::CloudWatch::Dashboard", 1);
-    expect(alarms).toHaveLength(10 + 3 * PROJECTIONS.length);
+    expect(alarms).toHaveLength(11 + 3 * PROJECTIONS.length);
     expect(topics).toHaveLength(1);
     for (const alarm of alarms) {
       expect(alarm.AlarmActions).toEqual([{ Ref: topics[0] }]);
@@ -550,8 +609,8 @@ describe("the default stack", () => {
     // WHEN
     const bare = synthDefaultStack().template;
     // THEN
-    // The three API functions, the sequencer and the reconciler.
-    expect(Object.keys(bare.findResources("AWS::Lambda::Function"))).toHaveLength(5);
+    // The three API functions, the sequencer, the reconciler and the scavenger.
+    expect(Object.keys(bare.findResources("AWS::Lambda::Function"))).toHaveLength(6);
     bare.hasResourceProperties("AWS::Lambda::Function", {
       Description: "Cairn HTTP API: read routes",
       Environment: { Variables: Match.objectLike({ [ENV.projections]: "" }) },

@@ -190,14 +190,20 @@ describe("table grants for users' own functions", () => {
   it.each([
     ["grantDelete", () => deleter],
     ["grantWriteMetadata", () => metadataWriter],
-  ])("%s: the head's read and update, the system event's put, on stream keys; no DeleteItem", (_, role) => {
-    // THEN
-    expect(permissionsOf(template, idOf(stack, role()))).toEqual(
-      lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [
-        `${PREFIX.stream}*`,
-      ]).sort(),
-    );
-  });
+  ])(
+    "%s: the head's read and update, the system event's put, on stream keys, the scavenger's work item; no DeleteItem",
+    (_, role) => {
+      // THEN
+      expect(permissionsOf(template, idOf(stack, role()))).toEqual(
+        [
+          ...lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [
+            `${PREFIX.stream}*`,
+          ]),
+          ...lines(["dynamodb:PutItem"], TABLE, [`${PREFIX.scavenge}*`]),
+        ].sort(),
+      );
+    },
+  );
 
   it("grantAdmin: reset (checkpoint updates, a wake-up) and replay (invoking every projection, later ones too)", () => {
     // THEN

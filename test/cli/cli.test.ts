@@ -4,12 +4,14 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
+import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stackOutputsOf } from "../../bin/cli/target.ts";
 import { writeState } from "../../bin/local/state.ts";
 import { type LocalCairn, startLocal } from "../../bin/local/twin.ts";
 import { orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
 import { defineProjection } from "../../lambdas/projections/runtime.ts";
+import { allCursorKey, GLOBAL_LOG } from "../../lambdas/core/constants.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const execFileAsync = promisify(execFile);
@@ -95,6 +97,7 @@ const LEAF_COMMANDS = [
   ["all", "verify"],
   ["all", "catch-up"],
   ["all", "rebuild"],
+  ["scavenge"],
 ];
 
 describe("the cairn CLI against a local twin", () => {
@@ -259,6 +262,40 @@ describe("the cairn CLI against a local twin", () => {
     });
     expect(await local.client.projectionDocument("flaky", "k1")).toEqual({ handled: true });
     expect(await local.client.projectionDocument("flaky", "k2")).toEqual({ handled: true });
+  });
+
+  it("scavenges now: removes the events a truncation ruled out, once they have their $all positions", async () => {
+    // Prepare
+    const streamId = `Scav${randomUUID().slice(0, 8)}-1`;
+    const events = ["A", "B", "C"].map((type) => ({ type, data: {} }));
+    await local.store.appendToStream(streamId, events, { expectedVersion: "no_stream" });
+    // The sequencer has positioned all three (the stream's $all cursor says so).
+    await until(async () => {
+      const { Item } = await local.store.client.send(
+        new GetItemCommand({
+          TableName: local.tableName,
+          Key: { PK: { S: allCursorKey(streamId) }, SK: { S: GLOBAL_LOG.cursorSortKey } },
+          ConsistentRead: true,
+        }),
+      );
+      return Item?.version?.N === "3";
+    });
+    await local.store.setStreamMetadata(streamId, { truncateBefore: 3 });
+
+    // Act
+    const run = await cairn(["scavenge"]);
+    const stored = await local.store.client.send(
+      new QueryCommand({
+        TableName: local.tableName,
+        KeyConditionExpression: "PK = :pk AND begins_with(SK, :v)",
+        ExpressionAttributeValues: { ":pk": { S: `STREAM#${streamId}` }, ":v": { S: "VERSION#" } },
+      }),
+    );
+
+    // Assess
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/removed 2 events, 0 snapshots, 0 listing items; 0 wait for \$all positions/);
+    expect(stored.Items?.map((item) => item.SK?.S)).toEqual(["VERSION#0000000003"]);
   });
 
   it("says what to do in one line: a missing stream, bad JSON, nothing running", async () => {

@@ -1,8 +1,10 @@
 import { randomUUID } from "node:crypto";
+import { QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LocalServer, startLocalServer } from "../../bin/local/server.ts";
 import { CairnClient } from "../../lambdas/client/index.ts";
-import { EventStore, isValidationError } from "../../lambdas/core/index.ts";
+import { EventStore, isValidationError, scavenge } from "../../lambdas/core/index.ts";
+import { streamListItem } from "../../lambdas/core/stream-list.ts";
 import { catchUpGlobalLog, deleteGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { type HeadChange, sequence } from "../../lambdas/sequencer/sequencer.ts";
 import { createTestTable } from "../support/dynamodb.ts";
@@ -112,6 +114,37 @@ describe("the stream listing", () => {
     expect(positioned.streams.map((stream) => stream.streamId)).toEqual([`${category}-1`]);
     expect(deleted.streams).toEqual([]);
     expect(rebuilt.streams.map((stream) => stream.streamId)).toEqual([`${category}-1`]);
+  });
+
+  it("leaves out deleted streams: hard ones for good (the scavenger removes their item), soft ones until re-created", async () => {
+    // Prepare
+    const category = `Del${randomUUID().slice(0, 8)}`;
+    const [live, soft, hard] = ["live", "soft", "hard"].map((name) => `${category}-${name}`) as [
+      string,
+      string,
+      string,
+    ];
+    await appendAndSequence([live, soft, hard]);
+
+    // Act
+    await store.deleteStream(soft);
+    await store.deleteStream(hard, { hard: true });
+    const deleted = await listAll(category, 100);
+    await appendAndSequence([soft]);
+    const recreated = await listAll(category, 100);
+    await scavenge({ client: store.client, tableName: store.tableName });
+    const listItems = await store.client.send(
+      new QueryCommand({
+        TableName: store.tableName,
+        KeyConditionExpression: "PK = :pk",
+        ExpressionAttributeValues: { ":pk": streamListItem(hard).PK as { S: string } },
+      }),
+    );
+
+    // Assess
+    expect(deleted.ids).toEqual([live]);
+    expect(recreated.ids).toEqual(utf8Order([live, soft]));
+    expect(listItems.Items?.map((item) => item.SK?.S)).not.toContain(hard);
   });
 
   it.each([

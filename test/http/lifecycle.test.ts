@@ -86,3 +86,48 @@ describe("DELETE /streams/{id}", () => {
     await expect(client.deleteStream(newStream())).rejects.toThrow(StreamNotFoundError);
   });
 });
+
+describe("a hard-deleted stream refuses every write", () => {
+  it("PUT /streams/{id}/snapshot is 410 StreamDeleted and writes nothing", async () => {
+    // Prepare
+    const streamId = newStream();
+    await client.append(streamId, events(2));
+    await client.deleteStream(streamId, { hard: true });
+
+    // Act
+    const put = await api.call("PUT", `/streams/${streamId}/snapshot`, { json: { version: 2, state: {} } });
+    const got = await api.call("GET", `/streams/${streamId}/snapshot`);
+
+    // Assess
+    expect(put.status).toBe(410);
+    expect(put.body.error.code).toBe("StreamDeleted");
+    expect(got.status).toBe(404);
+  });
+
+  it.each(["any", 2] as const)(
+    "POST /streams/_batch with one (expectedVersion %s) is 410 StreamDeleted naming it, and writes nothing",
+    async (expectedVersion) => {
+      // Prepare
+      const [live, gone] = [newStream(), newStream()];
+      await client.append(live, events(1));
+      await client.append(gone, events(2));
+      await client.deleteStream(gone, { hard: true });
+
+      // Act
+      const response = await api.call("POST", "/streams/_batch", {
+        json: {
+          appends: [
+            { streamId: live, events: events(1) },
+            { streamId: gone, expectedVersion, events: events(1) },
+          ],
+        },
+      });
+
+      // Assess
+      expect(response.status).toBe(410);
+      expect(response.body.error.code).toBe("StreamDeleted");
+      expect(response.body.error.message).toContain(gone);
+      expect(versions(await client.readStream(live))).toEqual([1]);
+    },
+  );
+});
