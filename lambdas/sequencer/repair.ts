@@ -17,7 +17,7 @@ import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/c
 import { listSetAside } from "./aside.ts";
 import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
-import { positionRetrying } from "./positioner.ts";
+import { drainStaged, positionRetrying } from "./positioner.ts";
 
 export interface VerifyReport {
   readonly headPosition: number;
@@ -176,7 +176,7 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
  * Gives positions to every event that has none yet, from the table alone (no stream records):
  * all streams' missing events, ordered by append time, each stream kept in version order, set-aside
  * streams included. Writes through the sequencer's leased path, so it is safe while the sequencer
- * runs; returns how many it positioned.
+ * runs, and then positions any staged plan left behind (handover.ts); returns how many it positioned.
  */
 export async function catchUpGlobalLog(
   client: DynamoDBClient,
@@ -199,7 +199,10 @@ export async function catchUpGlobalLog(
       });
     }
   }
-  if (events.length === 0) return 0;
+  if (events.length === 0) {
+    await drainStaged(ctx);
+    return 0;
+  }
   log(
     `${events.length} events of ${new Set(events.map((event) => event.streamId)).size} streams have no position yet`,
   );
@@ -223,6 +226,7 @@ export async function catchUpGlobalLog(
     written += result.written;
     log(`$all reaches ${result.headPosition}`);
   }
+  await drainStaged(ctx);
   return written;
 }
 
