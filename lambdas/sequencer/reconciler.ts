@@ -30,7 +30,7 @@ import {
   type StreamRecord,
   toLambdaRecord,
 } from "./stream-reader.ts";
-import { withUnits } from "./units.ts";
+import { splitAtBatches, withUnits } from "./units.ts";
 
 /** What the event source mapping puts on its on-failure destination for a DynamoDB stream batch. */
 export interface FailedBatch {
@@ -205,8 +205,10 @@ async function retrySetAside(ctx: LogContext): Promise<{ retried: number; cleare
         index: changes.length,
       });
     }
-    const known = await readChangedEvents(ctx, changes);
-    const result = await positionRetrying(ctx, changes, { known, retrying: new Set(group) });
+    // Multi-stream appends in their ranges go in whole, in the order given (units.ts).
+    const units = await withUnits(ctx, await splitAtBatches(ctx, changes));
+    const known = await readChangedEvents(ctx, units);
+    const result = await positionRetrying(ctx, units, { known, retrying: new Set(group) });
     cleared += result.cleared.length;
   }
   return { retried: streamIds.length, cleared };

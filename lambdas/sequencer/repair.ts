@@ -4,6 +4,7 @@
  * is suspected. Used by `cairn all verify | catch-up | rebuild`. These Scan the whole table:
  * their cost grows with the table, unlike the reconciler's.
  */
+
 import {
   type AttributeValue,
   BatchWriteItemCommand,
@@ -11,6 +12,7 @@ import {
   QueryCommand,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue as LambdaAttributeValue } from "aws-lambda";
 import { readHeadPosition } from "../core/all.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
 import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
@@ -18,6 +20,7 @@ import { listSetAside } from "./aside.ts";
 import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { drainStaged, positionRetrying } from "./positioner.ts";
+import { type BatchRef, batchRefOf, withUnits } from "./units.ts";
 
 export interface VerifyReport {
   readonly headPosition: number;
@@ -191,11 +194,13 @@ export async function catchUpGlobalLog(
     const cursor = cursors.get(streamId)?.version ?? 0;
     if (cursor >= version) continue;
     for (const item of await queryEvents(ctx, streamId, cursor, version)) {
+      const batch = batchRefOf(item as Record<string, LambdaAttributeValue>);
       events.push({
         streamId,
         version: Number(item[ATTR.version]?.N),
         type: item[ATTR.type]?.S ?? "",
         createdAt: item[ATTR.createdAt]?.S ?? "",
+        ...(batch ? { batch } : {}),
       });
     }
   }
@@ -215,12 +220,16 @@ export async function catchUpGlobalLog(
   }
   let written = 0;
   for (let start = 0; start < ordered.length; start += CATCH_UP_GROUP) {
-    const changes: HeadChange[] = ordered.slice(start, start + CATCH_UP_GROUP).map((event, index) => ({
+    const perEvent: HeadChange[] = ordered.slice(start, start + CATCH_UP_GROUP).map((event, index) => ({
       streamId: event.streamId,
       fromVersion: event.version - 1,
       toVersion: event.version,
       index,
+      ...(event.batch ? { batch: event.batch } : {}),
     }));
+    // A multi-stream append's first event of each part names its batch record: the append goes in
+    // whole, in the order given, where its first event falls (units.ts).
+    const changes = await withUnits(ctx, perEvent);
     const retrying = new Set(changes.map((change) => change.streamId));
     const result = await positionRetrying(ctx, changes, { known, retrying });
     written += result.written;
@@ -236,6 +245,8 @@ export interface CatchUpEvent {
   readonly version: number;
   readonly type: string;
   readonly createdAt: string;
+  /** On the first event of each part of a multi-stream append: its batch record's key. */
+  readonly batch?: BatchRef;
 }
 
 /**
