@@ -57,7 +57,7 @@ export async function sequenceCombining(
     own: staged ? [] : changes,
     known,
     progress,
-    readFirst: true,
+    readFirst: staged,
   });
   return {
     written: tally.written,

@@ -40,10 +40,7 @@ export interface Rounds {
   readonly known?: ReadonlyMap<string, TypesByVersion>;
   /** Filled as in `positionUnderLease`: per stream, the last version known to be handled. */
   readonly progress?: Map<string, number>;
-  /**
-   * Read the stage before the first release even when nothing calls for it: a combining holder takes
-   * plans staged and not yet entrusted into its first write.
-   */
+  /** Read the stage before the first release even when `staged` = `drained`: the holder's own plan is staged. */
   readonly readFirst?: boolean;
 }
 
@@ -72,10 +69,17 @@ export async function letGo(
   let own: readonly HeadChange[] = rounds.own ?? [];
   // `staged` as it was before any read of the stage in this hold.
   let seen = lease.staged;
-  let read = rounds.readFirst === true || own.length > 0 || lease.staged !== lease.drained;
+  // A read of the stage is owed when a plan may have been entrusted and not read (the last holder
+  // did not let go clean) or the caller asks (its own plan is staged); else a plan entrusted from
+  // now on makes the release fail, and only then is the stage read.
+  let read = rounds.readFirst === true || lease.staged !== lease.drained;
   const timeUp = () =>
     Date.now() - started > SEQUENCER.combineForMs ||
     Date.now() + 4 * SEQUENCER.deadlineMarginMs > ctx.deadline;
+  if (!read && own.length > 0) {
+    tally.written += await position(own, new Map(known), progress);
+    own = [];
+  }
   for (;;) {
     if (read) {
       const found = await stageRound(ctx, lease, tally, own, known, progress, position);
