@@ -392,6 +392,15 @@ export const GLOBAL_LOG = {
   leaseUntilAttr: "leaseUntil",
   /** On the counter: the first positions of the chunks whose cursors may not all be written yet. */
   pendingAttr: "pending",
+  /**
+   * On the counter: how many staged plans were entrusted to a holder (a waiter adds 1 after its plan
+   * is staged, only while the lease is held and its holder is not leaving; it then returns).
+   */
+  stagedAttr: "staged",
+  /** On the counter: the `staged` count up to which a holder that let go read every staged plan. */
+  drainedAttr: "drained",
+  /** On the counter: set by a holder on its way out; no plan is entrusted to it from then on. */
+  leavingAttr: "leaving",
   firstAttr: "first",
   lastAttr: "last",
   refsAttr: "refs",
@@ -438,16 +447,12 @@ export const SEQUENCER = {
   /** Partition keys staged plans spread over. */
   stageBuckets: 8,
   /**
-   * A waiter with a staged plan looks at the counter this often (first, longest; jittered ±50%):
-   * one eventually consistent read that says whether the lease is free (it takes it then: a holder
-   * let go, or crashed and its lease ran out) and whether positions were given out (it then reads
-   * its plan, which is gone once positioned)...
+   * A waiter whose plan is staged while the holder is leaving tries again after this long (first,
+   * longest; jittered ±50%) to entrust it to the next holder or to take the lease itself.
    */
-  stagePollMinMs: 50,
-  stagePollMaxMs: 1_000,
-  /** ...and reads its plan at least every this many looks. */
-  stageCheckEvery: 4,
-  /** A holder takes rounds of staged plans for this long, then lets another take over. */
+  stagePollMinMs: 20,
+  stagePollMaxMs: 500,
+  /** A holder takes rounds of staged plans for this long, then leaves (one last round) for another. */
   combineForMs: 1_000,
   /** Consistent re-reads of a head change's missing events before the stream is set aside. */
   missingRereads: 3,

@@ -10,11 +10,17 @@
  *   that crashed between its transaction and its cursor updates leaves it, and the next holder
  *   writes those cursors before anything else (`applyPending` in positioner.ts).
  * - Release: REMOVE owner, leaseUntil, pending, only while this owner holds it.
+ * - Handing over staged plans (hold.ts): a waiter whose plan is staged adds 1 to `staged` while
+ *   the lease is held and its holder is not `leaving`, and returns; the holder lets go only by a
+ *   release conditioned on `staged` being what it was before its last read of the stage (then it
+ *   records `drained = staged`), or, on its way out, after marking itself `leaving` and reading the
+ *   stage once more. A holder that finds `staged` ≠ `drained` (one crashed) reads the stage first.
  */
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
   GetItemCommand,
+  TransactionConflictException,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { GLOBAL_LOG, ITEM_KIND, KEYS, SEQUENCER } from "../core/constants.ts";
@@ -29,6 +35,9 @@ export interface Lease {
   leaseUntil: number;
   /** First positions of chunks whose cursors a crashed holder may not have written. */
   readonly pending: readonly number[];
+  /** `staged` and `drained` on the counter when the lease was taken (see the module's doc). */
+  readonly staged: number;
+  readonly drained: number;
   /** How long the wait for it took, in ms, and how many attempts it took. */
   readonly waitedMs: number;
   readonly attempts: number;
@@ -50,7 +59,11 @@ const NAMES = {
   "#until": GLOBAL_LOG.leaseUntilAttr,
   "#p": GLOBAL_LOG.positionAttr,
   "#kind": "kind",
+  "#staged": GLOBAL_LOG.stagedAttr,
+  "#leaving": GLOBAL_LOG.leavingAttr,
 };
+const numberOf = (item: Record<string, AttributeValue> | undefined, name: string) =>
+  Number(item?.[name]?.N ?? 0);
 
 /**
  * Takes the lease, waiting while another holder has it (jittered back-off from `waitMinMs` up to
@@ -89,7 +102,9 @@ export async function tryAcquireLease(
         new UpdateItemCommand({
           TableName: ctx.tableName,
           Key: COUNTER_KEY,
-          UpdateExpression: "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), #kind = :kind",
+          UpdateExpression:
+            "SET #owner = :me, #until = :until, #p = if_not_exists(#p, :zero), " +
+            "#staged = if_not_exists(#staged, :zero), #kind = :kind REMOVE #leaving",
           ConditionExpression: "attribute_not_exists(#owner) OR #until < :now",
           ExpressionAttributeNames: NAMES,
           ExpressionAttributeValues: {
@@ -108,48 +123,147 @@ export async function tryAcquireLease(
       position: Number(Attributes?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
       leaseUntil: now + leaseMs,
       pending: (Attributes?.[GLOBAL_LOG.pendingAttr]?.NS ?? []).map(Number).sort((a, b) => a - b),
+      staged: numberOf(Attributes, GLOBAL_LOG.stagedAttr),
+      drained: numberOf(Attributes, GLOBAL_LOG.drainedAttr),
       waitedMs: Date.now() - waitingSince,
       attempts,
     };
   } catch (error) {
-    if (error instanceof ConditionalCheckFailedException) return undefined;
+    // Taken; or the holder's transaction on the counter is in flight (so it is taken too).
+    if (error instanceof ConditionalCheckFailedException || error instanceof TransactionConflictException)
+      return undefined;
     throw error;
   }
 }
 
-/** What a look at the counter tells a waiter. */
-export interface LeaseLook {
-  /** No owner, or its time ran out. */
-  readonly free: boolean;
-  /** The last position given out. */
-  readonly position: number;
+/**
+ * What became of a plan a waiter staged: `entrusted` (the lease is held by a holder not leaving,
+ * which now cannot let go without reading the stage again), `free` (nobody holds the lease: the
+ * waiter should take it), or `leaving` (the holder is on its way out: try again shortly).
+ */
+export type Entrusted = "entrusted" | "free" | "leaving";
+
+/**
+ * A waiter's one write after staging its plan: `staged = staged + 1`, only while the lease is held
+ * (an owner whose time has not run out) by a holder that is not leaving. A holder's release is
+ * conditioned on `staged`, so once this succeeds the holder (or, if it crashes, the next one) reads
+ * the plan: the waiter may return. Costs one write unit on the counter.
+ */
+export async function entrustStaged(ctx: LogContext): Promise<Entrusted> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await send(ctx, () =>
+        ctx.client.send(
+          new UpdateItemCommand({
+            TableName: ctx.tableName,
+            Key: COUNTER_KEY,
+            UpdateExpression: "ADD #staged :one",
+            ConditionExpression:
+              "attribute_exists(#owner) AND #until >= :now AND attribute_not_exists(#leaving)",
+            ExpressionAttributeNames: {
+              "#staged": NAMES["#staged"],
+              "#owner": NAMES["#owner"],
+              "#until": NAMES["#until"],
+              "#leaving": NAMES["#leaving"],
+            },
+            ExpressionAttributeValues: { ":one": N(1), ":now": N(Date.now()) },
+            ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+          }),
+        ),
+      );
+      return "entrusted";
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) {
+        const item = error.Item ?? (await readCounter(ctx));
+        const held =
+          item?.[GLOBAL_LOG.ownerAttr] !== undefined &&
+          numberOf(item, GLOBAL_LOG.leaseUntilAttr) >= Date.now();
+        return held ? "leaving" : "free";
+      }
+      // The holder's transaction on the counter is in flight: it holds the lease; try again.
+      if (!(error instanceof TransactionConflictException) || Date.now() >= ctx.deadline) throw error;
+      await sleep(Math.min(100, 5 * 2 ** attempt) * (0.5 + Math.random()));
+    }
+  }
+}
+
+/** What a release conditioned on the stage answered. */
+export type LetGo = { readonly released: true } | { readonly released: false; readonly staged: number };
+
+/**
+ * Lets go, if no plan was entrusted since the holder saw `staged` = `seen` (before its last read of
+ * the stage): REMOVE owner, leaseUntil (and `pending` when `cursorsWritten`), SET drained = seen, IF
+ * owner = me AND staged = seen. Otherwise answers `staged` as it is now, for another read of the
+ * stage. `released` also when the lease is no longer this holder's (a holder that took it over reads
+ * the stage: `staged` ≠ `drained`).
+ */
+export async function releaseIfDrained(
+  ctx: LogContext,
+  lease: Lease,
+  cursorsWritten: boolean,
+  seen: number,
+): Promise<LetGo> {
+  try {
+    await send(ctx, () =>
+      ctx.client.send(
+        new UpdateItemCommand({
+          TableName: ctx.tableName,
+          Key: COUNTER_KEY,
+          UpdateExpression: `REMOVE #owner, #until${cursorsWritten ? ", #pending" : ""} SET #drained = :seen`,
+          ConditionExpression: "#owner = :me AND #staged = :seen",
+          ExpressionAttributeNames: {
+            "#owner": GLOBAL_LOG.ownerAttr,
+            "#until": GLOBAL_LOG.leaseUntilAttr,
+            "#staged": GLOBAL_LOG.stagedAttr,
+            "#drained": GLOBAL_LOG.drainedAttr,
+            ...(cursorsWritten ? { "#pending": GLOBAL_LOG.pendingAttr } : {}),
+          },
+          ExpressionAttributeValues: { ":me": S(lease.owner), ":seen": N(seen) },
+          ReturnValuesOnConditionCheckFailure: "ALL_OLD",
+        }),
+      ),
+    );
+    return { released: true };
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    const item = error.Item ?? (await readCounter(ctx));
+    if (item?.[GLOBAL_LOG.ownerAttr]?.S !== lease.owner) return { released: true };
+    return { released: false, staged: numberOf(item, GLOBAL_LOG.stagedAttr) };
+  }
+}
+
+/** The counter, read consistently (where a failed condition did not return it). */
+async function readCounter(ctx: LogContext): Promise<Record<string, AttributeValue> | undefined> {
+  const { Item } = await send(ctx, () =>
+    ctx.client.send(new GetItemCommand({ TableName: ctx.tableName, Key: COUNTER_KEY, ConsistentRead: true })),
+  );
+  return Item;
 }
 
 /**
- * A look at the counter: whether the lease looks free and how far positions have gone. Eventually
- * consistent by default: half a read unit, where an attempt at the lease costs a write unit; a
- * stale answer costs at most one failed attempt, or one more wait. `consistent` reads it
- * consistently (a read unit): what a waiter that has just staged its plan needs, to know whether
- * the holder let go before that.
+ * A holder on its way out: SET leaving IF owner = me. From then on no plan is entrusted to it, so
+ * one more read of the stage sees every plan that was. Throws LeaseLostError when it is not ours.
  */
-export async function lookAtLease(ctx: LogContext, consistent = false): Promise<LeaseLook> {
-  const { Item } = await send(ctx, () =>
-    ctx.client.send(
-      new GetItemCommand({
-        TableName: ctx.tableName,
-        Key: COUNTER_KEY,
-        ...(consistent ? { ConsistentRead: true } : {}),
-        ProjectionExpression: "#owner, #until, #p",
-        ExpressionAttributeNames: { "#owner": NAMES["#owner"], "#until": NAMES["#until"], "#p": NAMES["#p"] },
-      }),
-    ),
-  );
-  return {
-    free:
-      Item?.[GLOBAL_LOG.ownerAttr] === undefined ||
-      Number(Item[GLOBAL_LOG.leaseUntilAttr]?.N ?? 0) < Date.now(),
-    position: Number(Item?.[GLOBAL_LOG.positionAttr]?.N ?? 0),
-  };
+export async function markLeaving(ctx: LogContext, lease: Lease): Promise<void> {
+  try {
+    await send(ctx, () =>
+      ctx.client.send(
+        new UpdateItemCommand({
+          TableName: ctx.tableName,
+          Key: COUNTER_KEY,
+          UpdateExpression: "SET #leaving = :me",
+          ConditionExpression: "#owner = :me",
+          ExpressionAttributeNames: { "#owner": NAMES["#owner"], "#leaving": NAMES["#leaving"] },
+          ExpressionAttributeValues: { ":me": S(lease.owner) },
+        }),
+      ),
+    );
+  } catch (error) {
+    if (error instanceof ConditionalCheckFailedException) {
+      throw new LeaseLostError("the $all lease ran out and another writer took it", { cause: error });
+    }
+    throw error;
+  }
 }
 
 /** Extends the lease when the hold has run long; throws LeaseLostError when it is no longer ours. */
@@ -182,20 +296,32 @@ export async function renewLeaseIfDue(ctx: LogContext, lease: Lease): Promise<vo
 /**
  * Lets go of the lease, and of `pending` when the holder wrote every cursor it called for
  * (`cursorsWritten`); otherwise `pending` stays for the next holder. No-op when it is no longer ours.
+ * `drained`: the holder marked itself leaving and read the stage after that, so every entrusted plan
+ * was read (SET drained = staged); otherwise (a hold that failed) `drained` stays behind `staged`
+ * when plans were entrusted, and the next holder reads the stage first.
  */
-export async function releaseLease(ctx: LogContext, lease: Lease, cursorsWritten: boolean): Promise<void> {
+export async function releaseLease(
+  ctx: LogContext,
+  lease: Lease,
+  cursorsWritten: boolean,
+  drained = false,
+): Promise<void> {
   try {
     await send(ctx, () =>
       ctx.client.send(
         new UpdateItemCommand({
           TableName: ctx.tableName,
           Key: COUNTER_KEY,
-          UpdateExpression: cursorsWritten ? "REMOVE #owner, #until, #pending" : "REMOVE #owner, #until",
+          UpdateExpression:
+            `REMOVE #owner, #until, #leaving${cursorsWritten ? ", #pending" : ""}` +
+            (drained ? " SET #drained = #staged" : ""),
           ConditionExpression: "#owner = :me",
           ExpressionAttributeNames: {
             "#owner": GLOBAL_LOG.ownerAttr,
             "#until": GLOBAL_LOG.leaseUntilAttr,
+            "#leaving": GLOBAL_LOG.leavingAttr,
             ...(cursorsWritten ? { "#pending": GLOBAL_LOG.pendingAttr } : {}),
+            ...(drained ? { "#drained": GLOBAL_LOG.drainedAttr, "#staged": GLOBAL_LOG.stagedAttr } : {}),
           },
           ExpressionAttributeValues: { ":me": S(lease.owner) },
         }),

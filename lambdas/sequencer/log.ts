@@ -348,7 +348,7 @@ export async function writeChunks(
     const to = (batch[batch.length - 1] as Chunk).last;
     items.unshift(counterUpdate(ctx.tableName, owner, leaseUntil, head, to, batch));
     try {
-      await send(ctx, () => ctx.client.send(new TransactWriteItemsCommand({ TransactItems: items })));
+      await send(ctx, () => transactRetryingConflicts(ctx, items));
     } catch (error) {
       if (
         error instanceof TransactionCanceledException &&
@@ -365,6 +365,27 @@ export async function writeChunks(
     await onCommitted(head, batch);
   }
   return head;
+}
+
+/**
+ * One TransactWriteItems, tried again (a few times, shortly) when DynamoDB cancels it for a
+ * conflict only (`TransactionConflict`, no failed condition): a single write to the counter in
+ * flight at the same moment (a waiter entrusting its plan, an attempt at the lease) cancels it, and
+ * nothing of it was written.
+ */
+async function transactRetryingConflicts(ctx: LogContext, items: TransactWriteItem[]): Promise<unknown> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ctx.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
+    } catch (error) {
+      const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
+      const conflictOnly =
+        reasons.some((reason) => reason.Code === "TransactionConflict") &&
+        reasons.every((reason) => ["TransactionConflict", "None", undefined].includes(reason.Code));
+      if (!conflictOnly || attempt >= 5 || Date.now() >= ctx.deadline) throw error;
+      await sleep(5 * 2 ** attempt * (0.5 + Math.random()));
+    }
+  }
 }
 
 /** The counter's move from `from` to `to`, held to the lease's owner, recording the chunks as pending. */

@@ -3,12 +3,13 @@
  * the reconciler and catch-up. Under the lease on the counter it finishes what a crashed holder left
  * `pending`, reads the cursors, reads the versions a gap calls for, plans, sets bad streams aside,
  * writes one transaction of { counter IF owner = me AND position = P, chunk(s) } and then the cursors
- * (never moved back), and lets go.
+ * (never moved back), and lets go without leaving a staged plan behind (handover.ts).
  */
 import { randomUUID } from "node:crypto";
 import { toChunks } from "../core/chunks.ts";
 import { SEQUENCER } from "../core/constants.ts";
 import { clearAside, updateAside, writeSetAside } from "./aside.ts";
+import { type HoldTally, letGo, type Rounds } from "./handover.ts";
 import { acquireLease, type Lease, releaseLease, renewLeaseIfDue } from "./lease.ts";
 import { listNewStreams } from "./listing.ts";
 import {
@@ -25,6 +26,7 @@ import {
   writeChunks,
 } from "./log.ts";
 import { type HeadChange, missingRanges, planPositions } from "./planner.ts";
+import { readStaged } from "./stage.ts";
 
 export interface PositionResult {
   /** The counter after this call: the last position given out. */
@@ -72,22 +74,24 @@ export async function positionChanges(
 }
 
 /** What a hold tracks: whether every cursor its writes called for is written (else `pending` stays). */
-export interface Held {
-  cursorsWritten: boolean;
+export interface Held extends HoldTally {
   /** Chunks a crashed holder left pending, finished when the hold began. */
   finishedPending: number;
 }
 
 /**
  * Runs `work` under a lease just taken: first finishes the cursors of what a crashed holder left
- * `pending`, and in the end lets go (keeping `pending` when `work` did not write all its cursors).
+ * `pending`, then `work`, then rounds of staged plans (starting from `rounds`) until it can let go
+ * without leaving an entrusted plan behind (handover.ts). When something throws, it lets go at once
+ * (keeping `pending` when the cursors are not all written); the next holder then reads the stage.
  */
 export async function holding<T>(
   ctx: LogContext,
   lease: Lease,
   work: (held: Held) => Promise<T>,
+  rounds: Rounds = {},
 ): Promise<T> {
-  const held: Held = { cursorsWritten: true, finishedPending: 0 };
+  const held: Held = { cursorsWritten: true, finishedPending: 0, written: 0, combined: 0 };
   // A heartbeat renews the lease through long holds (thousands of cursors after a backlog), so no
   // waiter takes it over while this holder still writes.
   const leaseMs = ctx.leaseMs ?? SEQUENCER.leaseMs;
@@ -96,6 +100,7 @@ export async function holding<T>(
       ctx.log("sequencer: the lease was not renewed", error),
     );
   }, leaseMs * 0.3);
+  let released = false;
   try {
     if (lease.pending.length > 0) {
       held.cursorsWritten = false;
@@ -106,13 +111,35 @@ export async function holding<T>(
       held.finishedPending = chunks.length;
       ctx.log(`sequencer: finished the cursors of ${chunks.length} chunks a crashed holder left pending`);
     }
-    return await work(held);
+    const result = await work(held);
+    await letGo(ctx, lease, held, rounds, async (changes, known, progress) => {
+      const round = await positionUnderLease(ctx, lease, held, changes, { known, progress });
+      return round.written;
+    });
+    released = true;
+    return result;
   } finally {
     clearInterval(heartbeat);
-    await releaseLease(ctx, lease, held.cursorsWritten).catch((error: unknown) =>
-      ctx.log("sequencer: the lease was not released (it runs out by itself)", error),
-    );
+    if (!released) {
+      await releaseLease(ctx, lease, held.cursorsWritten).catch((error: unknown) =>
+        ctx.log("sequencer: the lease was not released (it runs out by itself)", error),
+      );
+    }
   }
+}
+
+/**
+ * Positions staged plans nobody is left to take (a holder crashed after its waiters returned, or a
+ * waiter died between staging and entrusting): when the stage holds any, takes the lease and holds
+ * it through their rounds. The reconciler runs this every run; catch-up after its writes. Answers
+ * how many plans it found.
+ */
+export async function drainStaged(ctx: LogContext): Promise<number> {
+  const plans = await readStaged(ctx);
+  if (plans.length === 0) return 0;
+  const lease = await acquireLease(ctx, randomUUID());
+  await holding(ctx, lease, async () => undefined, { readFirst: true });
+  return plans.length;
 }
 
 /** One write of positions by the holder of `lease`: cursors, gaps, plan, set-aside, chunks, cursors. */

@@ -10,7 +10,9 @@
  *  (c) drains the failure queue: each message names a shard and a sequence-number range; those
  *      records are read and handled at once, then the message is deleted;
  *  (d) counts records that expired before it read them (a shard trimmed past its checkpoint):
- *      those events need `cairn all catch-up`.
+ *      those events need `cairn all catch-up`;
+ *  (e) first of all, positions staged plans nobody is left to take (a holder that crashed after its
+ *      waiters returned, with no invocation since to take the lease: handover.ts).
  */
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { BatchWriteItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
@@ -19,7 +21,7 @@ import { GLOBAL_LOG, ITEM_KIND, KEYS } from "../core/constants.ts";
 import { listSetAside } from "./aside.ts";
 import { type LogContext, readCursors, send } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
-import { positionRetrying } from "./positioner.ts";
+import { drainStaged, positionRetrying } from "./positioner.ts";
 import { headChangeOf, readChangedEvents } from "./sequencer.ts";
 import {
   compareSequence,
@@ -28,7 +30,7 @@ import {
   type StreamRecord,
   toLambdaRecord,
 } from "./stream-reader.ts";
-import { withUnits } from "./units.ts";
+import { splitAtBatches, withUnits } from "./units.ts";
 
 /** What the event source mapping puts on its on-failure destination for a DynamoDB stream batch. */
 export interface FailedBatch {
@@ -67,6 +69,8 @@ export interface ReconcilerConfig {
 }
 
 export interface ReconcileReport {
+  /** Staged plans found (a holder crashed after its waiters returned), now positioned. */
+  readonly stagedPlans: number;
   /** Set-aside streams tried, and those that got their positions. */
   readonly setAsideRetried: number;
   readonly setAsideCleared: number;
@@ -106,6 +110,9 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
     ...(config.leaseMs ? { leaseMs: config.leaseMs } : {}),
   };
   const found = { events: 0, oldest: 0 };
+
+  // (e) staged plans left behind
+  const stagedPlans = await drainStaged(ctx);
 
   // (a) set-aside streams
   const aside = await retrySetAside(ctx);
@@ -163,6 +170,7 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
     );
   }
   return {
+    stagedPlans,
     setAsideRetried: aside.retried,
     setAsideCleared: aside.cleared,
     setAside: (await listSetAside(ctx)).length,
@@ -197,8 +205,10 @@ async function retrySetAside(ctx: LogContext): Promise<{ retried: number; cleare
         index: changes.length,
       });
     }
-    const known = await readChangedEvents(ctx, changes);
-    const result = await positionRetrying(ctx, changes, { known, retrying: new Set(group) });
+    // Multi-stream appends in their ranges go in whole, in the order given (units.ts).
+    const units = await withUnits(ctx, await splitAtBatches(ctx, changes));
+    const known = await readChangedEvents(ctx, units);
+    const result = await positionRetrying(ctx, units, { known, retrying: new Set(group) });
     cleared += result.cleared.length;
   }
   return { retried: streamIds.length, cleared };

@@ -4,6 +4,7 @@
  * is suspected. Used by `cairn all verify | catch-up | rebuild`. These Scan the whole table:
  * their cost grows with the table, unlike the reconciler's.
  */
+
 import {
   type AttributeValue,
   BatchWriteItemCommand,
@@ -11,6 +12,7 @@ import {
   QueryCommand,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue as LambdaAttributeValue } from "aws-lambda";
 import { readHeadPosition } from "../core/all.ts";
 import { readHead } from "../core/append.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
@@ -19,7 +21,8 @@ import { headRulesOf } from "../core/retention.ts";
 import { listSetAside } from "./aside.ts";
 import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
-import { positionRetrying } from "./positioner.ts";
+import { drainStaged, positionRetrying } from "./positioner.ts";
+import { type BatchRef, batchRefOf, withUnits } from "./units.ts";
 
 export interface VerifyReport {
   readonly headPosition: number;
@@ -197,7 +200,7 @@ async function scavengedBeforeOf(
  * Gives positions to every event that has none yet, from the table alone (no stream records):
  * all streams' missing events, ordered by append time, each stream kept in version order, set-aside
  * streams included. Writes through the sequencer's leased path, so it is safe while the sequencer
- * runs; returns how many it positioned.
+ * runs, and then positions any staged plan left behind (handover.ts); returns how many it positioned.
  */
 export async function catchUpGlobalLog(
   client: DynamoDBClient,
@@ -212,15 +215,20 @@ export async function catchUpGlobalLog(
     const cursor = cursors.get(streamId)?.version ?? 0;
     if (cursor >= version) continue;
     for (const item of await queryEvents(ctx, streamId, cursor, version)) {
+      const batch = batchRefOf(item as Record<string, LambdaAttributeValue>);
       events.push({
         streamId,
         version: Number(item[ATTR.version]?.N),
         type: item[ATTR.type]?.S ?? "",
         createdAt: item[ATTR.createdAt]?.S ?? "",
+        ...(batch ? { batch } : {}),
       });
     }
   }
-  if (events.length === 0) return 0;
+  if (events.length === 0) {
+    await drainStaged(ctx);
+    return 0;
+  }
   log(
     `${events.length} events of ${new Set(events.map((event) => event.streamId)).size} streams have no position yet`,
   );
@@ -233,17 +241,22 @@ export async function catchUpGlobalLog(
   }
   let written = 0;
   for (let start = 0; start < ordered.length; start += CATCH_UP_GROUP) {
-    const changes: HeadChange[] = ordered.slice(start, start + CATCH_UP_GROUP).map((event, index) => ({
+    const perEvent: HeadChange[] = ordered.slice(start, start + CATCH_UP_GROUP).map((event, index) => ({
       streamId: event.streamId,
       fromVersion: event.version - 1,
       toVersion: event.version,
       index,
+      ...(event.batch ? { batch: event.batch } : {}),
     }));
+    // A multi-stream append's first event of each part names its batch record: the append goes in
+    // whole, in the order given, where its first event falls (units.ts).
+    const changes = await withUnits(ctx, perEvent);
     const retrying = new Set(changes.map((change) => change.streamId));
     const result = await positionRetrying(ctx, changes, { known, retrying });
     written += result.written;
     log(`$all reaches ${result.headPosition}`);
   }
+  await drainStaged(ctx);
   return written;
 }
 
@@ -253,6 +266,8 @@ export interface CatchUpEvent {
   readonly version: number;
   readonly type: string;
   readonly createdAt: string;
+  /** On the first event of each part of a multi-stream append: its batch record's key. */
+  readonly batch?: BatchRef;
 }
 
 /**

@@ -1,14 +1,13 @@
 /**
  * Combining: a sequencer invocation that finds the lease taken does not queue for it. It stages its
- * plan (its head changes and the event types it read) in an item `ALL#STAGE#<bucket>`/`<time>#<id>`
- * and waits for the item to go; the lease holder reads every staged plan, positions them all in its
- * next write, and deletes them (combiner.ts). So one hold serves many shards, and waiting costs a
- * read of one's own item instead of a write to the counter.
+ * plan (its head changes and the event types it read) in an item `ALL#STAGE#<bucket>`/`<time>#<id>`,
+ * entrusts it to the holder and returns; the lease holder reads every staged plan, positions them
+ * all in its next write, and deletes them (combiner.ts, handover.ts). So one hold serves many shards,
+ * and a shard's invocation does not wait for the lease.
  */
 import {
   type AttributeValue,
   BatchWriteItemCommand,
-  GetItemCommand,
   PutItemCommand,
   QueryCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -98,22 +97,6 @@ export async function stagePlan(
   return key;
 }
 
-/** Whether a staged plan is still there (not yet positioned by a holder). Consistent read. */
-export async function isStaged(ctx: LogContext, key: Record<string, AttributeValue>): Promise<boolean> {
-  const { Item } = await send(ctx, () =>
-    ctx.client.send(
-      new GetItemCommand({
-        TableName: ctx.tableName,
-        Key: key,
-        ConsistentRead: true,
-        ProjectionExpression: "#pk",
-        ExpressionAttributeNames: { "#pk": KEYS.partition },
-      }),
-    ),
-  );
-  return Item !== undefined;
-}
-
 /** Every staged plan, oldest first. Consistent Queries of the stage buckets. */
 export async function readStaged(ctx: LogContext): Promise<StagedPlan[]> {
   const plans: StagedPlan[] = [];
@@ -148,7 +131,7 @@ export async function readStaged(ctx: LogContext): Promise<StagedPlan[]> {
   return plans.sort((a, b) => a.stagedAt.localeCompare(b.stagedAt));
 }
 
-/** Deletes staged plans once their positions and cursors are written (their waiters then return). */
+/** Deletes staged plans once their positions and cursors are written. */
 export async function deleteStaged(ctx: LogContext, plans: readonly StagedPlan[]): Promise<void> {
   const groups: StagedPlan[][] = [];
   for (let start = 0; start < plans.length; start += 25) groups.push(plans.slice(start, start + 25));

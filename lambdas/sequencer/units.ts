@@ -55,11 +55,13 @@ export async function withUnits(ctx: LogContext, changes: readonly HeadChange[])
     const { batch, ...plain } = change;
     const unit = batch && unitKey(batch);
     const members = unit === undefined ? undefined : records.get(unit);
+    // A head record's change is its part exactly; a repair's (catch-up, set-aside retries) may be
+    // the part's first versions only.
     const named = members?.some(
       (member) =>
         member.streamId === change.streamId &&
         member.fromVersion === change.fromVersion &&
-        member.toVersion === change.toVersion,
+        change.toVersion <= member.toVersion,
     );
     if (!members || !named) {
       if (batch) ctx.log(`sequencer: the batch record ${unit} does not name this head change`, plain);
@@ -142,6 +144,43 @@ async function withEarlierUnits(
     ordered.push(change);
   });
   return ordered;
+}
+
+/**
+ * Changes that cover stream ranges by version alone (the reconciler's set-aside retries), cut where
+ * a multi-stream append's part begins (its first event names the batch record), each such piece
+ * carrying the reference, so that `withUnits` puts the whole append in its place. One Query of the
+ * range's version and batch attributes per change.
+ */
+export async function splitAtBatches(ctx: LogContext, changes: readonly HeadChange[]): Promise<HeadChange[]> {
+  const pieces: HeadChange[][] = changes.map((change) => [change]);
+  await mapLimited([...changes.keys()], 16, async (place) => {
+    const change = changes[place] as HeadChange;
+    const items = await queryEvents(
+      ctx,
+      change.streamId,
+      change.fromVersion,
+      change.toVersion,
+      MARKER_PROJECTION,
+    );
+    const starts = items
+      .map((item) => ({
+        version: Number(item[ATTR.version]?.N),
+        batch: batchRefOf(item as Record<string, LambdaAttributeValue>),
+      }))
+      .filter((start): start is { version: number; batch: BatchRef } => start.batch !== undefined);
+    if (starts.length === 0) return;
+    const split: HeadChange[] = [];
+    let from = change.fromVersion;
+    for (const { version, batch } of starts) {
+      if (version - 1 > from) split.push({ ...change, fromVersion: from, toVersion: version - 1 });
+      split.push({ ...change, fromVersion: version - 1, toVersion: version, batch });
+      from = version;
+    }
+    if (from < change.toVersion) split.push({ ...change, fromVersion: from, toVersion: change.toVersion });
+    pieces[place] = split;
+  });
+  return pieces.flat();
 }
 
 /** The batch records of `refs`, each as the changes of its append in the order given (with its `unit`). */

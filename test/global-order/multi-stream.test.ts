@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { DeleteItemCommand, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteItemCommand, GetItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { startLocalPoller } from "../../bin/local/poller.ts";
 import {
@@ -14,6 +14,8 @@ import {
   streamKey,
   versionKey,
 } from "../../lambdas/core/index.ts";
+import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
+import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 import { batch, contiguityProblems, headRecord, logProblems, readWholeLog } from "./helpers.ts";
@@ -249,5 +251,81 @@ describe("a multi-stream append in $all", () => {
     expect(logProblems(log, expected)).toEqual([]);
     expect(multis.length).toBeGreaterThan(40);
     expect(contiguityProblems(log, multis.map(rangesOf))).toEqual([]);
+  });
+
+  it("is positioned as one unit in the order given by a catch-up from the table (no stream records)", async () => {
+    // Prepare: [z1, a1 a2] in one append (z before a, against the order of their ids) and a single
+    // append to m, with no sequencer running, as after the stream's records expired
+    const on = await freshStore();
+    const [z, a, m] = [`Z-${randomUUID()}`, `A-${randomUUID()}`, `M-${randomUUID()}`];
+    const multi = await on.appendToStreams([
+      { streamId: z, events: events(1) },
+      { streamId: a, events: events(2) },
+    ]);
+    await on.appendToStream(m, events(1));
+
+    // Act
+    const written = await catchUpGlobalLog(on.client, on.tableName);
+
+    // Assess
+    expect(written).toBe(4);
+    const log = await readWholeLog(on);
+    expect(
+      logProblems(
+        log,
+        new Map([
+          [z, 1],
+          [a, 2],
+          [m, 1],
+        ]),
+      ),
+    ).toEqual([]);
+    expect(contiguityProblems(log, [rangesOf(multi)])).toEqual([]);
+  });
+
+  it("is positioned as one unit in the order given when the reconciler clears its set-aside streams", async () => {
+    // Prepare: z1 and a1 are set aside (their items lost); then [z2, a2 a3] in one append, which
+    // waits behind them; then the lost items are back
+    const on = await freshStore();
+    const [z, a] = [`Z-${randomUUID()}`, `A-${randomUUID()}`];
+    const lost = [];
+    for (const streamId of [z, a]) {
+      await on.appendToStream(streamId, events(1));
+      const key = { [KEYS.partition]: { S: streamKey(streamId) }, [KEYS.sort]: { S: versionKey(1) } };
+      const { Item } = await on.client.send(
+        new GetItemCommand({ TableName: on.tableName, Key: key, ConsistentRead: true }),
+      );
+      lost.push(Item as NonNullable<typeof Item>);
+      await on.client.send(new DeleteItemCommand({ TableName: on.tableName, Key: key }));
+    }
+    await sequencer(on)(batch(headRecord(z, 0, 1), headRecord(a, 0, 1)));
+    const multi = await on.appendToStreams([
+      { streamId: z, events: events(1) },
+      { streamId: a, events: events(2) },
+    ]);
+    await sequencer(on)(batch(headRecord(a, 1, 3, refOf(multi)), headRecord(z, 1, 2, refOf(multi))));
+    const headWhileAside = await readHeadPosition(on.client, on.tableName);
+    for (const Item of lost) await on.client.send(new PutItemCommand({ TableName: on.tableName, Item }));
+
+    // Act
+    const report = await reconcile(
+      { client: on.client, tableName: on.tableName, log: () => {} },
+      Date.now() + 60_000,
+    );
+
+    // Assess
+    expect(headWhileAside).toBe(0);
+    expect(report).toMatchObject({ setAsideRetried: 2, setAsideCleared: 2, setAside: 0 });
+    const log = await readWholeLog(on);
+    expect(
+      logProblems(
+        log,
+        new Map([
+          [z, 2],
+          [a, 3],
+        ]),
+      ),
+    ).toEqual([]);
+    expect(contiguityProblems(log, [rangesOf(multi)])).toEqual([]);
   });
 });

@@ -22,6 +22,7 @@ import {
   streamKey,
 } from "../../lambdas/core/index.ts";
 import { releaseLease, tryAcquireLease } from "../../lambdas/sequencer/lease.ts";
+import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { readStaged } from "../../lambdas/sequencer/stage.ts";
 import { createTestTable } from "../support/dynamodb.ts";
@@ -275,9 +276,18 @@ describe("sequencer", () => {
 
     await store.appendToStream(a, events(1));
 
-    // Act: the batch comes again, with the next append's record; the next holder waits out the lease
+    // Act: the batch comes again, with the next append's record, while the dead holder's lease has
+    // not run out: its plan is staged and entrusted to that lease, and it returns; then the next
+    // holder (here the reconciler's run, which waits out the lease) finishes what was left
     const redelivered = await createSequencerHandler({ client, tableName: store.tableName, ...short })(
       batch(...delivery.Records, headRecord(a, 3, 4)),
+    );
+    const staged = (
+      await readStaged({ client, tableName: store.tableName, deadline: Date.now() + 60_000, log: () => {} })
+    ).length;
+    const report = await reconcile(
+      { client, tableName: store.tableName, leaseMs: 500, log: () => {} },
+      Date.now() + 60_000,
     );
 
     // Assess: the first had written its positions, so its batch was done
@@ -285,6 +295,8 @@ describe("sequencer", () => {
     expect(left.Item?.[GLOBAL_LOG.pendingAttr]?.NS).toEqual(["1"]);
     expect(left.Item?.[GLOBAL_LOG.ownerAttr]?.S).toBeDefined();
     expect(redelivered.batchItemFailures).toEqual([]);
+    expect(staged).toBe(1);
+    expect(report.stagedPlans).toBe(1);
     const log = await readWholeLog(store);
     expect(log.map((event) => [event.globalPosition, event.version])).toEqual([
       [1, 1],
@@ -304,7 +316,7 @@ describe("sequencer", () => {
   });
 
   it("combines: while the lease is taken, shards stage their plans, and the next holder positions them all in one write", async () => {
-    // Prepare: the lease is taken, so three shards' invocations stage their plans and wait
+    // Prepare: the lease is taken, so three shards' invocations stage their plans
     const store = await freshStore();
     const ctx = { client, tableName: store.tableName, deadline: Date.now() + 60_000, log: () => {} };
     const blocker = await tryAcquireLease(ctx, "blocker");
@@ -326,18 +338,19 @@ describe("sequencer", () => {
       if (staged < 3) await new Promise((resolve) => setTimeout(resolve, 50));
     }
 
-    // Act: the lease is let go; the next holder (a waiter that finds it free) positions the staged
-    // plans; then a fourth shard's invocation comes
-    if (blocker) await releaseLease(ctx, blocker, true);
+    // Act: the waiters entrusted their plans to the lease's holder and returned; the holder lets go
+    // without reading them (as one that failed would); a fourth shard's invocation takes the lease
     const waited = await Promise.all(waiting);
-    const combinedWrites = writes;
+    const writesBefore = writes;
+    if (blocker) await releaseLease(ctx, blocker, true);
     const holder = await handlerFor(store, counting)(batch(headRecord(streams[3] as string, 0, 2)));
 
-    // Assess
+    // Assess: the waiters were done before any position; the fourth positioned all four in one write
     expect(blocker).toBeDefined();
     expect(staged).toBe(3);
     expect([holder, ...waited].map((response) => response.batchItemFailures)).toEqual([[], [], [], []]);
-    expect(combinedWrites).toBe(1);
+    expect(writesBefore).toBe(0);
+    expect(writes).toBe(1);
     expect(await readStaged(ctx)).toEqual([]);
     expect(logProblems(await readWholeLog(store), new Map(streams.map((streamId) => [streamId, 2])))).toEqual(
       [],
