@@ -280,7 +280,7 @@ describe("EventStore props", () => {
     };
     // THEN
     const alarms = Object.values(template.findResources("AWS::CloudWatch::Alarm"));
-    expect(alarms).toHaveLength(10 + 3);
+    expect(alarms).toHaveLength(11 + 3);
     for (const alarm of alarms) {
       expect(alarm.Properties.AlarmActions).toEqual([topic]);
       expect(alarm.Properties.OKActions).toEqual([topic]);
