@@ -5,7 +5,7 @@
  */
 import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
-import { ATTR, KEYS, LIMITS, streamKey, versionKey } from "./constants.ts";
+import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
@@ -74,13 +74,14 @@ export async function matchAt(
         TableName: target.tableName,
         ConsistentRead: true,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ProjectionExpression: "#id, #count, #type, #data, #meta",
+        ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed",
         ExpressionAttributeNames: {
           "#id": ATTR.eventId,
           "#count": ATTR.lastAppendCount,
           "#type": ATTR.type,
           "#data": ATTR.data,
           "#meta": ATTR.metadata,
+          "#sealed": SUBJECTS.sealedAttr,
         },
         ExpressionAttributeValues: {
           ":pk": S(streamKey(streamId)),
@@ -103,13 +104,24 @@ export async function matchAt(
     const item = items[index] as Record<string, AttributeValue>;
     if (
       item[ATTR.type]?.S !== event.type ||
-      item[ATTR.data]?.S !== event.dataJson ||
+      !sameData(item, event) ||
       (item[ATTR.metadata]?.S ?? "{}") !== event.metadataJson
     ) {
       return { kind: "differs", eventId: event.eventId, version: from + index };
     }
   }
   return { kind: "same" };
+}
+
+/**
+ * Whether a stored event holds the data of `event`: the same JSON text, or for personal data the same
+ * subject and the same digest (an HMAC under the subject's key, computed when the retry was sealed):
+ * the stored data is never decrypted to be compared.
+ */
+function sameData(item: Record<string, AttributeValue>, event: PreparedEvent): boolean {
+  const sealed = item[SUBJECTS.sealedAttr]?.M;
+  if (!event.sealed) return sealed === undefined && item[ATTR.data]?.S === event.dataJson;
+  return sealed?.subject?.S === event.sealed.subjectId && sealed?.mac?.S === event.sealed.mac;
 }
 
 export const otherContent = (streamId: string, match: { eventId: string; version: number }) =>
