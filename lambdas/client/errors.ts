@@ -8,6 +8,7 @@ import {
   PayloadTooLargeError,
   StreamDeletedError,
   StreamNotFoundError,
+  SubjectErasedError,
   TagConflictError,
   ThrottledError,
   ValidationError,
@@ -91,6 +92,8 @@ interface ErrorBody {
   readonly version?: unknown;
   readonly conflicts?: unknown;
   readonly query?: unknown;
+  readonly subjectId?: unknown;
+  readonly erasedAt?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -136,6 +139,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new StreamNotFoundError(text(error.streamId));
     case "StreamDeleted":
       return new StreamDeletedError(text(error.streamId));
+    case "SubjectErased":
+      return new SubjectErasedError(text(error.field, "body"), text(error.subjectId), text(error.erasedAt));
     case "WrongExpectedMetadataVersion":
       return new WrongExpectedMetadataVersionError(
         text(error.streamId),

@@ -7,6 +7,7 @@ export {
   PayloadTooLargeError,
   StreamDeletedError,
   StreamNotFoundError,
+  SubjectErasedError,
   TagConflictError,
   ThrottledError,
   ValidationError,

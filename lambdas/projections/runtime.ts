@@ -34,7 +34,7 @@ import type { StreamMetadata } from "../core/lifecycle.ts";
 import { retryThrottled } from "../core/throttling.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import type { Upcasters } from "../core/upcasting.ts";
-import { requiredEnv } from "../http/config.ts";
+import { keysFromEnv, requiredEnv } from "../http/config.ts";
 import { cairnMetrics, logger } from "../observability.ts";
 import {
   assertDocumentId,
@@ -788,6 +788,7 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
       lambdaStore ??= new EventStore({
         client: new DynamoDBClient({}),
         tableName: requiredEnv(ENV.tableName),
+        ...keysFromEnv(),
         ...(definition.upcasters ? { upcasters: definition.upcasters } : {}),
       });
       const store = lambdaStore;
