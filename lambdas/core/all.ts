@@ -370,7 +370,7 @@ async function readRules(store: AllReader, entries: readonly ChunkEntry[]): Prom
 /** What an event adds to a page: its data and metadata text plus the envelope around them. */
 function eventBytes(item: Record<string, AttributeValue>): number {
   return (
-    (item[ATTR.data]?.S?.length ?? item[SUBJECTS.sealedAttr]?.M?.box?.B?.length ?? 0) +
+    (item[ATTR.data]?.S?.length ?? item[SUBJECTS.sealedAttr]?.B?.length ?? 0) +
     (item[ATTR.metadata]?.S?.length ?? 0) +
     300
   );

@@ -33,7 +33,6 @@ import {
   recentHit,
   resolveRecent,
 } from "./retries.ts";
-import { sealedAttribute } from "./subjects.ts";
 import type { AppendResult, ExpectedVersion } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -290,8 +289,10 @@ export function appendItems(
       [ATTR.createdAt]: now,
     };
     // Personal data of a subject is stored sealed, never as text (subjects.ts).
-    if (event.sealed) item[SUBJECTS.sealedAttr] = sealedAttribute(event.sealed);
-    else if (event.subjectId !== undefined)
+    if (event.sealed) {
+      item[SUBJECTS.sealedAttr] = { B: event.sealed.box };
+      item[SUBJECTS.sealedMacAttr] = S(event.sealed.mac);
+    } else if (event.subjectId !== undefined)
       throw new Error(`event ${event.eventId} has a subject but was not sealed`);
     else item[ATTR.data] = S(event.dataJson);
     // The first event of an append records its size, so a retry is told from a prefix of it.

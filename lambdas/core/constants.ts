@@ -138,15 +138,17 @@ export const ENV = {
 
 /**
  * Erasure of personal data (crypto-shredding, lambdas/core/subjects.ts). An event whose
- * `metadata.subjectId` is set is stored with `sealedAttr` in place of `data`: a map `{ subject (S),
- * box (B: format byte, 12-byte IV, 16-byte GCM tag, AES-256-GCM ciphertext of the data's JSON),
- * mac (S: HMAC of the data's JSON under a key derived from the data key, what a retry compares) }`.
+ * `metadata.subjectId` is set is stored with `sealedAttr` in place of `data`: one binary box (a
+ * format byte, the subject id's length and ASCII bytes, a 12-byte IV, the 16-byte GCM tag and the
+ * AES-256-GCM ciphertext of the data's JSON), and beside it `sealedMacAttr`, an HMAC of the data's
+ * JSON under a key derived from the data key: what a retry compares (reads never fetch it).
  * The data keys live in a key table of their own (no point-in-time recovery, no stream), one item
  * per subject `SUBJECT#<id>`: the data key wrapped by KMS (or the local key), or after an erasure
  * no key at all and who erased it and when (the audit record).
  */
 export const SUBJECTS = {
   sealedAttr: "sealed",
+  sealedMacAttr: "sealedMac",
   /** The key table's only key. */
   keyAttr: "PK",
   keyPrefix: "SUBJECT#",

@@ -7,6 +7,7 @@ import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
 import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
+import { sealedSubject } from "./subjects.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -74,7 +75,7 @@ export async function matchAt(
         TableName: target.tableName,
         ConsistentRead: true,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed",
+        ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
         ExpressionAttributeNames: {
           "#id": ATTR.eventId,
           "#count": ATTR.lastAppendCount,
@@ -82,6 +83,7 @@ export async function matchAt(
           "#data": ATTR.data,
           "#meta": ATTR.metadata,
           "#sealed": SUBJECTS.sealedAttr,
+          "#mac": SUBJECTS.sealedMacAttr,
         },
         ExpressionAttributeValues: {
           ":pk": S(streamKey(streamId)),
@@ -119,9 +121,10 @@ export async function matchAt(
  * the stored data is never decrypted to be compared.
  */
 function sameData(item: Record<string, AttributeValue>, event: PreparedEvent): boolean {
-  const sealed = item[SUBJECTS.sealedAttr]?.M;
-  if (!event.sealed) return sealed === undefined && item[ATTR.data]?.S === event.dataJson;
-  return sealed?.subject?.S === event.sealed.subjectId && sealed?.mac?.S === event.sealed.mac;
+  if (!event.sealed) return item[SUBJECTS.sealedAttr] === undefined && item[ATTR.data]?.S === event.dataJson;
+  return (
+    sealedSubject(item) === event.sealed.subjectId && item[SUBJECTS.sealedMacAttr]?.S === event.sealed.mac
+  );
 }
 
 export const otherContent = (streamId: string, match: { eventId: string; version: number }) =>

@@ -276,7 +276,14 @@ export function seal(
   const cipher = createCipheriv("aes-256-gcm", key.key, iv);
   cipher.setAAD(aadOf(subjectId, eventId));
   const body = Buffer.concat([cipher.update(dataJson, "utf8"), cipher.final()]);
-  const box = Buffer.concat([Buffer.of(SUBJECTS.boxFormat), iv, cipher.getAuthTag(), body]);
+  const subject = Buffer.from(subjectId, "latin1");
+  const box = Buffer.concat([
+    Buffer.of(SUBJECTS.boxFormat, subject.length),
+    subject,
+    iv,
+    cipher.getAuthTag(),
+    body,
+  ]);
   return { subjectId, box, mac: macOf(key, dataJson) };
 }
 
@@ -286,20 +293,20 @@ export const macOf = (key: SubjectKey & { erased: false }, dataJson: string): st
 
 /** The data JSON in a sealed box; a KeyMaterialError when the key does not open it. */
 export function openBox(key: Buffer, subjectId: string, eventId: string, box: Uint8Array): string {
-  const bytes = Buffer.from(box.buffer, box.byteOffset, box.byteLength);
-  if (bytes[0] !== SUBJECTS.boxFormat || bytes.length < 1 + IV_BYTES + TAG_BYTES) {
+  const whole = Buffer.from(box.buffer, box.byteOffset, box.byteLength);
+  const bytes = whole.subarray(2 + (whole[1] ?? 0));
+  if (whole[0] !== SUBJECTS.boxFormat || bytes.length < IV_BYTES + TAG_BYTES) {
     throw new KeyMaterialError(
       `event ${eventId} of subject ${subjectId} holds a sealed box of an unknown format`,
     );
   }
   try {
-    const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(1, 1 + IV_BYTES));
+    const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, IV_BYTES));
     decipher.setAAD(aadOf(subjectId, eventId));
-    decipher.setAuthTag(bytes.subarray(1 + IV_BYTES, 1 + IV_BYTES + TAG_BYTES));
-    return Buffer.concat([
-      decipher.update(bytes.subarray(1 + IV_BYTES + TAG_BYTES)),
-      decipher.final(),
-    ]).toString("utf8");
+    decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
+    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
+      "utf8",
+    );
   } catch (cause) {
     throw new KeyMaterialError(
       `the data of event ${eventId} does not open with subject ${subjectId}'s key: another key table or wrapping key, or an altered item`,
@@ -308,14 +315,12 @@ export function openBox(key: Buffer, subjectId: string, eventId: string, box: Ui
   }
 }
 
-/** An event item's sealed data, as stored (`SUBJECTS.sealedAttr`). */
-export function sealedAttribute(sealed: Sealed): AttributeValue {
-  return { M: { subject: S(sealed.subjectId), box: { B: sealed.box }, mac: S(sealed.mac) } };
+/** The subject of a stored event item with sealed data: the id its box begins with. */
+export function sealedSubject(item: Record<string, AttributeValue>): string | undefined {
+  const box = item[SUBJECTS.sealedAttr]?.B;
+  if (!box || box.length < 2) return undefined;
+  return Buffer.from(box.buffer, box.byteOffset + 2, box[1]).toString("latin1");
 }
-
-/** The subject of a stored event item with sealed data. */
-export const sealedSubject = (item: Record<string, AttributeValue>): string | undefined =>
-  item[SUBJECTS.sealedAttr]?.M?.subject?.S;
 
 /**
  * Opens the sealed data of items read back, in place: `data` gets the JSON text, or for an erased
@@ -337,10 +342,10 @@ export async function openItems(
       "events hold sealed personal data but this store has no key table (EventStoreConfig.keys)",
     );
   }
-  const subjects = await keys.keysForRead([...new Set(sealed.map((item) => sealedSubject(item) ?? ""))]);
-  for (const item of sealed) {
-    const stored = item[SUBJECTS.sealedAttr]?.M;
-    const subjectId = stored?.subject?.S ?? "";
+  const subjectIds = sealed.map((item) => sealedSubject(item) ?? "");
+  const subjects = await keys.keysForRead([...new Set(subjectIds)]);
+  for (const [index, item] of sealed.entries()) {
+    const subjectId = subjectIds[index] as string;
     const state = subjects.get(subjectId);
     if (!state || state.erased) {
       item[ATTR.data] = S("null");
@@ -348,7 +353,7 @@ export async function openItems(
       continue;
     }
     const eventId = item[ATTR.eventId]?.S ?? "";
-    item[ATTR.data] = S(openBox(state.key, subjectId, eventId, stored?.box?.B ?? new Uint8Array()));
+    item[ATTR.data] = S(openBox(state.key, subjectId, eventId, item[SUBJECTS.sealedAttr]?.B as Uint8Array));
   }
 }
 

@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { CairnClient, SubjectErasedError } from "../../lambdas/client/index.ts";
+import type { HttpRequest } from "../../lambdas/http/http.ts";
+import { callerOf } from "../../lambdas/http/subjects.ts";
 import { type Api, eventsPath, startApi } from "./support.ts";
 
 let api: Api;
@@ -97,6 +99,29 @@ describe("POST /subjects/{subjectId}/erase", () => {
       [400, "subjectId"],
       [400, "now"],
       [400, "events[0].metadata.subjectId"],
+    ]);
+  });
+});
+
+describe("who erased", () => {
+  it("is the caller as API Gateway names it: the IAM principal, the JWT's issuer and subject, or the local address", () => {
+    // Prepare
+    const request = (requestContext: unknown) => ({ requestContext }) as unknown as HttpRequest;
+
+    // Act
+    const callers = [
+      callerOf(request({ authorizer: { iam: { userArn: "arn:aws:iam::123:user/dpo", callerId: "AIDA1" } } })),
+      callerOf(request({ authorizer: { iam: { accountId: "123", callerId: "AROA1:session" } } })),
+      callerOf(request({ authorizer: { jwt: { claims: { iss: "https://id.example", sub: "u-7" } } } })),
+      callerOf(request({ http: { sourceIp: "127.0.0.1" } })),
+    ];
+
+    // Assess
+    expect(callers).toEqual([
+      "arn:aws:iam::123:user/dpo",
+      "123:AROA1:session",
+      "https://id.example#u-7",
+      "local:127.0.0.1",
     ]);
   });
 });
