@@ -9,6 +9,8 @@
  * cold rows are a floor, the warm rows are what a running function pays.
  */
 import { randomBytes, randomUUID } from "node:crypto";
+import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { KEYS, streamKey } from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import { localKeyWrapper } from "../lambdas/core/subjects.ts";
 import { ensureKeyTable } from "../lambdas/core/table.ts";
@@ -106,6 +108,21 @@ const section: BenchSection = {
       baselineName: "the same read, events without a subject",
       target: 0.8,
     });
+    // What the items alone cost: the same two streams' items by raw paged Query, no decryption.
+    const rawReads = await interleaved(
+      2,
+      READS / 2,
+      () => rawQuery(client, tableName, sealedStream),
+      () => rawQuery(client, tableName, plainStream),
+    );
+    rows.push({
+      name: `raw paged Query of the ${READ_EVENTS} sealed items (no decryption)`,
+      unit: "events/s",
+      ours: rawReads.ours * 2 * READ_EVENTS,
+      baseline: rawReads.baseline * 2 * READ_EVENTS,
+      baselineName: "raw paged Query of the plain items",
+      note: "(no target: how much of the read's cost is the larger, binary items on DynamoDB Local)",
+    });
 
     // Cold: a new subject per append (its key made), and a first read of a subject (its key fetched).
     const cold = await interleaved(
@@ -154,3 +171,19 @@ const section: BenchSection = {
 };
 
 export default section;
+
+async function rawQuery(client: DynamoDBClient, tableName: string, streamId: string): Promise<void> {
+  let startKey: Record<string, AttributeValue> | undefined;
+  do {
+    const page = await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        ConsistentRead: true,
+        KeyConditionExpression: `${KEYS.partition} = :pk`,
+        ExpressionAttributeValues: { ":pk": { S: streamKey(streamId) } },
+        ExclusiveStartKey: startKey,
+      }),
+    );
+    startKey = page.LastEvaluatedKey;
+  } while (startKey);
+}

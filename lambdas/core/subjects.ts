@@ -11,7 +11,14 @@
  * process that already held a subject's key can still open its events after an erasure made
  * elsewhere; the process that erases forgets the key at once.
  */
-import { createCipheriv, createDecipheriv, createHmac, randomBytes } from "node:crypto";
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHmac,
+  createSecretKey,
+  type KeyObject,
+  randomBytes,
+} from "node:crypto";
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
@@ -46,7 +53,7 @@ export interface SubjectKeysOptions {
 
 /** A subject's key, or that it is erased. */
 export type SubjectKey =
-  | { readonly erased: false; readonly key: Buffer; readonly macKey: Buffer }
+  | { readonly erased: false; readonly key: KeyObject; readonly macKey: Buffer }
   | { readonly erased: true; readonly erasedAt: string; readonly erasedBy: string };
 
 /** The audit record an erasure leaves (no personal data: who, when, which subject). */
@@ -257,7 +264,12 @@ export class SubjectKeys {
 
 const withMacKey = (key: Buffer): SubjectKey & { erased: false } => {
   if (key.length !== 32) throw new KeyMaterialError(`a data key must be 32 bytes, not ${key.length}`);
-  return { erased: false, key, macKey: createHmac("sha256", key).update(MAC_LABEL).digest() };
+  // A KeyObject: the key is imported once, not with every cipher made from it.
+  return {
+    erased: false,
+    key: createSecretKey(key),
+    macKey: createHmac("sha256", key).update(MAC_LABEL).digest(),
+  };
 };
 
 /**
@@ -292,7 +304,7 @@ export const macOf = (key: SubjectKey & { erased: false }, dataJson: string): st
   createHmac("sha256", key.macKey).update(dataJson).digest("base64url");
 
 /** The data JSON in a sealed box; a KeyMaterialError when the key does not open it. */
-export function openBox(key: Buffer, subjectId: string, eventId: string, box: Uint8Array): string {
+export function openBox(key: KeyObject, subjectId: string, eventId: string, box: Uint8Array): string {
   const whole = Buffer.from(box.buffer, box.byteOffset, box.byteLength);
   const bytes = whole.subarray(2 + (whole[1] ?? 0));
   if (whole[0] !== SUBJECTS.boxFormat || bytes.length < IV_BYTES + TAG_BYTES) {
@@ -304,9 +316,8 @@ export function openBox(key: Buffer, subjectId: string, eventId: string, box: Ui
     const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, IV_BYTES));
     decipher.setAAD(aadOf(subjectId, eventId));
     decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    return Buffer.concat([decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES)), decipher.final()]).toString(
-      "utf8",
-    );
+    const text = decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES), undefined, "utf8");
+    return text + decipher.final("utf8");
   } catch (cause) {
     throw new KeyMaterialError(
       `the data of event ${eventId} does not open with subject ${subjectId}'s key: another key table or wrapping key, or an altered item`,
