@@ -21,6 +21,7 @@ import {
 const SECTIONS = [
   "core",
   "multi",
+  "erasure",
   "http",
   "global-order",
   "subscriptions",

@@ -43,6 +43,13 @@ import { checkDomainModule } from "./domain-check.ts";
 import { buildFunction, userPath } from "./functions.ts";
 import { buildGlobalOrder, type GlobalOrderHost, globalOrderAlarms } from "./global-order.ts";
 import { buildScavenger } from "./scavenger.ts";
+import {
+  buildSubjectKeys,
+  grantKeysForErase,
+  grantKeysForRead,
+  grantKeysForWrite,
+  type SubjectKeys,
+} from "./subject-keys.ts";
 
 /** The read function's timeout: the longest wait, 9 s for the page after it, under API Gateway's 30 s. */
 const READ_FUNCTION_TIMEOUT_SECONDS = WAIT.maxMs / 1000 + 9;
@@ -330,6 +337,8 @@ const SCAVENGE_KEYS = `${PREFIX.scavenge}*`;
  */
 export class EventStore extends Construct {
   public readonly table: dynamodb.TableV2;
+  /** Crypto-shredding: the key table of subjects' data keys and the KMS key that wraps them (lib/subject-keys.ts). */
+  public readonly subjectKeys: SubjectKeys;
   public readonly api: apigwv2.HttpApi;
   public readonly stage: apigwv2.HttpStage;
   public readonly apiFunctions: Readonly<Record<ApiFunction, lambda.Function>>;
@@ -383,6 +392,10 @@ export class EventStore extends Construct {
 
     // A domain module that is missing or exports the wrong things fails here, not on every request.
     if (props.domain) checkDomainModule(userPath(props.domain.entry, "domain"), props.domain.entry);
+    this.subjectKeys = buildSubjectKeys(this, {
+      removalPolicy: this.removalPolicy,
+      deletionProtection: props.deletionProtection ?? true,
+    });
 
     this.alarmTopic = props.alarmTopic ?? this.buildAlarmTopic();
 
@@ -452,6 +465,7 @@ export class EventStore extends Construct {
    */
   public grantAppend(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
+    grantKeysForWrite(this.subjectKeys, grantee);
     return this.grantTable(
       grantee,
       [DDB.get, DDB.query, DDB.put, DDB.update, DDB.conditionCheck, DDB.batchGet],
@@ -480,6 +494,7 @@ export class EventStore extends Construct {
    */
   public grantRead(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
+    grantKeysForRead(this.subjectKeys, grantee);
     this.grantTable(grantee, [DDB.query], [STREAM_LIST_KEYS]);
     this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS, TAG_KEYS]);
     return this.grantTable(
@@ -496,6 +511,7 @@ export class EventStore extends Construct {
    */
   public grantReadAll(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_READ);
+    grantKeysForRead(this.subjectKeys, grantee);
     this.grantTable(grantee, [DDB.batchGet], [STREAM_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.query], [ALL_KEYS, PROJECTION_KEYS]);
   }
@@ -521,6 +537,15 @@ export class EventStore extends Construct {
     this.grantKey(grantee, KMS_WRITE);
     this.grantTable(grantee, [DDB.put], [SCAVENGE_KEYS]);
     return this.grantTable(grantee, [DDB.get, DDB.update, DDB.put], [STREAM_KEYS]);
+  }
+
+  /**
+   * Erase subjects' personal data (crypto-shredding, `POST /subjects/{subjectId}/erase`): UpdateItem
+   * on the key table, which removes a subject's data key and records who erased it and when. No
+   * other grant includes it, and it includes nothing else: no read of events, no KMS action.
+   */
+  public grantErase(grantee: iam.IGrantable): iam.Grant {
+    return grantKeysForErase(this.subjectKeys, grantee);
   }
 
   /**
@@ -649,6 +674,7 @@ export class EventStore extends Construct {
     this.grantTable(fn, [DDB.get, DDB.query], [ALL_KEYS, `${projectionPrefix(name)}*`]);
     // $all's entries are references: the runtime gets the events they name by key.
     this.grantTable(fn, [DDB.batchGet], [STREAM_KEYS]);
+    grantKeysForRead(this.subjectKeys, fn);
     this.grantTable(fn, [DDB.put, DDB.update, DDB.delete], [`${projectionPrefix(name)}*`]);
 
     const lag = this.projectionMetric(name, METRICS.projectionLag);
@@ -713,6 +739,8 @@ export class EventStore extends Construct {
   public environment(): Record<string, string> {
     return {
       [ENV.tableName]: this.table.tableName,
+      [ENV.keyTableName]: this.subjectKeys.table.tableName,
+      [ENV.subjectKeyArn]: this.subjectKeys.key.keyArn,
       [ENV.metricsNamespace]: this.metricsNamespace,
       POWERTOOLS_SERVICE_NAME: this.props.serviceName ?? "cairn",
       LOG_LEVEL: this.props.logLevel ?? "INFO",
@@ -729,6 +757,7 @@ export class EventStore extends Construct {
       writeSnapshots: (g) => this.grantWriteHttpSnapshots(g),
       writeMetadata: (g) => this.grantWriteMetadata(g),
       delete: (g) => this.grantDelete(g),
+      erase: (g) => this.grantErase(g),
       admin: (g) => this.grantReset(g),
     };
     grants[access](grantee);

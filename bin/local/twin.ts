@@ -4,13 +4,16 @@
  * the user's projections from the table's stream. `cairn dev` runs it; a user's tests start one
  * with `startLocal()` and stop it afterwards.
  */
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { CairnClient } from "../../lambdas/client/client.ts";
 import type { Domain } from "../../lambdas/core/domain.ts";
 import { EventStore } from "../../lambdas/core/event-store.ts";
 import type { ScavengeReport } from "../../lambdas/core/scavenger.ts";
-import { ensureTable } from "../../lambdas/core/table.ts";
+import { localKeyWrapper, type SubjectKeysOptions } from "../../lambdas/core/subjects.ts";
+import { ensureKeyTable, ensureTable } from "../../lambdas/core/table.ts";
 import type { Projection } from "../../lambdas/projections/runtime.ts";
 import { describeUsage, startDynamoDbLimits } from "./dynamodb-limits.ts";
 import { startDynamoDbLocal } from "./dynamodb-local.ts";
@@ -31,7 +34,11 @@ export interface LocalOptions {
   readonly port?: number;
   /** @default a fresh `cairn-local-<random>` (dropped by `stop()` on a DynamoDB Local the twin did not start) */
   readonly tableName?: string;
-  /** Keep DynamoDB Local's data in this directory across restarts (ignored with DYNAMODB_ENDPOINT). @default in memory */
+  /**
+   * Keep DynamoDB Local's data in this directory across restarts (ignored with DYNAMODB_ENDPOINT),
+   * and the local key that wraps subjects' data keys (crypto-shredding) in its file `cairn-local.key`,
+   * made on first start. @default in memory, the local key too
+   */
   readonly dataDir?: string;
   /**
    * Put the model of DynamoDB's limits between the handlers and DynamoDB Local: AWS's per-key
@@ -62,6 +69,8 @@ export interface LocalCairn {
   /** The endpoint the API's store uses: `endpoint`, or with `limits` the model in front of it. */
   readonly storeEndpoint: string;
   readonly tableName: string;
+  /** The key table of subjects' data keys (crypto-shredding): `<tableName>-keys`. */
+  readonly keyTableName: string;
   /** The store the API serves (with the domain), for direct appends and reads in a test. */
   readonly store: EventStore;
   /** A client of `url`. */
@@ -113,9 +122,12 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
   try {
     const setup = localDynamoDb(dynamodb.endpoint);
     const created = await ensureTable(setup, tableName);
+    const keyTableName = `${tableName}-keys`;
+    await ensureKeyTable(setup, keyTableName);
     if (created && !options.tableName && dynamodb.source === "env") {
       running.push(async () => {
         await setup.send(new DeleteTableCommand({ TableName: tableName }));
+        await setup.send(new DeleteTableCommand({ TableName: keyTableName }));
         setup.destroy();
       });
     } else {
@@ -133,7 +145,11 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
 
     const client = localDynamoDb(endpoint);
     running.push(() => client.destroy());
-    const store = new EventStore({ client, tableName, ...options.domain });
+    const keys: SubjectKeysOptions = {
+      tableName: keyTableName,
+      wrapper: localKeyWrapper(await localKey(options.dataDir)),
+    };
+    const store = new EventStore({ client, tableName, keys, ...options.domain });
     // Each projection reads through a store with its own upcasters, as its Lambda does.
     const stores = new Map(
       projections.map((projection) => [
@@ -141,6 +157,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
         new EventStore({
           client,
           tableName,
+          keys,
           ...(projection.upcasters ? { upcasters: projection.upcasters } : {}),
         }),
       ]),
@@ -201,6 +218,7 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
       endpoint: dynamodb.endpoint,
       storeEndpoint: endpoint,
       tableName,
+      keyTableName,
       store,
       client: new CairnClient({ url: server.url, signing: "none" }),
       limitsUsage,
@@ -212,4 +230,23 @@ export async function startLocal(options: LocalOptions = {}): Promise<LocalCairn
     await stop();
     throw error;
   }
+}
+
+/**
+ * The local key that wraps subjects' data keys, as AWS's KMS key does: `cairn-local.key` in the
+ * data directory (32 random bytes, made on first start, readable by its owner only), or a fresh one
+ * in memory. A key file of another length is refused with its path.
+ */
+async function localKey(dataDir: string | undefined): Promise<Buffer> {
+  if (!dataDir) return randomBytes(32);
+  const path = join(dataDir, "cairn-local.key");
+  await mkdir(dataDir, { recursive: true });
+  try {
+    await writeFile(path, randomBytes(32), { flag: "wx", mode: 0o600 });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+  }
+  const key = await readFile(path);
+  if (key.length !== 32) throw new Error(`${path} holds ${key.length} bytes; a local key is 32 bytes`);
+  return key;
 }

@@ -11,6 +11,7 @@ import type {
 } from "../core/lifecycle.ts";
 import type { Snapshot } from "../core/snapshots.ts";
 import type { ListStreamsOptions, ListStreamsResult } from "../core/stream-list.ts";
+import type { SubjectErasure } from "../core/subjects.ts";
 import type {
   AppendIfNoneMatchOptions,
   AppendResult,
@@ -331,6 +332,16 @@ export class CairnClient {
       hard: options.hard === undefined ? undefined : String(options.hard),
     });
     return body as DeleteStreamResult;
+  }
+
+  /**
+   * Erases a subject's personal data (crypto-shredding): every event appended with this
+   * `metadata.subjectId` reads back with `data: null, erased: true` from then on, and its appends
+   * are refused (SubjectErasedError). Idempotent: erasing again answers the first erasure's record.
+   * Needs access `erase`.
+   */
+  async eraseSubject(subjectId: string): Promise<SubjectErasure> {
+    return (await this.request("POST", `subjects/${enc(subjectId)}/erase`)).body as SubjectErasure;
   }
 
   /** The status of every projection. */

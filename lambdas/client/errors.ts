@@ -9,6 +9,7 @@ import {
   ProjectionRunningError,
   StreamDeletedError,
   StreamNotFoundError,
+  SubjectErasedError,
   TagConflictError,
   ThrottledError,
   ValidationError,
@@ -93,6 +94,8 @@ interface ErrorBody {
   readonly conflicts?: unknown;
   readonly query?: unknown;
   readonly projection?: unknown;
+  readonly subjectId?: unknown;
+  readonly erasedAt?: unknown;
 }
 
 const text = (value: unknown, fallback = ""): string => (typeof value === "string" ? value : fallback);
@@ -138,6 +141,8 @@ export function errorFromResponse(status: number, body: unknown): CairnError {
       return new StreamNotFoundError(text(error.streamId));
     case "StreamDeleted":
       return new StreamDeletedError(text(error.streamId));
+    case "SubjectErased":
+      return new SubjectErasedError(text(error.field, "body"), text(error.subjectId), text(error.erasedAt));
     case "WrongExpectedMetadataVersion":
       return new WrongExpectedMetadataVersionError(
         text(error.streamId),

@@ -8,6 +8,7 @@ export {
   ProjectionRunningError,
   StreamDeletedError,
   StreamNotFoundError,
+  SubjectErasedError,
   TagConflictError,
   ThrottledError,
   ValidationError,

@@ -27,6 +27,7 @@ import {
   positionKey,
   RESERVED_STREAM_PREFIX,
   SORT_KEY,
+  SUBJECTS,
   streamKey,
   versionKey,
 } from "./constants.ts";
@@ -78,6 +79,8 @@ export interface AllReader {
   readonly client: DynamoDBClient;
   readonly tableName: string;
   toEvent(streamId: string, item: Record<string, AttributeValue>): RecordedEvent;
+  /** Opens sealed personal data in place before `toEvent` (EventStore.openItems). @default none: no event may be sealed */
+  openItems?(items: Iterable<Record<string, AttributeValue>>): Promise<void>;
   /** The clock of the `maxAge` rule, in milliseconds since the epoch. @default Date.now */
   readonly now?: () => number;
 }
@@ -93,6 +96,7 @@ const READ_CONCURRENCY = 8;
 const CHUNKS_PER_QUERY = 50;
 
 const EVENT_ATTRIBUTES = [
+  SUBJECTS.sealedAttr,
   KEYS.partition,
   ATTR.eventId,
   ATTR.type,
@@ -304,6 +308,7 @@ async function readEvents(
     }),
   );
   const rules = await rulesRead;
+  await store.openItems?.(items.values());
   const events: RecordedEvent[] = [];
   let bytes = 0;
   let last: number | undefined;
@@ -373,7 +378,11 @@ async function readRules(store: AllReader, entries: readonly ChunkEntry[]): Prom
 
 /** What an event adds to a page: its data and metadata text plus the envelope around them. */
 function eventBytes(item: Record<string, AttributeValue>): number {
-  return (item[ATTR.data]?.S?.length ?? 0) + (item[ATTR.metadata]?.S?.length ?? 0) + 300;
+  return (
+    (item[ATTR.data]?.S?.length ?? item[SUBJECTS.sealedAttr]?.B?.length ?? 0) +
+    (item[ATTR.metadata]?.S?.length ?? 0) +
+    300
+  );
 }
 
 /**

@@ -20,6 +20,7 @@ import {
   LIFECYCLE,
   LIMITS,
   SORT_KEY,
+  SUBJECTS,
   streamKey,
   versionKey,
 } from "./constants.ts";
@@ -284,10 +285,16 @@ export function appendItems(
       [ATTR.type]: S(event.type),
       [ATTR.version]: N(version + index + 1),
       [ATTR.schemaVersion]: N(event.schemaVersion),
-      [ATTR.data]: S(event.dataJson),
       [ATTR.metadata]: S(event.metadataJson),
       [ATTR.createdAt]: now,
     };
+    // Personal data of a subject is stored sealed, never as text (subjects.ts).
+    if (event.sealed) {
+      item[SUBJECTS.sealedAttr] = { B: event.sealed.box };
+      item[SUBJECTS.sealedMacAttr] = S(event.sealed.mac);
+    } else if (event.subjectId !== undefined)
+      throw new Error(`event ${event.eventId} has a subject but was not sealed`);
+    else item[ATTR.data] = S(event.dataJson);
     // The first event of an append records its size, so a retry is told from a prefix of it.
     if (event.tags) item[ATTR.tags] = { L: event.tags.map(S) };
     if (index === 0) {

@@ -172,7 +172,45 @@ export const ENV = {
   projectionFunctions: "CAIRN_PROJECTION_FUNCTIONS",
   /** A projection's Lambda: the partitions `addProjection` attached it with (its module's definition must agree). */
   projectionPartitions: "CAIRN_PROJECTION_PARTITIONS",
+  /** The key table of subjects' data keys (crypto-shredding, SUBJECTS); absent: personal data is refused. */
+  keyTableName: "CAIRN_KEY_TABLE_NAME",
+  /** The KMS key that wraps the subjects' data keys. */
+  subjectKeyArn: "CAIRN_SUBJECT_KEY_ARN",
 } as const;
+
+/**
+ * Erasure of personal data (crypto-shredding, lambdas/core/subjects.ts). An event whose
+ * `metadata.subjectId` is set is stored with `sealedAttr` in place of `data`: one binary box (a
+ * format byte, the subject id's length and ASCII bytes, a 12-byte IV, the 16-byte GCM tag and the
+ * AES-256-GCM ciphertext of the data's JSON), and beside it `sealedMacAttr`, an HMAC of the data's
+ * JSON under a key derived from the data key: what a retry compares (reads never fetch it).
+ * The data keys live in a key table of their own (no point-in-time recovery, no stream), one item
+ * per subject `SUBJECT#<id>`: the data key wrapped by KMS (or the local key), or after an erasure
+ * no key at all and who erased it and when (the audit record).
+ */
+export const SUBJECTS = {
+  sealedAttr: "sealed",
+  sealedMacAttr: "sealedMac",
+  /** The key table's only key. */
+  keyAttr: "PK",
+  keyPrefix: "SUBJECT#",
+  wrappedKeyAttr: "wrappedKey",
+  createdAtAttr: "createdAt",
+  erasedAtAttr: "erasedAt",
+  erasedByAttr: "erasedBy",
+  /**
+   * Never stored: set on an item read back whose subject is erased (`toEvent` then gives
+   * `data: null, erased: true`).
+   */
+  erasedMark: "erased",
+  /** How long a process keeps a subject's unwrapped key (or that it is erased) without asking again. */
+  cacheTtlMs: 60_000,
+  /** Subjects a process keeps keys of at once (the oldest go first). */
+  cacheEntries: 10_000,
+  /** Format byte of a sealed box. */
+  boxFormat: 1,
+} as const;
+export const subjectKey = (subjectId: string): string => `${SUBJECTS.keyPrefix}${subjectId}`;
 
 /**
  * Custom CloudWatch metrics the projection runtime emits (Embedded Metric Format) and the CDK
@@ -236,6 +274,8 @@ export const LIMITS = {
   tagMaxLength: 128,
   /** Tags in one query of `readByTags` or `appendIfNoneMatch`. */
   tagsPerQuery: 8,
+  /** Subject ids (`metadata.subjectId`, crypto-shredding): 1 to 128 characters of TAG_PATTERN. */
+  subjectIdMaxLength: 128,
   /** Highest schema version. */
   maxSchemaVersion: 10_000,
   /**

@@ -9,6 +9,7 @@ export type ErrorCode =
   | "StreamNotFound"
   | "StreamDeleted"
   | "WrongExpectedMetadataVersion"
+  | "SubjectErased"
   | "PayloadTooLarge"
   | "Contention"
   | "Throttled"
@@ -278,6 +279,37 @@ export class WrongExpectedMetadataVersionError extends CairnError {
   }
 }
 
+/**
+ * The append marks an event as personal data of a subject that was erased (crypto-shredding):
+ * erasure means the subject is gone, so no new key is made for it. Nothing was written.
+ */
+export class SubjectErasedError extends CairnError {
+  readonly code = "SubjectErased";
+  override readonly name = "SubjectErasedError";
+
+  constructor(
+    readonly field: string,
+    readonly subjectId: string,
+    readonly erasedAt: string,
+    options?: ErrorOptions,
+  ) {
+    super(`${field}: subject ${subjectId} was erased at ${erasedAt}; no event of it can be stored`, options);
+  }
+
+  override toJSON() {
+    return { ...super.toJSON(), field: this.field, subjectId: this.subjectId, erasedAt: this.erasedAt };
+  }
+}
+
+/**
+ * Sealed data cannot be opened or made: the key table or the key that wraps data keys is missing or
+ * is not the one the data was written with, or an item was altered. A deployment fault, never the
+ * caller's input (HTTP 500, logged with this message).
+ */
+export class KeyMaterialError extends Error {
+  override readonly name = "KeyMaterialError";
+}
+
 /** Something other than a stream is missing: a projection, a snapshot, a route. */
 export class NotFoundError extends CairnError {
   readonly code = "NotFound";
@@ -322,3 +354,5 @@ export const isProjectionRunning = (error: unknown): error is ProjectionRunningE
   error instanceof ProjectionRunningError;
 export const isStreamNotFound = (error: unknown): error is StreamNotFoundError =>
   error instanceof StreamNotFoundError;
+export const isSubjectErased = (error: unknown): error is SubjectErasedError =>
+  error instanceof SubjectErasedError;

@@ -8,8 +8,18 @@ import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
 import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
 import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
 import { getItemsByKey } from "./batch-get.ts";
-import { ATTR, categoryOf, KEYS, LIFECYCLE, PREFIX, SORT_KEY, streamKey, versionKey } from "./constants.ts";
-import { StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import {
+  ATTR,
+  categoryOf,
+  KEYS,
+  LIFECYCLE,
+  PREFIX,
+  SORT_KEY,
+  SUBJECTS,
+  streamKey,
+  versionKey,
+} from "./constants.ts";
+import { KeyMaterialError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
 import {
   type DeleteStreamOptions,
   type DeleteStreamResult,
@@ -25,6 +35,14 @@ import {
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
 import { type ListStreamsOptions, type ListStreamsResult, listStreams } from "./stream-list.ts";
+import {
+  openItems,
+  type SubjectErasure,
+  type SubjectKey,
+  SubjectKeys,
+  type SubjectKeysOptions,
+  seal,
+} from "./subjects.ts";
 import { appendIfNoneMatch, checkQuery, decodeToken, eventKey, readByTags } from "./tags.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
@@ -48,6 +66,8 @@ import {
   assertNonNegativeInteger,
   assertPositiveInteger,
   assertStreamId,
+  assertSubjectId,
+  type PreparedEvent,
   parseExpectedVersion,
   prepareEvents,
 } from "./validate.ts";
@@ -70,9 +90,16 @@ export interface EventStoreConfig {
    * the `maxAge` rule of reads. Tests pass one they control. @default Date.now
    */
   readonly now?: () => number;
+  /**
+   * The key table of subjects' data keys and what wraps them (crypto-shredding, subjects.ts): events
+   * whose `metadata.subjectId` is set are stored with their data sealed under the subject's key.
+   * @default none: an append of such an event is a ValidationError, nothing is written
+   */
+  readonly keys?: SubjectKeysOptions;
 }
 
 const EVENT_ATTRIBUTES = [
+  SUBJECTS.sealedAttr,
   ATTR.tags,
   ATTR.eventId,
   ATTR.type,
@@ -107,6 +134,8 @@ export class EventStore {
   readonly upcasters: Upcasters | undefined;
   readonly schemas: EventSchemas | undefined;
   readonly now: () => number;
+  /** The subjects' data keys, when the store has a key table (`keys`). */
+  readonly keys: SubjectKeys | undefined;
   private readonly target: AppendTarget & LifecycleTarget;
 
   constructor(config: EventStoreConfig) {
@@ -115,6 +144,7 @@ export class EventStore {
     this.upcasters = config.upcasters;
     this.schemas = config.schemas;
     this.now = config.now ?? Date.now;
+    this.keys = config.keys && new SubjectKeys({ client: config.client, ...config.keys });
     this.target = {
       client: config.client,
       tableName: config.tableName,
@@ -141,6 +171,7 @@ export class EventStore {
     if (this.schemas || this.upcasters) {
       prepared = await checkNewEvents(streamId, events, prepared, this.schemas, this.upcasters);
     }
+    prepared = await throttled(this.seal(prepared, "events"));
     return throttled(append(this.target, streamId, prepared, expected));
   }
 
@@ -169,6 +200,12 @@ export class EventStore {
         })),
       );
     }
+    parts = await Promise.all(
+      parts.map(async (part, index) => ({
+        ...part,
+        events: await throttled(this.seal(part.events, `appends[${index}].events`)),
+      })),
+    );
     return throttled(appendStreams(this.target, parts));
   }
 
@@ -191,6 +228,7 @@ export class EventStore {
             items.set(`${item[KEYS.partition]?.S}\u0000${item[KEYS.sort]?.S}`, item);
           }
         }
+        await this.openItems(items.values());
         return keys.flatMap(({ streamId, version }) => {
           const key = eventKey(streamId, version);
           const item = items.get(`${key[KEYS.partition].S}\u0000${key[KEYS.sort].S}`);
@@ -225,6 +263,7 @@ export class EventStore {
         ...(prepared[index]?.tags ? { tags: prepared[index]?.tags } : {}),
       }));
     }
+    prepared = await throttled(this.seal(prepared, "events"));
     return throttled(appendIfNoneMatch(this.target, streamId, prepared, query, after));
   }
 
@@ -336,6 +375,7 @@ export class EventStore {
           retention = this.retentionFor(streamId, await headRead);
         }
       }
+      await throttled(this.openItems(items));
       const rules = hasNoRules(retention) ? undefined : retention;
       let below = false;
       for (const item of items) {
@@ -427,13 +467,14 @@ export class EventStore {
       toHead(rules ? { [ATTR.version]: version, [LIFECYCLE.rulesAttr]: rules } : { [ATTR.version]: version }),
     );
     const ruled = hasNoRules(retention) ? undefined : retention;
-    const events: RecordedEvent[] = [];
-    for (let index = 1; index < items.length; index++) {
-      const item = items[index] as Record<string, AttributeValue>;
-      if (ruled && !isRetained(ruled, Number(item[ATTR.version]?.N), item[ATTR.createdAt]?.S as string))
-        continue;
-      events.push(this.toEvent(streamId, item));
-    }
+    const kept = items
+      .slice(1)
+      .filter(
+        (item) =>
+          !ruled || isRetained(ruled, Number(item[ATTR.version]?.N), item[ATTR.createdAt]?.S as string),
+      );
+    await throttled(this.openItems(kept));
+    const events = kept.map((item) => this.toEvent(streamId, item));
     return retention.deletedAt > 0
       ? { streamId, events, deletedAt: retention.deletedAt }
       : { streamId, events };
@@ -514,9 +555,78 @@ export class EventStore {
       : readAllWaiting(this, { ...options, waitMs: options.waitMs });
   }
 
-  /** Turns a stored event item into the envelope readers get, upcast to the current schema. */
+  /**
+   * Erases a subject's personal data (crypto-shredding): destroys its data key, so every event
+   * appended with its `metadata.subjectId` reads back, everywhere, with `data: null` and
+   * `erased: true`, the rest of the envelope intact; later appends for it are refused
+   * (SubjectErasedError). Idempotent: erasing again answers the first erasure's record, which the
+   * key table keeps (who, when, which subject; no personal data). `erasedBy` names the caller.
+   */
+  async eraseSubject(subjectId: string, options: { readonly erasedBy: string }): Promise<SubjectErasure> {
+    assertSubjectId(subjectId);
+    if (typeof options?.erasedBy !== "string" || options.erasedBy.length === 0) {
+      throw new ValidationError("erasedBy", "must name who erases (a non-empty string)");
+    }
+    return throttled(this.keysOrRefuse("subjectId").erase(subjectId, options.erasedBy, this.now()));
+  }
+
+  /**
+   * Opens, in place, the sealed data of event items read back (subjects.ts): each gets its data as
+   * JSON text, or for an erased subject the erased mark that `toEvent` turns into `data: null`.
+   */
+  openItems(items: Iterable<Record<string, AttributeValue>>): Promise<void> {
+    return openItems(this.keys, items);
+  }
+
+  /** Seals the data of the events that name a subject; the others go as they are. */
+  private async seal(events: readonly PreparedEvent[], path: string): Promise<PreparedEvent[]> {
+    const index = events.findIndex((event) => event.subjectId !== undefined);
+    if (index === -1) return [...events];
+    const keys = this.keysOrRefuse(`${path}[${index}].metadata.subjectId`);
+    const subjects = new Map<string, Promise<SubjectKey & { erased: false }>>();
+    events.forEach((event, at) => {
+      const { subjectId } = event;
+      if (subjectId !== undefined && !subjects.has(subjectId)) {
+        subjects.set(subjectId, keys.keyForWrite(subjectId, `${path}[${at}].metadata.subjectId`));
+      }
+    });
+    const ready = new Map<string, SubjectKey & { erased: false }>();
+    for (const [subjectId, key] of subjects) ready.set(subjectId, await key);
+    return events.map((event) => {
+      const key = event.subjectId === undefined ? undefined : ready.get(event.subjectId);
+      if (!key || event.subjectId === undefined) return event;
+      return { ...event, sealed: seal(key, event.subjectId, event.eventId, event.dataJson) };
+    });
+  }
+
+  private keysOrRefuse(field: string): SubjectKeys {
+    if (!this.keys) {
+      throw new ValidationError(
+        field,
+        "personal data needs a key table: this store has none (EventStoreConfig.keys), so nothing was written",
+      );
+    }
+    return this.keys;
+  }
+
+  /**
+   * Turns a stored event item into the envelope readers get, upcast to the current schema. An item
+   * with sealed data must have been opened first (`openItems`); an erased one gets `data: null` and
+   * `erased: true`, and no upcaster sees it.
+   */
   toEvent(streamId: string, item: Record<string, AttributeValue>): RecordedEvent {
-    const event: RecordedEvent = {
+    if (item[ATTR.data] === undefined && item[SUBJECTS.sealedAttr] !== undefined) {
+      throw new KeyMaterialError(`event ${item[ATTR.eventId]?.S} holds sealed data that was not opened`);
+    }
+    if (item[SUBJECTS.erasedMark]?.BOOL === true) {
+      return { ...this.envelopeOf(streamId, item), data: null, erased: true };
+    }
+    const event = this.envelopeOf(streamId, item);
+    return this.upcasters ? upcast(event, this.upcasters) : event;
+  }
+
+  private envelopeOf(streamId: string, item: Record<string, AttributeValue>): RecordedEvent {
+    return {
       eventId: item[ATTR.eventId]?.S as string,
       streamId,
       type: item[ATTR.type]?.S as string,
@@ -527,7 +637,6 @@ export class EventStore {
       createdAt: item[ATTR.createdAt]?.S as string,
       ...(item[ATTR.tags]?.L ? { tags: item[ATTR.tags]?.L?.map((tag) => tag.S as string) ?? [] } : {}),
     };
-    return this.upcasters ? upcast(event, this.upcasters) : event;
   }
 }
 
@@ -542,6 +651,9 @@ const ENVELOPE_FIXED_BYTES =
   ) +
   10 +
   5;
+
+/** `,"erased":true` of an erased subject's event. */
+const ERASED_BYTES = escapedBytes(',"erased":true');
 
 /**
  * An upper bound of the bytes `event` takes in a JSON response, counted as `escapedBytes` does.
@@ -565,7 +677,8 @@ function envelopeBytes(
     escapedBytes(upcast ? JSON.stringify(event.data) : stored) +
     escapedBytes(item[ATTR.metadata]?.S ?? "{}") +
     // `,"tags":[…]` of a tagged event (tags are ASCII with no character JSON escapes).
-    (event.tags ? 9 + event.tags.reduce((sum, tag) => sum + tag.length + 3, 0) : 0)
+    (event.tags ? 9 + event.tags.reduce((sum, tag) => sum + tag.length + 3, 0) : 0) +
+    (event.erased ? ERASED_BYTES : 0)
   );
 }
 

@@ -5,8 +5,9 @@
  */
 import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
-import { ATTR, KEYS, LIMITS, streamKey, versionKey } from "./constants.ts";
+import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
+import { sealedSubject } from "./subjects.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -74,13 +75,15 @@ export async function matchAt(
         TableName: target.tableName,
         ConsistentRead: true,
         KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ProjectionExpression: "#id, #count, #type, #data, #meta",
+        ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
         ExpressionAttributeNames: {
           "#id": ATTR.eventId,
           "#count": ATTR.lastAppendCount,
           "#type": ATTR.type,
           "#data": ATTR.data,
           "#meta": ATTR.metadata,
+          "#sealed": SUBJECTS.sealedAttr,
+          "#mac": SUBJECTS.sealedMacAttr,
         },
         ExpressionAttributeValues: {
           ":pk": S(streamKey(streamId)),
@@ -103,13 +106,25 @@ export async function matchAt(
     const item = items[index] as Record<string, AttributeValue>;
     if (
       item[ATTR.type]?.S !== event.type ||
-      item[ATTR.data]?.S !== event.dataJson ||
+      !sameData(item, event) ||
       (item[ATTR.metadata]?.S ?? "{}") !== event.metadataJson
     ) {
       return { kind: "differs", eventId: event.eventId, version: from + index };
     }
   }
   return { kind: "same" };
+}
+
+/**
+ * Whether a stored event holds the data of `event`: the same JSON text, or for personal data the same
+ * subject and the same digest (an HMAC under the subject's key, computed when the retry was sealed):
+ * the stored data is never decrypted to be compared.
+ */
+function sameData(item: Record<string, AttributeValue>, event: PreparedEvent): boolean {
+  if (!event.sealed) return item[SUBJECTS.sealedAttr] === undefined && item[ATTR.data]?.S === event.dataJson;
+  return (
+    sealedSubject(item) === event.sealed.subjectId && item[SUBJECTS.sealedMacAttr]?.S === event.sealed.mac
+  );
 }
 
 export const otherContent = (streamId: string, match: { eventId: string; version: number }) =>

@@ -6,7 +6,7 @@ import {
   ResourceInUseException,
   ResourceNotFoundException,
 } from "@aws-sdk/client-dynamodb";
-import { KEYS } from "./constants.ts";
+import { KEYS, SUBJECTS } from "./constants.ts";
 
 /**
  * The table's shape, defined once: the CDK construct builds the same keys and stream view from
@@ -35,11 +35,34 @@ export function createTableInput(tableName: string): CreateTableCommandInput {
   };
 }
 
+/**
+ * The key table of crypto-shredding (subjects.ts): one item per subject under its only key, no
+ * stream (and in AWS no point-in-time recovery: no copy of a key outlives its erasure).
+ */
+export function createKeyTableInput(tableName: string): CreateTableCommandInput {
+  return {
+    TableName: tableName,
+    BillingMode: "PAY_PER_REQUEST",
+    AttributeDefinitions: [{ AttributeName: SUBJECTS.keyAttr, AttributeType: "S" }],
+    KeySchema: [{ AttributeName: SUBJECTS.keyAttr, KeyType: "HASH" }],
+  };
+}
+
+/** Creates the key table when it is missing and waits until it is active. Returns true if it created it. */
+export function ensureKeyTable(client: DynamoDBClient, tableName: string): Promise<boolean> {
+  return ensureTableOf(client, createKeyTableInput(tableName));
+}
+
 /** Creates the table when it is missing and waits until it is active. Returns true if it created it. */
-export async function ensureTable(client: DynamoDBClient, tableName: string): Promise<boolean> {
+export function ensureTable(client: DynamoDBClient, tableName: string): Promise<boolean> {
+  return ensureTableOf(client, createTableInput(tableName));
+}
+
+async function ensureTableOf(client: DynamoDBClient, input: CreateTableCommandInput): Promise<boolean> {
+  const tableName = input.TableName as string;
   let created = false;
   try {
-    await client.send(new CreateTableCommand(createTableInput(tableName)));
+    await client.send(new CreateTableCommand(input));
     created = true;
   } catch (error) {
     if (!(error instanceof ResourceInUseException)) throw error;

@@ -40,6 +40,11 @@ export interface RecordedEvent<Type extends string = string, Data = unknown> {
   readonly globalPosition?: number;
   /** The event's tags, when it was appended with some (`appendIfNoneMatch`). */
   readonly tags?: readonly string[];
+  /**
+   * Set when the event is personal data of a subject (`metadata.subjectId`) that was erased: its
+   * `data` is then `null`, and it was not upcast (crypto-shredding).
+   */
+  readonly erased?: true;
 }
 
 export interface AppendOptions {

@@ -8,6 +8,7 @@ import {
   TAG_PATTERN,
 } from "./constants.ts";
 import { PayloadTooLargeError, ValidationError } from "./errors.ts";
+import type { Sealed } from "./subjects.ts";
 import type { ExpectedVersion, NewEvent } from "./types.ts";
 
 /** An event checked, given an id and serialized: ready to be written. */
@@ -19,6 +20,10 @@ export interface PreparedEvent {
   readonly metadataJson: string;
   /** Consistency by tag only (tags.ts). */
   readonly tags?: readonly string[];
+  /** `metadata.subjectId`: the data is personal data of this subject, stored sealed (subjects.ts). */
+  readonly subjectId?: string;
+  /** The sealed data, set by the store before the write when `subjectId` is. */
+  readonly sealed?: Sealed;
 }
 
 const EVENT_FIELDS = new Set(["eventId", "type", "data", "metadata", "schemaVersion"]);
@@ -139,6 +144,21 @@ function nonFinitePath(value: unknown, key: string): string | undefined {
   return undefined;
 }
 
+/** A subject id (crypto-shredding): 1 to LIMITS.subjectIdMaxLength characters of TAG_PATTERN. */
+export function assertSubjectId(subjectId: unknown, field = "subjectId"): asserts subjectId is string {
+  if (
+    typeof subjectId !== "string" ||
+    subjectId.length === 0 ||
+    subjectId.length > LIMITS.subjectIdMaxLength ||
+    !TAG_PATTERN.test(subjectId)
+  ) {
+    throw new ValidationError(
+      field,
+      `must be 1 to ${LIMITS.subjectIdMaxLength} letters, digits and _ . : - @ /`,
+    );
+  }
+}
+
 /** An event's tags: an array of 1 to LIMITS.tagsPerEvent distinct tags (absent: none). */
 export function assertTags(
   tags: unknown,
@@ -224,6 +244,7 @@ export function prepareEvents(events: unknown, path = "events", withTags = false
           throw new ValidationError(`${at}.metadata.${key}`, "must be a string");
         }
       }
+      if (metadata.subjectId !== undefined) assertSubjectId(metadata.subjectId, `${at}.metadata.subjectId`);
     }
     const version =
       schemaVersion === undefined
@@ -234,7 +255,16 @@ export function prepareEvents(events: unknown, path = "events", withTags = false
     const bytes = Buffer.byteLength(dataJson) + Buffer.byteLength(metadataJson);
     if (bytes > LIMITS.eventBytes) throw new PayloadTooLargeError(at, LIMITS.eventBytes, bytes);
     totalBytes += bytes;
-    return { eventId: id, type, schemaVersion: version, dataJson, metadataJson, ...(tags ? { tags } : {}) };
+    const subjectId = metadata?.subjectId as string | undefined;
+    return {
+      eventId: id,
+      type,
+      schemaVersion: version,
+      dataJson,
+      metadataJson,
+      ...(tags ? { tags } : {}),
+      ...(subjectId === undefined ? {} : { subjectId }),
+    };
   });
   if (totalBytes > LIMITS.appendBytes) {
     throw new PayloadTooLargeError(path, LIMITS.appendBytes, totalBytes);

@@ -11,6 +11,7 @@ import { type AdminConfig, adminRoutes } from "./reset.ts";
 import { type ApiFunction, type RouteKey, routesOf } from "./routes.ts";
 import { snapshotRoutes } from "./snapshots.ts";
 import { streamRoutes } from "./streams.ts";
+import { eraseSubjectRoute } from "./subjects.ts";
 import { tagRoutes } from "./tags.ts";
 
 /** What the API serves: the store (with the user's domain, if any), its projections, their wake-up. */
@@ -43,6 +44,7 @@ export function createRoutes(config: ApiConfig): Record<RouteKey, RouteHandler> 
     "GET /projections/{name}/documents/{id}": reads.getProjectionDocument,
     "POST /projections/{name}/reset": admin.resetProjectionRoute,
     "POST /projections/{name}/replay": admin.replayParkedRoute,
+    "POST /subjects/{subjectId}/erase": eraseSubjectRoute(config.store),
   };
 }
 

@@ -1,7 +1,10 @@
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
+import { KMSClient } from "@aws-sdk/client-kms";
 import { ENV } from "../core/constants.ts";
 import { domainOf } from "../core/domain.ts";
 import { EventStore } from "../core/event-store.ts";
+import type { SubjectKeysOptions } from "../core/subjects.ts";
+import { kmsKeyWrapper } from "../core/subjects-kms.ts";
 
 /** Reads a required environment variable once, failing fast with its name. */
 export function requiredEnv(name: string): string {
@@ -22,9 +25,20 @@ export function storeFromEnv(domain?: unknown): EventStore {
   store ??= new EventStore({
     client: new DynamoDBClient({}),
     tableName: requiredEnv(ENV.tableName),
+    ...keysFromEnv(),
     ...(domain === undefined ? {} : domainOf(domain)),
   });
   return store;
+}
+
+/**
+ * The key table and KMS key of crypto-shredding (CAIRN_KEY_TABLE_NAME, CAIRN_SUBJECT_KEY_ARN), as
+ * the construct sets them; none when the key table is not set (then personal data is refused).
+ */
+export function keysFromEnv(): { keys?: SubjectKeysOptions } {
+  const tableName = process.env[ENV.keyTableName];
+  if (!tableName) return {};
+  return { keys: { tableName, wrapper: kmsKeyWrapper(new KMSClient({}), requiredEnv(ENV.subjectKeyArn)) } };
 }
 
 /** The projections the construct attached to this store (CAIRN_PROJECTIONS, comma-separated). */

@@ -43,6 +43,7 @@ export const STATUS: Record<CairnError["code"], number> = {
   IdempotencyConflict: 409,
   WrongExpectedMetadataVersion: 409,
   StreamDeleted: 410,
+  SubjectErased: 410,
   TagConflict: 409,
   PayloadTooLarge: 413,
   Contention: 503,

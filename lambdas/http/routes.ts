@@ -17,6 +17,7 @@ export type ApiFunction = (typeof API_FUNCTIONS)[number];
  *   `grantWriteSnapshots` is the aggregate repository's own snapshots, which HTTP never writes);
  * - `writeMetadata`: replace a stream's metadata, its retention rules included (`grantWriteMetadata`);
  * - `delete`: soft and hard delete streams (`grantDelete`);
+ * - `erase`: erase a subject's personal data, destroying its data key (`grantErase`);
  * - `admin`: reset and replay projections (`grantAdmin`).
  * No route of `read` or `readAll` changes anything.
  */
@@ -27,6 +28,7 @@ export const API_ACCESS = [
   "writeSnapshots",
   "writeMetadata",
   "delete",
+  "erase",
   "admin",
 ] as const;
 export type ApiAccess = (typeof API_ACCESS)[number];
@@ -57,6 +59,7 @@ export const ROUTES = {
   "GET /projections/{name}/documents/{id}": { fn: "read", access: "readAll" },
   "POST /projections/{name}/reset": { fn: "admin", access: "admin" },
   "POST /projections/{name}/replay": { fn: "admin", access: "admin" },
+  "POST /subjects/{subjectId}/erase": { fn: "admin", access: "erase" },
 } as const satisfies Record<string, RouteSpec>;
 
 export type RouteKey = keyof typeof ROUTES;

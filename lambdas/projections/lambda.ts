@@ -15,7 +15,7 @@ import { InvokeCommand, LambdaClient } from "@aws-sdk/client-lambda";
 import { ENV, METRICS } from "../core/constants.ts";
 import { EventStore } from "../core/event-store.ts";
 import type { Upcasters } from "../core/upcasting.ts";
-import { requiredEnv } from "../http/config.ts";
+import { keysFromEnv, requiredEnv } from "../http/config.ts";
 import { cairnMetrics } from "../observability.ts";
 import type { DispatchResult, InvocationContext, Projection, ReplayResult, RunResult } from "./definition.ts";
 import { getProjectionStatus } from "./state.ts";
@@ -57,6 +57,7 @@ export function lambdaHandler(
     lambdaStore ??= new EventStore({
       client: new DynamoDBClient({}),
       tableName: requiredEnv(ENV.tableName),
+      ...keysFromEnv(),
       ...(upcasters ? { upcasters } : {}),
     });
     const store = lambdaStore;

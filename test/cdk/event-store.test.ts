@@ -13,6 +13,7 @@ import {
   PREFIX,
   projectionPrefix,
   STREAM_LIST,
+  SUBJECTS,
   WAIT,
 } from "../../lambdas/core/constants.ts";
 import { ROUTES } from "../../lambdas/http/routes.ts";
@@ -43,6 +44,18 @@ const idOfType = (type: string): string => {
   if (ids.length !== 1) throw new Error(`expected one ${type}, found ${ids.length}`);
   return ids[0] as string;
 };
+/** The event table (the store also has the key table of crypto-shredding). */
+const eventTableId = (): string => stack.getLogicalId(stack.store.table.node.defaultChild as never);
+/** The write function seals personal data, the read functions open it (lib/subject-keys.ts). */
+const subjectItems = [`${SUBJECTS.keyPrefix}*`];
+const keysForWrite = [
+  ...lines(["dynamodb:GetItem", "dynamodb:PutItem"], "GlobalTable.Arn", subjectItems),
+  ...lines(["kms:GenerateDataKey", "kms:Decrypt"], "Key.Arn"),
+];
+const keysForRead = [
+  ...lines(["dynamodb:GetItem", "dynamodb:BatchGetItem"], "GlobalTable.Arn", subjectItems),
+  ...lines(["kms:Decrypt"], "Key.Arn"),
+];
 /** The wake topic: the one the sequencer publishes to (the store has an alarm topic too). */
 const wakeTopicId = (): string =>
   resources[functionId(template, "Cairn sequencer")]?.Properties.Environment.Variables[ENV.wakeTopicArn].Ref;
@@ -86,7 +99,7 @@ describe("the sequencer", () => {
     const queueId = idOfType("AWS::SQS::Queue");
     // THEN
     template.hasResourceProperties("AWS::Lambda::EventSourceMapping", {
-      EventSourceArn: { "Fn::GetAtt": [idOfType("AWS::DynamoDB::GlobalTable"), "StreamArn"] },
+      EventSourceArn: { "Fn::GetAtt": [eventTableId(), "StreamArn"] },
       FunctionName: { Ref: functionId(template, "Cairn sequencer") },
       StartingPosition: "TRIM_HORIZON",
       BatchSize: 1000,
@@ -150,7 +163,16 @@ describe("the functions", () => {
         },
         Environment: {
           Variables: {
-            [ENV.tableName]: { Ref: idOfType("AWS::DynamoDB::GlobalTable") },
+            [ENV.tableName]: { Ref: eventTableId() },
+            [ENV.keyTableName]: {
+              Ref: stack.getLogicalId(stack.store.subjectKeys.table.node.defaultChild as never),
+            },
+            [ENV.subjectKeyArn]: {
+              "Fn::GetAtt": [
+                stack.getLogicalId(stack.store.subjectKeys.key.node.defaultChild as never),
+                "Arn",
+              ],
+            },
             [ENV.metricsNamespace]: METRICS.defaultNamespace,
             POWERTOOLS_SERVICE_NAME: "cairn",
             LOG_LEVEL: "INFO",
@@ -199,6 +221,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           httpSnapshotKeys,
         ]),
+        ...keysForWrite,
       ].sort(),
     );
     expect(permissions.filter((line) => line.includes("Delete") || line.includes("BatchWrite"))).toEqual([
@@ -225,6 +248,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         // $all's entries are references: its reader reads the events by key (a listing the heads, readByTags the tag heads).
         ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys, `${PREFIX.tag}*`]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
+        ...keysForRead,
       ].sort(),
     );
   });
@@ -241,6 +265,8 @@ describe("least privilege: each function's permissions, as exact sets", () => {
         ...lines(["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:PutItem"], TABLE, [streamKeys]),
         // The scavenger's work item, in the transaction of a delete or a metadata write.
         ...lines(["dynamodb:PutItem"], TABLE, [scavengeKeys]),
+        // Erasure: remove a subject's key, nothing more.
+        ...lines(["dynamodb:UpdateItem"], TABLE, subjectItems),
         "sns:Publish Topic",
         // One per projection: its function's own ARN, nothing wider.
         "lambda:InvokeFunction Function.Arn",
@@ -323,6 +349,7 @@ describe("least privilege: each function's permissions, as exact sets", () => {
           ...ownLogs(),
           ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [allKeys, own]),
           ...lines(["dynamodb:BatchGetItem"], TABLE, [streamKeys]),
+          ...keysForRead,
           ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
         ].sort(),
       );
@@ -387,7 +414,7 @@ describe("the reconciler", () => {
     });
     expect(reconciler?.ReservedConcurrentExecutions).toBe(1);
     expect(reconciler?.Environment.Variables).toMatchObject({
-      [ENV.tableStreamArn]: { "Fn::GetAtt": [idOfType("AWS::DynamoDB::GlobalTable"), "StreamArn"] },
+      [ENV.tableStreamArn]: { "Fn::GetAtt": [eventTableId(), "StreamArn"] },
       [ENV.failureQueueUrl]: { Ref: idOfType("AWS::SQS::Queue") },
       [ENV.reconcileGraceSeconds]: "180",
     });
@@ -542,9 +569,7 @@ describe("operations", () => {
 
   it("alarms when events were without a position for over 10 minutes, when streams are set aside, when records expired unread and when the reconciler fails", () => {
     // WHEN
-    const dimensions = [
-      { Name: GLOBAL_METRICS.tableDimension, Value: { Ref: idOfType("AWS::DynamoDB::GlobalTable") } },
-    ];
+    const dimensions = [{ Name: GLOBAL_METRICS.tableDimension, Value: { Ref: eventTableId() } }];
     // THEN
     expect(alarmOn(GLOBAL_METRICS.oldestWithoutPositionSeconds)).toEqual([
       expect.objectContaining({

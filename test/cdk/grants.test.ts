@@ -3,7 +3,7 @@ import { Template } from "aws-cdk-lib/assertions";
 import * as iam from "aws-cdk-lib/aws-iam";
 import type * as lambda from "aws-cdk-lib/aws-lambda";
 import { describe, expect, it } from "vitest";
-import { PREFIX, STREAM_LIST } from "../../lambdas/core/constants.ts";
+import { PREFIX, STREAM_LIST, SUBJECTS } from "../../lambdas/core/constants.ts";
 import { API_ACCESS, ROUTES, type RouteKey, routesFor } from "../../lambdas/http/routes.ts";
 import { EXAMPLE_PROJECTION_ENTRY, lines, permissionsOf, storeStack } from "./support.ts";
 
@@ -32,6 +32,18 @@ function invocableRoutes(stack: Stack, template: Template, role: iam.Role): stri
     })
     .sort();
 }
+
+/** Crypto-shredding: the subjects' key items and the KMS key that wraps them (lib/subject-keys.ts). */
+const SUBJECT_ITEMS = [`${SUBJECTS.keyPrefix}*`];
+const KEYS_FOR_WRITE = [
+  ...lines(["dynamodb:GetItem", "dynamodb:PutItem"], TABLE, SUBJECT_ITEMS),
+  ...lines(["kms:GenerateDataKey", "kms:Decrypt"], "Key.Arn"),
+];
+const KEYS_FOR_READ = [
+  ...lines(["dynamodb:GetItem", "dynamodb:BatchGetItem"], TABLE, SUBJECT_ITEMS),
+  ...lines(["kms:Decrypt"], "Key.Arn"),
+];
+const ERASE = lines(["dynamodb:UpdateItem"], TABLE, SUBJECT_ITEMS);
 
 const asArnRoute = (key: RouteKey) => key.replace(/\{[^}]+\}/g, "*");
 
@@ -124,7 +136,9 @@ describe("table grants for users' own functions", () => {
   const admin = roleIn(stack, "Admin");
   const deleter = roleIn(stack, "Deleter");
   const metadataWriter = roleIn(stack, "MetadataWriter");
+  const eraser = roleIn(stack, "Eraser");
   // WHEN
+  store.grantErase(eraser);
   store.grantDelete(deleter);
   store.grantWriteMetadata(metadataWriter);
   store.grantAppend(appender);
@@ -139,13 +153,16 @@ describe("table grants for users' own functions", () => {
   it("grantAppend: reads and conditional writes of stream and tag keys, no delete", () => {
     // THEN
     expect(permissionsOf(template, idOf(stack, appender))).toEqual(
-      lines(
-        ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem", "BatchGetItem"].map(
-          (a) => `dynamodb:${a}`,
+      [
+        ...lines(
+          ["GetItem", "Query", "PutItem", "UpdateItem", "ConditionCheckItem", "BatchGetItem"].map(
+            (a) => `dynamodb:${a}`,
+          ),
+          TABLE,
+          [`${PREFIX.stream}*`, `${PREFIX.tag}*`],
         ),
-        TABLE,
-        [`${PREFIX.stream}*`, `${PREFIX.tag}*`],
-      ).sort(),
+        ...KEYS_FOR_WRITE,
+      ].sort(),
     );
   });
 
@@ -161,6 +178,7 @@ describe("table grants for users' own functions", () => {
         ]),
         ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.tag}*`]),
+        ...KEYS_FOR_READ,
       ].sort(),
     );
   });
@@ -171,8 +189,32 @@ describe("table grants for users' own functions", () => {
       [
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, `${PREFIX.projection}*`]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
+        ...KEYS_FOR_READ,
       ].sort(),
     );
+  });
+
+  it("grantErase: UpdateItem of subjects' key items and nothing else (no read of events, no KMS action)", () => {
+    // THEN
+    expect(permissionsOf(template, idOf(stack, eraser))).toEqual(ERASE);
+  });
+
+  it("only grantErase may change a subject's key item; nobody may delete one, and readers only decrypt", () => {
+    // THEN
+    const others = [appender, reader, allReader, snapshotter, admin, deleter, metadataWriter];
+    for (const role of [...others, eraser]) {
+      const changes = permissionsOf(template, idOf(stack, role)).filter(
+        (line) =>
+          /^dynamodb:(UpdateItem|DeleteItem|BatchWriteItem)/.test(line) && line.includes(SUBJECTS.keyPrefix),
+      );
+      expect(changes).toEqual(role === eraser ? ERASE : []);
+    }
+    for (const role of [reader, allReader]) {
+      const kms = permissionsOf(template, idOf(stack, role)).filter((line) => line.startsWith("kms:"));
+      expect(kms).toEqual(["kms:Decrypt Key.Arn"]);
+    }
+    const runtime = permissionsOf(template, idOf(stack, projection.function.role as iam.Role));
+    expect(runtime).toEqual(expect.arrayContaining(KEYS_FOR_READ));
   });
 
   it("grantWriteSnapshots: the repository's snapshot keys only, never those written over HTTP", () => {
@@ -236,6 +278,21 @@ describe("the API functions get the table rights of their routes' accesses", () 
         permissions.filter((line) => /DeleteItem|BatchWriteItem/.test(line) && /STREAM#/.test(line)),
       ).toEqual([]);
     }
+  });
+
+  it("the write function seals (keys for write), the read function opens (keys for read), the admin function erases", () => {
+    // GIVEN
+    const { stack, store } = storeStack();
+    const template = Template.fromStack(stack);
+    // WHEN
+    const of = (fn: "write" | "read" | "admin") =>
+      permissionsOf(template, idOf(stack, store.apiFunctions[fn].role as iam.Role)).filter(
+        (line) => line.includes(SUBJECTS.keyPrefix) || line.startsWith("kms:"),
+      );
+    // THEN
+    expect(of("write")).toEqual([...KEYS_FOR_WRITE].sort());
+    expect(of("read")).toEqual([...KEYS_FOR_READ].sort());
+    expect(of("admin")).toEqual(ERASE);
   });
 
   it("the admin function gets the rights of delete and writeMetadata, the read function reads streams", () => {

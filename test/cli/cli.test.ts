@@ -10,8 +10,8 @@ import { stackOutputsOf } from "../../bin/cli/target.ts";
 import { writeState } from "../../bin/local/state.ts";
 import { type LocalCairn, startLocal } from "../../bin/local/twin.ts";
 import { orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
-import { defineProjection } from "../../lambdas/projections/runtime.ts";
 import { allCursorKey, GLOBAL_LOG } from "../../lambdas/core/constants.ts";
+import { defineProjection } from "../../lambdas/projections/runtime.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
 const execFileAsync = promisify(execFile);

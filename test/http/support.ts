@@ -1,11 +1,14 @@
+import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { ScanCommand } from "@aws-sdk/client-dynamodb";
+import { DeleteTableCommand, ScanCommand } from "@aws-sdk/client-dynamodb";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import formats from "ajv-formats";
 import { parse } from "yaml";
 import { startLocalServer } from "../../bin/local/server.ts";
 import * as orders from "../../examples/orders/src/domain.ts";
 import { EventStore } from "../../lambdas/core/event-store.ts";
+import { localKeyWrapper } from "../../lambdas/core/subjects.ts";
+import { ensureKeyTable } from "../../lambdas/core/table.ts";
 import { logger } from "../../lambdas/observability.ts";
 import { createTestTable, localClient } from "../support/dynamodb.ts";
 
@@ -123,11 +126,19 @@ export const API_PROJECTION = "order-summary";
 export async function startApi() {
   logger.setLogLevel("WARN");
   const table = await createTestTable("cairn-http");
+  // The key table of crypto-shredding, as the twin makes it beside the table.
+  const keyTableName = `${table.tableName}-keys`;
+  await ensureKeyTable(table.client, keyTableName);
   const serverClient = localClient();
   const server = await startLocalServer({
     port: 0,
     api: {
-      store: new EventStore({ client: serverClient, tableName: table.tableName, ...orders }),
+      store: new EventStore({
+        client: serverClient,
+        tableName: table.tableName,
+        keys: { tableName: keyTableName, wrapper: localKeyWrapper(randomBytes(32)) },
+        ...orders,
+      }),
       projections: [API_PROJECTION],
     },
   });
@@ -160,13 +171,17 @@ export async function startApi() {
 
   let dropped = false;
   const dropTable = async () => {
-    if (!dropped) await table.drop();
+    if (!dropped) {
+      await table.client.send(new DeleteTableCommand({ TableName: keyTableName }));
+      await table.drop();
+    }
     dropped = true;
   };
 
   return {
     url: server.url,
     tableName: table.tableName,
+    keyTableName,
     call,
     itemCount,
     dropTable,
