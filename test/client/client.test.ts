@@ -35,7 +35,14 @@ beforeAll(async () => {
   const table = await createTestTable();
   // The example app's domain and projection, as a user's app gives them.
   store = new EventStore({ client: table.client, tableName: table.tableName, ...orders });
-  server = await startLocalServer({ port: 0, api: { store, projections: [orderSummary.name] } });
+  server = await startLocalServer({
+    port: 0,
+    api: {
+      store,
+      projections: [orderSummary.name],
+      replay: (_, positions) => orderSummary.replayParked(store, positions),
+    },
+  });
   client = new CairnClient({ url: server.url });
   drop = table.drop;
   tableName = table.tableName;
@@ -395,6 +402,14 @@ describe("CairnClient covers the API", () => {
     await recording.listProjections();
     await recording.projectionStatus("order-summary");
     await recording.projectionDocument("order-summary", "no-such-order");
+    const replayed = await recording.replayParked("order-summary");
+    expect(replayed).toEqual({
+      name: "order-summary",
+      replayed: 0,
+      stillParked: 0,
+      replayedPositions: [],
+      parked: [],
+    });
     await recording.resetProjection("order-summary");
     await recording.setStreamMetadata(streamId, { maxCount: 10 });
     await recording.getStreamMetadata(streamId);
