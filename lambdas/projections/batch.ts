@@ -244,7 +244,8 @@ async function newEventsWithin(
  * Applies batches from the checkpoint until the head (or the deadline). After a crash (`crash`),
  * the first batch goes one event at a time: each is recorded in flight on the checkpoint, applied
  * and committed alone, so the next crash names one event; the event a run crashed on is parked,
- * unapplied, once `maxCrashes` runs crashed on it.
+ * unapplied, once `maxCrashes` runs crashed on it. Events `processedBefore` says a partition of an
+ * older layout processed (layout.ts) are passed over like filtered ones.
  */
 export async function catchUp(
   slot: Slot,
@@ -253,10 +254,12 @@ export async function catchUp(
   start: Checkpoint,
   deadline: number,
   crash?: Crash,
+  processedBefore?: (event: RecordedEvent) => boolean,
 ) {
   const { name, categories, batchSize, maxCrashes, leaseMs } = slot.settings;
   const readFilter = readFilterOf(slot);
-  const wanted = (event: RecordedEvent) => !categories || categories.includes(categoryOf(event.streamId));
+  const wanted = (event: RecordedEvent) =>
+    (!categories || categories.includes(categoryOf(event.streamId))) && !processedBefore?.(event);
   let checkpoint = start;
   let processed = 0;
   let parked = 0;

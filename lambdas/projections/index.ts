@@ -12,7 +12,6 @@ export {
   type ProjectionContext,
   type ProjectionDefinition,
   type ProjectionHandlers,
-  ProjectionLayoutError,
   projectionOf,
   type ReplayResult,
   type RunOptions,

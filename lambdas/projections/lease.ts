@@ -45,13 +45,14 @@ export interface Crash {
  * Takes the lease. A previous owner still on the item (its lease ran out, so the condition let us
  * in) never released it: that run crashed, and `crash` says so. The in-flight record is read and
  * cleared here, so it only ever speaks of the run that acquired last. A checkpoint created here
- * starts in `generation` (the root checkpoint's).
+ * starts in `generation` (the root checkpoint's) at position `start`.
  */
 export async function acquire(
   slot: Slot,
   store: EventStore,
   owner: string,
   generation = 0,
+  start = 0,
 ): Promise<{ checkpoint: Checkpoint; crash?: Crash } | undefined> {
   const { name, leaseMs } = slot.settings;
   const now = Date.now();
@@ -61,7 +62,7 @@ export async function acquire(
         TableName: store.tableName,
         Key: slot.key,
         UpdateExpression:
-          "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :zero), #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #kind = :kind REMOVE #flight",
+          "SET #owner = :me, #lease = :until, #pos = if_not_exists(#pos, :start), #gen = if_not_exists(#gen, :gen), #parked = if_not_exists(#parked, :zero), #kind = :kind REMOVE #flight",
         ConditionExpression: "attribute_not_exists(#owner) OR #lease < :now OR #owner = :me",
         ExpressionAttributeNames: {
           "#owner": PROJECTION.ownerAttr,
@@ -78,6 +79,7 @@ export async function acquire(
           ":now": { N: String(now) },
           ":zero": { N: "0" },
           ":gen": { N: String(generation) },
+          ":start": { N: String(start) },
           ":kind": { S: ITEM_KIND.projection },
         },
         ReturnValues: "ALL_OLD",
@@ -86,7 +88,10 @@ export async function acquire(
     // No item before: it was created here, in `generation`.
     const { inFlight, ...old } = Attributes
       ? toCheckpoint(Attributes)
-      : toCheckpoint({ [PROJECTION.generationAttr]: { N: String(generation) } });
+      : toCheckpoint({
+          [PROJECTION.generationAttr]: { N: String(generation) },
+          [PROJECTION.positionAttr]: { N: String(start) },
+        });
     const checkpoint: Checkpoint = { ...old, owner, leaseUntil: now + leaseMs };
     if (old.owner === undefined || old.owner === owner) return { checkpoint };
     logger.warn("projection took over from a run that crashed", {

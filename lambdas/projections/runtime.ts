@@ -17,7 +17,7 @@
  *   until a crash: a run that ends normally releases its lease.
  * - Partitions (`partitions: N`): N runners, each owning the streams whose id hashes to it, each
  *   with its own checkpoint, lease and parked count; the layout is kept on the root checkpoint
- *   and a change of N needs a reset (layout.ts).
+ *   and a change of N re-partitions, carrying the old checkpoints over (layout.ts).
  * - The Lambda handler (lambda.ts).
  */
 import { randomUUID } from "node:crypto";
@@ -25,6 +25,7 @@ import { readHeadPosition } from "../core/all.ts";
 import { KEYS } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
+import type { RecordedEvent } from "../core/types.ts";
 import { logger } from "../observability.ts";
 import { catchUp } from "./batch.ts";
 import {
@@ -57,7 +58,6 @@ export {
   type RunResult,
   type SystemEvent,
 } from "./definition.ts";
-export { ProjectionLayoutError } from "./layout.ts";
 
 export function defineProjection<E extends DomainEvent = DomainEvent>(
   definition: ProjectionDefinition<E>,
@@ -88,10 +88,13 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
     // lease found it busy, and its events must not wait for the next scheduled wake-up.
     while (Date.now() < deadline) {
       // An idle wake-up (nothing new, no runner needed) costs two reads and writes nothing.
-      const [{ generation, checkpoints }, head] = await Promise.all([
+      const [layout, head] = await Promise.all([
         ensureLayout(settings, store, deadline),
         patiently(deadline, () => readHeadPosition(store.client, store.tableName)),
       ]);
+      // A runner of the layout before still holds a lease: this one waits for the next wake-up.
+      if (!layout) break;
+      const { generation, checkpoints } = layout;
       const stored = checkpoints.get(sortKey);
       const current = currentCheckpoint(stored, generation);
       position = current.position;
@@ -103,11 +106,22 @@ export function defineProjection<E extends DomainEvent = DomainEvent>(
         !(await restart(slot, store, stored.generation, generation))
       )
         break;
-      const lease = await acquire(slot, store, owner, generation);
+      const lease = await acquire(slot, store, owner, generation, layout.start);
       if (!lease) break;
       ran = true;
+      // After a re-partition: what a partition of an older layout had processed is not applied again.
+      const processedBefore = (event: RecordedEvent) =>
+        (event.globalPosition ?? 0) <= layout.processedBefore(event.streamId);
       try {
-        const result = await catchUp(slot, store, owner, lease.checkpoint, deadline, lease.crash);
+        const result = await catchUp(
+          slot,
+          store,
+          owner,
+          lease.checkpoint,
+          deadline,
+          lease.crash,
+          processedBefore,
+        );
         processed += result.processed;
         parked += result.parked;
         position = result.checkpoint.position;

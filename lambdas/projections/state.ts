@@ -73,7 +73,7 @@ export interface ProjectionStatus {
    * partitions, the largest partition's lag (a sum would count a position once per partition).
    */
   readonly lag: number;
-  /** Parked events, summed over the partitions. */
+  /** Parked events, summed over the partitions (and the checkpoints of the layouts before a re-partition). */
   readonly parkedCount: number;
   /** The latest error of any partition. */
   readonly lastError?: ProjectionError;
@@ -251,13 +251,17 @@ export async function getProjectionStatus(table: ProjectionTable, name: string):
   const root = currentCheckpoint(checkpoints.get(PROJECTION.checkpointSortKey), 0);
   const partitions = root.partitions ?? 1;
   const lagOf = (position: number) => Math.max(0, headPosition - position);
+  // Parked events of every layout of this generation (a re-partition keeps the old checkpoints).
+  let parkedCount = 0;
+  for (const checkpoint of checkpoints.values())
+    parkedCount += currentCheckpoint(checkpoint, root.generation).parkedCount;
   if (partitions <= 1) {
     return {
       name,
       position: root.position,
       headPosition,
       lag: lagOf(root.position),
-      parkedCount: root.parkedCount,
+      parkedCount,
       ...(root.lastError ? { lastError: root.lastError } : {}),
       generation: root.generation,
       running: isRunning(root, now),
@@ -297,7 +301,7 @@ export async function getProjectionStatus(table: ProjectionTable, name: string):
     position,
     headPosition,
     lag: lagOf(position),
-    parkedCount: parts.reduce((sum, part) => sum + part.parkedCount, 0),
+    parkedCount,
     ...(lastError ? { lastError } : {}),
     generation: root.generation,
     running: parts.some((part) => part.running),

@@ -4,11 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PROJECTION } from "../../lambdas/core/constants.ts";
 import type { EventStore, NewEvent, RecordedEvent } from "../../lambdas/core/index.ts";
 import { partitionOf } from "../../lambdas/core/partitions.ts";
-import {
-  defineProjection,
-  type ProjectionContext,
-  ProjectionLayoutError,
-} from "../../lambdas/projections/runtime.ts";
+import { RETIRED } from "../../lambdas/projections/layout.ts";
+import { defineProjection, type ProjectionContext } from "../../lambdas/projections/runtime.ts";
 import {
   getProjectionStatus,
   partitionCheckpointKey,
@@ -284,48 +281,111 @@ describe("partitioned projection", () => {
     await expectEachOnceInOrder(name, appended);
   });
 
-  it("refuses to run with another partition count until reset, writing nothing; then rebuilds with it", async () => {
-    // Prepare: it ran with 2 partitions
+  it("re-partitions when the count changes: each event applied once, nothing skipped, old layouts retired", async () => {
+    // Prepare: with 2 partitions, partition 0 ran to the head twice and partition 1 never ran
     const name = uniqueName("layout");
     const category = `Layout${randomUUID().slice(0, 6)}`;
     const streams = streamsOver(category, 4, 2);
     const appended = new Map<string, number>();
-    for (const streamId of streams) {
-      await appendSequenced(streamId, counted(1, 2));
-      appended.set(streamId, 2);
-    }
-    await counter(name, category, 2).run(store);
-    const before = await readCheckpoints(store, name);
+    const appendRound = async (n: number) => {
+      for (const streamId of streams) {
+        await appendSequenced(streamId, counted(n));
+        appended.set(streamId, n);
+      }
+    };
+    await appendRound(1);
+    await appendRound(2);
+    const two = counter(name, category, 2);
+    await two.run(store, { partition: 0 });
+    await appendRound(3);
+    await two.run(store, { partition: 0 });
+    await appendRound(4);
     const seen: RecordedEvent[] = [];
-    const redefined = counter(name, category, 4, { seen });
+    const four = counter(name, category, 4, { seen });
 
-    // Act + Assess: 4 partitions refuse, nothing is written
-    await expect(redefined.run(store)).rejects.toThrow(ProjectionLayoutError);
-    await expect(redefined.run(store)).rejects.toThrow(
-      /ran with 2 partition\(s\) and is now defined with 4: reset it/,
-    );
-    expect(seen).toEqual([]);
-    expect(await readCheckpoints(store, name)).toEqual(before);
-    expect(await getProjectionStatus(store, name)).toMatchObject({ partitions: 2, lag: 0 });
+    // Act: the definition now says 4
+    await four.run(store);
 
-    // Act: reset, then the 4 partitions rebuild
-    await resetProjection(store, name);
-    await redefined.run(store);
-
-    // Assess: each event once in the new generation, with 4 partitions
-    expect(seen.length).toBe(streams.length * 2);
+    // Assess: the streams of the old partition 0 get only event 4, those of partition 1 all four
+    const versionsOf = (events: RecordedEvent[], streamId: string) =>
+      events.filter((event) => event.streamId === streamId).map((event) => event.version);
+    for (const streamId of streams) {
+      expect(versionsOf(seen, streamId), streamId).toEqual(
+        partitionOf(streamId, 2) === 0 ? [4] : [1, 2, 3, 4],
+      );
+    }
     await expectEachOnceInOrder(name, appended);
     const status = await getProjectionStatus(store, name);
-    expect(status).toMatchObject({ partitions: 4, lag: 0, generation: 1 });
+    expect(status).toMatchObject({ partitions: 4, lag: 0, generation: 0 });
     expect(status.partitionStatuses).toHaveLength(4);
+    const checkpoints = await readCheckpoints(store, name);
+    expect(checkpoints.get(`${PROJECTION.checkpointSortKey}#2#0`)?.owner).toBe(RETIRED);
+    expect(checkpoints.has(`${PROJECTION.checkpointSortKey}#2#1`)).toBe(false); // it never ran
 
-    // And back to 1 partition: refused until a reset, then rebuilt the same
-    const single = counter(name, category, 1);
-    await expect(single.run(store)).rejects.toThrow(ProjectionLayoutError);
-    await resetProjection(store, name);
-    await single.run(store);
+    // Act: and back to 1 partition, after one more event per stream
+    await appendRound(5);
+    const back: RecordedEvent[] = [];
+    await counter(name, category, 1, { seen: back }).run(store);
+
+    // Assess: only the new events, each once; the 4 partitions' checkpoints retired in turn
+    for (const streamId of streams) expect(versionsOf(back, streamId), streamId).toEqual([5]);
     await expectEachOnceInOrder(name, appended);
-    expect(await getProjectionStatus(store, name)).toMatchObject({ partitions: 1, lag: 0, generation: 2 });
+    expect(await getProjectionStatus(store, name)).toMatchObject({ partitions: 1, lag: 0 });
+    const after = await readCheckpoints(store, name);
+    expect(after.get(`${PROJECTION.checkpointSortKey}#4#3`)?.owner).toBe(RETIRED);
+    expect(after.get(PROJECTION.checkpointSortKey)?.owner).toBeUndefined();
+  });
+
+  it("does not re-partition while a runner of the old layout holds its lease", async () => {
+    // Prepare: partition 1 of 2 is in the middle of a run (its lease held)
+    const name = uniqueName("busy");
+    const category = `Busy${randomUUID().slice(0, 6)}`;
+    const streams = streamsOver(category, 2, 2);
+    for (const streamId of streams) await appendSequenced(streamId, counted(1));
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let started: () => void = () => {};
+    const running = new Promise<void>((resolve) => {
+      started = resolve;
+    });
+    const two = defineProjection<{ type: "Counted"; data: { n: number } }>({
+      name,
+      categories: [category],
+      partitions: 2,
+      lingerMs: 0,
+      handlers: {
+        Counted: async (event, context) => {
+          started();
+          await held;
+          context.put(event.streamId, { values: [event.data.n] });
+        },
+      },
+    });
+    const oldRun = two.run(store, { partition: 1 });
+    await running;
+    const seen: RecordedEvent[] = [];
+    const four = counter(name, category, 4, { seen });
+
+    // Act: the new layout's run comes while the old runner works
+    const refused = await four.run(store);
+
+    // Assess: it did nothing and left the layout as it was; once the old run ended, it takes over
+    expect(refused).toMatchObject({ ran: false, processed: 0 });
+    expect(seen).toEqual([]);
+    expect((await getProjectionStatus(store, name)).partitions).toBe(2);
+    release();
+    await oldRun;
+    await four.run(store);
+    expect((await getProjectionStatus(store, name)).partitions).toBe(4);
+    for (const streamId of streams) {
+      expect((await readProjectionDocument<Counted>(store, name, streamId))?.values, streamId).toEqual([1]);
+    }
+    // The old partition 1 had processed its streams: the new layout applied only partition 0's.
+    expect(seen.map((event) => event.streamId).sort()).toEqual(
+      streams.filter((streamId) => partitionOf(streamId, 2) === 0).sort(),
+    );
   });
 
   it("takes an unpartitioned projection's checkpoint as partition 0 of 1 (no change for existing ones)", async () => {
