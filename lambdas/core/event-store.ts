@@ -583,15 +583,19 @@ export class EventStore {
     const index = events.findIndex((event) => event.subjectId !== undefined);
     if (index === -1) return [...events];
     const keys = this.keysOrRefuse(`${path}[${index}].metadata.subjectId`);
-    const subjects = new Map<string, Promise<SubjectKey & { erased: false }>>();
+    // Each subject once, named by its first event in the batch.
+    const first = new Map<string, number>();
     events.forEach((event, at) => {
-      const { subjectId } = event;
-      if (subjectId !== undefined && !subjects.has(subjectId)) {
-        subjects.set(subjectId, keys.keyForWrite(subjectId, `${path}[${at}].metadata.subjectId`));
-      }
+      if (event.subjectId !== undefined && !first.has(event.subjectId)) first.set(event.subjectId, at);
     });
-    const ready = new Map<string, SubjectKey & { erased: false }>();
-    for (const [subjectId, key] of subjects) ready.set(subjectId, await key);
+    const ready = new Map<string, SubjectKey & { erased: false }>(
+      await Promise.all(
+        [...first].map(
+          async ([subjectId, at]) =>
+            [subjectId, await keys.keyForWrite(subjectId, `${path}[${at}].metadata.subjectId`)] as const,
+        ),
+      ),
+    );
     return events.map((event) => {
       const key = event.subjectId === undefined ? undefined : ready.get(event.subjectId);
       if (!key || event.subjectId === undefined) return event;

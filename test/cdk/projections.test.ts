@@ -8,7 +8,14 @@ import * as kms from "aws-cdk-lib/aws-kms";
 import * as lambda from "aws-cdk-lib/aws-lambda";
 import * as sns from "aws-cdk-lib/aws-sns";
 import { describe, expect, it } from "vitest";
-import { ENV, METRICS, PREFIX, projectionPrefix, STREAM_LIST } from "../../lambdas/core/constants.ts";
+import {
+  ENV,
+  METRICS,
+  PREFIX,
+  projectionPrefix,
+  STREAM_LIST,
+  SUBJECTS,
+} from "../../lambdas/core/constants.ts";
 import { EventStore } from "../../lib/event-store.ts";
 import {
   appWithoutBundling,
@@ -81,6 +88,9 @@ describe("addProjection with a user's existing function", () => {
         ...lines(["dynamodb:GetItem", "dynamodb:Query"], TABLE, [`${PREFIX.all}*`, own]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`]),
         ...lines(["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"], TABLE, [own]),
+        // Subjects' keys, to open personal data (crypto-shredding).
+        ...lines(["dynamodb:GetItem", "dynamodb:BatchGetItem"], TABLE, [`${SUBJECTS.keyPrefix}*`]),
+        "kms:Decrypt Key.Arn",
       ].sort(),
     );
   });
@@ -247,6 +257,9 @@ describe("addCommandHandler", () => {
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           `${PREFIX.snapshot}*`,
         ]),
+        // Subjects' keys, to seal personal data (crypto-shredding).
+        ...lines(["dynamodb:GetItem", "dynamodb:PutItem"], TABLE, [`${SUBJECTS.keyPrefix}*`]),
+        ...lines(["kms:GenerateDataKey", "kms:Decrypt"], "Key.Arn"),
       ].sort(),
     );
   });
@@ -334,6 +347,8 @@ describe("EventStore props", () => {
         ...lines(["dynamodb:Query"], TABLE, [`${STREAM_LIST.prefix}*`]),
         ...lines(["dynamodb:BatchGetItem"], TABLE, [`${PREFIX.stream}*`, `${PREFIX.tag}*`]),
         ...lines(["kms:Decrypt", "kms:DescribeKey"], "Key.Arn"),
+        // Subjects' keys (the subject key's kms:Decrypt is the line above: both keys print as Key.Arn).
+        ...lines(["dynamodb:GetItem", "dynamodb:BatchGetItem"], TABLE, [`${SUBJECTS.keyPrefix}*`]),
       ].sort(),
     );
   });
