@@ -5,10 +5,11 @@
  * not leaving) and returns at once; its batch is done for the event source before its positions
  * exist. So every holder (the sequencer's, the reconciler's, catch-up's) lets go in one of two ways:
  *
- * - **Clean**: a read of the stage found nothing (or its plans were positioned), then a release
- *   conditioned on `staged` being what the holder saw before that read (`releaseIfDrained`). A plan
- *   entrusted after the holder saw `staged` moves it, the release fails, and the holder reads the
- *   stage again; one entrusted before was staged before the read, so the read saw it.
+ * - **Clean**: a read of the stage found nothing (or its plans were positioned, or no read was
+ *   owed: `staged` = `drained` when it took the lease), then a release conditioned on `staged`
+ *   being what the holder saw before that read (`releaseIfDrained`). A plan entrusted after the
+ *   holder saw `staged` moves it, the release fails, and the holder reads the stage; one entrusted
+ *   before was staged before the read, so the read saw it.
  * - **Leaving** (after `SEQUENCER.combineForMs` of rounds, or near the deadline): the holder marks
  *   itself `leaving` (no plan is entrusted to it from then on: waiters wait for the next holder),
  *   reads the stage once more, positions what it found, and lets go with `drained = staged`.
@@ -34,7 +35,7 @@ export interface HoldTally {
 
 /** What the rounds before letting go start from. */
 export interface Rounds {
-  /** The holder's own changes, positioned in its first round with the staged plans. */
+  /** The holder's own changes: its first write, with the staged plans when it reads the stage first. */
   readonly own?: readonly HeadChange[];
   /** Event types of the own changes, already read. */
   readonly known?: ReadonlyMap<string, TypesByVersion>;
