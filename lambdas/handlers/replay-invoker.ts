@@ -7,7 +7,7 @@
  */
 import { InvokeCommand, LambdaClient, TooManyRequestsException } from "@aws-sdk/client-lambda";
 import { ENV } from "../core/constants.ts";
-import { NotFoundError, ThrottledError } from "../core/errors.ts";
+import { NotFoundError, ProjectionRunningError, ThrottledError } from "../core/errors.ts";
 import type { ReplayParked } from "../http/replay.ts";
 import type { ReplayResult } from "../projections/runtime.ts";
 
@@ -27,9 +27,9 @@ export function parseProjectionFunctions(value: string | undefined): ReadonlyMap
 }
 
 /**
- * Replays by invoking the projection's function. The runtime's own errors come back as Errors with
- * its message (its refusal while the projection runs among them: replay.ts recognises it); Lambda's
- * throttling is a ThrottledError (503 with Retry-After).
+ * Replays by invoking the projection's function. The runtime's refusal while the projection runs
+ * comes back as a ProjectionRunningError (409), its other errors as Errors with their message;
+ * Lambda's throttling is a ThrottledError (503 with Retry-After).
  */
 export function lambdaReplay(lambda: Invoker, functions: ReadonlyMap<string, string>): ReplayParked {
   return async (name, positions) => {
@@ -62,6 +62,8 @@ export function lambdaReplay(lambda: Invoker, functions: ReadonlyMap<string, str
     if (response.FunctionError) {
       const { errorType, errorMessage } = (body ?? {}) as { errorType?: unknown; errorMessage?: unknown };
       const message = typeof errorMessage === "string" ? errorMessage : `${response.FunctionError} error`;
+      // The runtime's refusal while the projection runs crosses Lambda as its error type.
+      if (errorType === "ProjectionRunningError") throw new ProjectionRunningError(name);
       const error = new Error(message);
       if (typeof errorType === "string") error.name = errorType;
       throw error;

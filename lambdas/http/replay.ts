@@ -29,15 +29,8 @@ export const MAX_REPLAY_POSITIONS = 1000;
 /** Parked events shown in the answer, as `GET /projections/{name}` shows them. */
 const PARKED_SHOWN = 100;
 
-/**
- * The runtime's refusal while a runner holds the lease (`replayParked` in
- * lambdas/projections/runtime.ts), whether thrown here or carried back by Lambda as `errorMessage`.
- */
-const RUNNING_REFUSAL = /^projection \S+ is running; replay parked events when it is idle$/;
-
 /** True when `error` is the runtime's refusal to replay while the projection runs. */
-export const isRunningRefusal = (error: unknown): boolean =>
-  isProjectionRunning(error) || (error instanceof Error && RUNNING_REFUSAL.test(error.message));
+export const isRunningRefusal = (error: unknown): boolean => isProjectionRunning(error);
 
 /** The optional body `{ positions?: number[] }`: undefined (all parked events) or distinct positions. */
 function positionsOf(request: HttpRequest): number[] | undefined {

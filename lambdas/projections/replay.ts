@@ -6,6 +6,7 @@
  */
 import { UpdateItemCommand } from "@aws-sdk/client-dynamodb";
 import { PROJECTION } from "../core/constants.ts";
+import { ProjectionRunningError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { partitionOf } from "../core/partitions.ts";
 import type { RecordedEvent } from "../core/types.ts";
@@ -23,7 +24,7 @@ export async function replayParked(
   const { name } = slot.settings;
   const { generation } = await readCheckpoint(store, name);
   const start = (await acquire(slot, store, owner, generation))?.checkpoint;
-  if (!start) throw new Error(`projection ${name} is running; replay parked events when it is idle`);
+  if (!start) throw new ProjectionRunningError(name);
   if (start.generation !== generation) {
     await release(slot, store, owner);
     throw new Error(`projection ${name}: a partition has not run since the last reset; replay after it has`);

@@ -387,6 +387,8 @@ describe("addProjection with partitions", () => {
         Variables: Match.objectLike({ [ENV.projectionName]: "wide", [ENV.projectionPartitions]: "4" }),
       },
     });
+    // The projection's own role (the admin function may invoke it too, to replay parked events).
+    const roleId = stack.getLogicalId(projection.function.role?.node.defaultChild as iam.CfnRole);
     const policies = template.findResources("AWS::IAM::Policy", {
       Properties: {
         PolicyDocument: {
@@ -394,6 +396,7 @@ describe("addProjection with partitions", () => {
             Match.objectLike({ Action: "lambda:InvokeFunction", Resource: { "Fn::GetAtt": [fnId, "Arn"] } }),
           ]),
         },
+        Roles: [{ Ref: roleId }],
       },
     });
     expect(Object.keys(policies)).toHaveLength(1);
