@@ -295,9 +295,12 @@ async function deleteQueried(
     const keys = page.Items ?? [];
     // In key order, a few at a time: a run that dies leaves a suffix, found again by the next run.
     for (let start = 0; start < keys.length; start += SCAVENGE.deleteConcurrency) {
-      await Promise.all(
+      // Every delete of the group settles before a failure is thrown: a run ends with none in flight.
+      const settled = await Promise.allSettled(
         keys.slice(start, start + SCAVENGE.deleteConcurrency).map((key) => remove(config, key)),
       );
+      const failed = settled.find((outcome) => outcome.status === "rejected");
+      if (failed) throw failed.reason;
       deleted += Math.min(SCAVENGE.deleteConcurrency, keys.length - start);
     }
     startKey = page.LastEvaluatedKey;

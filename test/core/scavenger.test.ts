@@ -244,8 +244,11 @@ describe("the scavenger", () => {
     await catchUpGlobalLog(client, tableName);
     let deletes = 0;
     const dying = scavenger({
-      beforeDelete: () => {
+      // The deletes before the kill are slow, the kill is at once: the run must not end (and the
+      // test look at the table) while any of them is still in flight.
+      beforeDelete: async () => {
         if (++deletes > 5) throw new Error("killed");
+        await new Promise((resolve) => setTimeout(resolve, 50));
       },
     });
 
