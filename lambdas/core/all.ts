@@ -348,7 +348,14 @@ async function readEvents(
  * The rules of the streams `entries` reference (their heads, consistent BatchGetItem), for the
  * streams that have any. Metastreams (`$$…`) have none and are not looked up.
  */
-async function readRules(store: AllReader, entries: readonly ChunkEntry[]): Promise<Map<string, Retention>> {
+/**
+ * The retention of each named stream that has a rule (BatchGetItem of their heads): streams without
+ * one are absent. `$all` reads and reads by tag apply it.
+ */
+export async function readRules(
+  store: Pick<AllReader, "client" | "tableName" | "now">,
+  entries: readonly { readonly streamId: string }[],
+): Promise<Map<string, Retention>> {
   const streams = [
     ...new Set(entries.map((entry) => entry.streamId).filter((id) => !id.startsWith(RESERVED_STREAM_PREFIX))),
   ];

@@ -4,7 +4,7 @@ import {
   QueryCommand,
   type QueryCommandInput,
 } from "@aws-sdk/client-dynamodb";
-import { type ReadAllOptions, type ReadAllResult, readAll } from "./all.ts";
+import { type ReadAllOptions, type ReadAllResult, readAll, readRules } from "./all.ts";
 import { type AppendTarget, append, type Head, readHead, toHead } from "./append.ts";
 import { appendStreams, prepareStreamAppends } from "./append-streams.ts";
 import { getItemsByKey } from "./batch-get.ts";
@@ -218,7 +218,12 @@ export class EventStore {
     const query = checkQuery(options, "query");
     const after = decodeToken(options.after);
     return throttled(
-      readByTags(this.target, query, after, async (keys) => {
+      readByTags(this.target, query, after, async (found) => {
+        // The streams' retention rules and deletes apply as on every other read.
+        const rules = await readRules(this, found);
+        const keys = found.filter(
+          ({ streamId, version }) => version >= (rules.get(streamId)?.minVersion ?? 1),
+        );
         const items = new Map<string, Record<string, AttributeValue>>();
         for (let start = 0; start < keys.length; start += 100) {
           const wanted = keys
@@ -232,7 +237,11 @@ export class EventStore {
         return keys.flatMap(({ streamId, version }) => {
           const key = eventKey(streamId, version);
           const item = items.get(`${key[KEYS.partition].S}\u0000${key[KEYS.sort].S}`);
-          return item ? [this.toEvent(streamId, item)] : [];
+          const retention = rules.get(streamId);
+          if (!item || (retention && !isRetained(retention, version, item[ATTR.createdAt]?.S as string))) {
+            return [];
+          }
+          return [this.toEvent(streamId, item)];
         });
       }),
     );

@@ -58,6 +58,39 @@ describe("consistency by tag: readByTags and appendIfNoneMatch", () => {
     expect(onlyThree.events.map((event) => event.data)).toEqual([3]);
   });
 
+  it("leaves out what the streams' retention rules and deletes rule out, as every read does", async () => {
+    // Prepare: a tag over three streams; one truncated, one deleted
+    const tag = `user:${id()}`;
+    const [kept, truncated, deleted] = ["Kept", "Truncated", "Deleted"].map((name) => `${name}-${id()}`);
+    for (const streamId of [kept, truncated, deleted]) {
+      for (const n of [1, 2]) {
+        await store.appendIfNoneMatch([{ type: "Noted", data: { streamId, n }, tags: [tag] }], {
+          query: { tags: [`none:${id()}`] },
+          streamId,
+        });
+      }
+    }
+    await store.setStreamMetadata(truncated as string, { truncateBefore: 2 });
+    await store.deleteStream(deleted as string);
+
+    // Act
+    const read = await store.readByTags({ tags: [tag] });
+    const appended = await store.appendIfNoneMatch([{ type: "Noted", data: { n: 3 }, tags: [tag] }], {
+      query: { tags: [tag] },
+      after: read.token,
+      streamId: kept as string,
+    });
+
+    // Assess: the kept stream whole, the truncated one from version 2, nothing of the deleted one;
+    // the token still covers every event, so an append after it goes through.
+    expect(read.events.map((event) => [event.streamId, event.version])).toEqual([
+      [kept, 1],
+      [kept, 2],
+      [truncated, 2],
+    ]);
+    expect(appended.fromVersion).toBe(3);
+  });
+
   it("puts the events in the stream named, or the first tag's, so they reach $all as any event", async () => {
     // Prepare
     const tag = `order:${id()}`;
