@@ -89,14 +89,16 @@ async function drain(
   context: BenchContext,
   limits: DynamoDbLimits,
   client: DynamoDBClient,
-  options: { events: number; dataBytes: number; combine: boolean },
+  options: { events: number; dataBytes: number; combine: boolean; perAppend?: number },
 ): Promise<Drain> {
   const tableName = await context.newTable("bench-scale");
+  // One append per stream, of `perAppend` events (default 1: every event a new stream, the worst case).
+  const perAppend = options.perAppend ?? 1;
   const pre = await prewrite(context.client, tableName, {
     prefix: "Scale",
-    streams: options.events,
-    perStream: 1,
-    perAppend: 1,
+    streams: Math.ceil(options.events / perAppend),
+    perStream: perAppend,
+    perAppend,
     dataBytes: options.dataBytes,
   });
   const handler = createSequencerHandler({ client, tableName, log: () => {}, combine: options.combine });
@@ -563,15 +565,31 @@ const section: BenchSection = {
         note: "what references cost a reader",
       });
 
-      // 5. Cost per million 1-KB events: HTTP append, $all, one projection, at list prices.
+      // 5. Cost per million 1-KB events: HTTP append, $all, one projection, at list prices, each
+      // measured on the shape of the row: one event per append (every event a new stream), or ten.
       const appends = await appendUnits(context, limits, client);
-      const projection = await projectionUnits(limits, client, combined.tableName, combined.events);
+      const tens = await drain(context, limits, client, {
+        events: DRAIN_EVENTS,
+        dataBytes: 1024,
+        combine: true,
+        perAppend: 10,
+      });
+      const shapes = {
+        one: {
+          all: { write: combined.writeUnits, read: combined.readUnits },
+          projection: await projectionUnits(limits, client, combined.tableName, combined.events),
+        },
+        ten: {
+          all: { write: tens.writeUnits, read: tens.readUnits },
+          projection: await projectionUnits(limits, client, tens.tableName, tens.events),
+        },
+      };
       const million = 1e6;
-      const all = { write: combined.writeUnits, read: combined.readUnits };
       /** Assumed, not measured: Lambda billed durations and log volume (printed beside). */
       const lambda = (gb: number, ms: number, invocations: number) =>
         invocations * (gb * (ms / 1000) * PRICE.lambdaGbSecond + PRICE.lambdaRequest);
-      const cost = (perAppend: number, units: { write: number; read: number }) => {
+      type Units = { write: number; read: number };
+      const cost = (perAppend: number, units: Units, all: Units, projection: Units) => {
         const requests = million / perAppend;
         const parts = {
           "DynamoDB append": million * (units.write * PRICE.writeUnit + units.read * PRICE.readUnit),
@@ -588,11 +606,12 @@ const section: BenchSection = {
         const total = Object.values(parts).reduce((sum, value) => sum + value, 0);
         return { parts, total };
       };
-      for (const [label, perAppend, units] of [
-        ["one event per append", 1, appends.one],
-        ["ten events per append", 10, appends.ten],
+      for (const [label, perAppend, units, shape] of [
+        ["one event per append", 1, appends.one, shapes.one],
+        ["ten events per append", 10, appends.ten, shapes.ten],
       ] as const) {
-        const { parts, total } = cost(perAppend, units);
+        const { all, projection } = shape;
+        const { parts, total } = cost(perAppend, units, all, projection);
         rows.push({
           name: `cost per million 1-KB events, ${label}`,
           unit: "$",
