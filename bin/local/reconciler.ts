@@ -6,6 +6,7 @@
 import { DescribeTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { type ReconcileReport, reconcile } from "../../lambdas/sequencer/reconciler.ts";
+import { type LocalSchedule, startLocalSchedule } from "./schedule.ts";
 
 export interface LocalReconcilerOptions {
   readonly endpoint: string;
@@ -19,11 +20,7 @@ export interface LocalReconcilerOptions {
   readonly onReport?: (report: ReconcileReport) => void;
 }
 
-export interface LocalReconciler {
-  /** One run now (after the one in progress, if any). */
-  runOnce(): Promise<ReconcileReport>;
-  stop(): Promise<void>;
-}
+export type LocalReconciler = LocalSchedule<ReconcileReport>;
 
 export function startLocalReconciler(options: LocalReconcilerOptions): LocalReconciler {
   const credentials = { accessKeyId: "local", secretAccessKey: "local" };
@@ -32,10 +29,12 @@ export function startLocalReconciler(options: LocalReconcilerOptions): LocalReco
   const streams = new DynamoDBStreamsClient({ endpoint: options.endpoint, region: "ddblocal", credentials });
   const log = options.log ?? ((message: string, detail?: unknown) => console.warn(message, detail ?? ""));
   let streamArn: string | undefined;
-  let last: Promise<unknown> = Promise.resolve();
 
-  const runOnce = (): Promise<ReconcileReport> => {
-    const run = last.then(async () => {
+  const schedule = startLocalSchedule({
+    name: "local reconciler",
+    everyMs: options.everyMs ?? 60_000,
+    log,
+    run: async () => {
       if (!streamArn) {
         const { Table } = await client.send(new DescribeTableCommand({ TableName: options.tableName }));
         streamArn = Table?.LatestStreamArn;
@@ -53,18 +52,12 @@ export function startLocalReconciler(options: LocalReconcilerOptions): LocalReco
       );
       options.onReport?.(report);
       return report;
-    });
-    last = run.catch(() => undefined);
-    return run;
-  };
-  const timer = setInterval(() => {
-    runOnce().catch((error: unknown) => log("local reconciler: run failed", error));
-  }, options.everyMs ?? 60_000);
+    },
+  });
   return {
-    runOnce,
+    runOnce: schedule.runOnce,
     async stop() {
-      clearInterval(timer);
-      await last;
+      await schedule.stop();
       client.destroy();
       streams.destroy();
     },

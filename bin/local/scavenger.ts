@@ -4,6 +4,7 @@
  */
 import type { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { type ScavengeReport, scavenge } from "../../lambdas/core/scavenger.ts";
+import { type LocalSchedule, startLocalSchedule } from "./schedule.ts";
 
 export interface LocalScavengerOptions {
   readonly client: DynamoDBClient;
@@ -13,28 +14,13 @@ export interface LocalScavengerOptions {
   readonly log?: (message: string, detail?: unknown) => void;
 }
 
-export interface LocalScavenger {
-  /** One run now (after the one in progress, if any). */
-  runOnce(): Promise<ScavengeReport>;
-  stop(): Promise<void>;
-}
+export type LocalScavenger = LocalSchedule<ScavengeReport>;
 
 export function startLocalScavenger(options: LocalScavengerOptions): LocalScavenger {
-  const log = options.log ?? ((message: string, detail?: unknown) => console.warn(message, detail ?? ""));
-  let last: Promise<unknown> = Promise.resolve();
-  const runOnce = (): Promise<ScavengeReport> => {
-    const run = last.then(() => scavenge({ client: options.client, tableName: options.tableName }));
-    last = run.catch(() => undefined);
-    return run;
-  };
-  const timer = setInterval(() => {
-    runOnce().catch((error: unknown) => log("local scavenger: run failed", error));
-  }, options.everyMs ?? 60_000);
-  return {
-    runOnce,
-    async stop() {
-      clearInterval(timer);
-      await last;
-    },
-  };
+  return startLocalSchedule({
+    name: "local scavenger",
+    everyMs: options.everyMs ?? 60_000,
+    run: () => scavenge({ client: options.client, tableName: options.tableName }),
+    log: options.log ?? ((message: string, detail?: unknown) => console.warn(message, detail ?? "")),
+  });
 }
