@@ -3,7 +3,7 @@
  * would write may already be in the stream (an earlier attempt whose answer was lost, in this or
  * another expectedVersion mode). Only this path reads more than the append itself.
  */
-import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, paginateQuery } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
 import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
@@ -68,34 +68,31 @@ export async function matchAt(
 ): Promise<Match> {
   const { events } = batch;
   const items: Record<string, AttributeValue>[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await target.client.send(
-      new QueryCommand({
-        TableName: target.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-        ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
-        ExpressionAttributeNames: {
-          "#id": ATTR.eventId,
-          "#count": ATTR.lastAppendCount,
-          "#type": ATTR.type,
-          "#data": ATTR.data,
-          "#meta": ATTR.metadata,
-          "#sealed": SUBJECTS.sealedAttr,
-          "#mac": SUBJECTS.sealedMacAttr,
-        },
-        ExpressionAttributeValues: {
-          ":pk": S(streamKey(streamId)),
-          ":low": S(versionKey(from)),
-          ":high": S(versionKey(from + events.length - 1)),
-        },
-        ExclusiveStartKey: startKey,
-      }),
-    );
+  for await (const page of paginateQuery(
+    { client: target.client },
+    {
+      TableName: target.tableName,
+      ConsistentRead: true,
+      KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+      ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
+      ExpressionAttributeNames: {
+        "#id": ATTR.eventId,
+        "#count": ATTR.lastAppendCount,
+        "#type": ATTR.type,
+        "#data": ATTR.data,
+        "#meta": ATTR.metadata,
+        "#sealed": SUBJECTS.sealedAttr,
+        "#mac": SUBJECTS.sealedMacAttr,
+      },
+      ExpressionAttributeValues: {
+        ":pk": S(streamKey(streamId)),
+        ":low": S(versionKey(from)),
+        ":high": S(versionKey(from + events.length - 1)),
+      },
+    },
+  )) {
     items.push(...(page.Items ?? []));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  }
   const sameAppend =
     items.length === events.length &&
     items[0]?.[ATTR.lastAppendCount]?.N === String(events.length) &&

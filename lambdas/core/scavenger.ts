@@ -29,7 +29,7 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
-  QueryCommand,
+  paginateQuery,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHead } from "./append.ts";
@@ -173,36 +173,33 @@ async function agedPrefix(
   createdAfter: string,
 ): Promise<{ keepFrom: number; oldestKept?: number }> {
   let keepFrom = from;
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await config.client.send(
-      new QueryCommand({
-        TableName: config.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
-        ExpressionAttributeNames: {
-          "#pk": KEYS.partition,
-          "#sk": KEYS.sort,
-          "#v": ATTR.version,
-          "#c": ATTR.createdAt,
-        },
-        ExpressionAttributeValues: {
-          ":pk": S(streamKey(streamId)),
-          ":low": S(versionKey(from)),
-          ":high": S(`${PREFIX.version}:`),
-        },
-        ProjectionExpression: "#v, #c",
-        ExclusiveStartKey: startKey,
-        Limit: 100,
-      }),
-    );
+  for await (const page of paginateQuery(
+    { client: config.client },
+    {
+      TableName: config.tableName,
+      ConsistentRead: true,
+      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
+      ExpressionAttributeNames: {
+        "#pk": KEYS.partition,
+        "#sk": KEYS.sort,
+        "#v": ATTR.version,
+        "#c": ATTR.createdAt,
+      },
+      ExpressionAttributeValues: {
+        ":pk": S(streamKey(streamId)),
+        ":low": S(versionKey(from)),
+        ":high": S(`${PREFIX.version}:`),
+      },
+      ProjectionExpression: "#v, #c",
+      Limit: 100,
+    },
+  )) {
     for (const item of page.Items ?? []) {
       const createdAt = item[ATTR.createdAt]?.S ?? "";
       if (createdAt >= createdAfter) return { keepFrom, oldestKept: Date.parse(createdAt) };
       keepFrom = Number(item[ATTR.version]?.N) + 1;
     }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  }
   return { keepFrom };
 }
 
@@ -279,19 +276,17 @@ async function deleteQueried(
   high: string,
 ): Promise<number> {
   let deleted = 0;
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await config.client.send(
-      new QueryCommand({
-        TableName: config.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
-        ExpressionAttributeNames: { "#pk": KEYS.partition, "#sk": KEYS.sort },
-        ExpressionAttributeValues: { ":pk": S(pk), ":low": S(low), ":high": S(high) },
-        ProjectionExpression: "#pk, #sk",
-        ExclusiveStartKey: startKey,
-      }),
-    );
+  for await (const page of paginateQuery(
+    { client: config.client },
+    {
+      TableName: config.tableName,
+      ConsistentRead: true,
+      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
+      ExpressionAttributeNames: { "#pk": KEYS.partition, "#sk": KEYS.sort },
+      ExpressionAttributeValues: { ":pk": S(pk), ":low": S(low), ":high": S(high) },
+      ProjectionExpression: "#pk, #sk",
+    },
+  )) {
     const keys = page.Items ?? [];
     // In key order, a few at a time: a run that dies leaves a suffix, found again by the next run.
     for (let start = 0; start < keys.length; start += SCAVENGE.deleteConcurrency) {
@@ -303,8 +298,7 @@ async function deleteQueried(
       if (failed) throw failed.reason;
       deleted += Math.min(SCAVENGE.deleteConcurrency, keys.length - start);
     }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  }
   return deleted;
 }
 

@@ -2,6 +2,7 @@ import {
   type AttributeValue,
   BatchWriteItemCommand,
   type DynamoDBClient,
+  paginateQuery,
   QueryCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
@@ -200,25 +201,22 @@ export class SnapshotStore {
   async versions(streamId: string): Promise<number[]> {
     assertStreamId(streamId);
     const versions: number[] = [];
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const page = await this.client.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          ConsistentRead: true,
-          KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
-          ExpressionAttributeValues: {
-            ":pk": S(snapshotStreamKey(streamId, this.source)),
-            ":prefix": S(PREFIX.snapshot),
-          },
-          ProjectionExpression: KEYS.sort,
-          ExclusiveStartKey: startKey,
-        }),
-      );
+    for await (const page of paginateQuery(
+      { client: this.client },
+      {
+        TableName: this.tableName,
+        ConsistentRead: true,
+        KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
+        ExpressionAttributeValues: {
+          ":pk": S(snapshotStreamKey(streamId, this.source)),
+          ":prefix": S(PREFIX.snapshot),
+        },
+        ProjectionExpression: KEYS.sort,
+      },
+    )) {
       for (const item of page.Items ?? [])
         versions.push(snapshotVersionFromKey(item[KEYS.sort]?.S as string));
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    }
     return versions;
   }
 

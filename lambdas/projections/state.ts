@@ -10,6 +10,7 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
+  paginateQuery,
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -200,20 +201,17 @@ export async function readCheckpoints(
   name: string,
 ): Promise<Map<string, Checkpoint>> {
   const checkpoints = new Map<string, Checkpoint>();
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await table.client.send(
-      new QueryCommand({
-        TableName: table.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: `${KEYS.partition} = :pk`,
-        ExpressionAttributeValues: { ":pk": { S: projectionCheckpointKey(name) } },
-        ExclusiveStartKey: startKey,
-      }),
-    );
+  for await (const page of paginateQuery(
+    { client: table.client },
+    {
+      TableName: table.tableName,
+      ConsistentRead: true,
+      KeyConditionExpression: `${KEYS.partition} = :pk`,
+      ExpressionAttributeValues: { ":pk": { S: projectionCheckpointKey(name) } },
+    },
+  )) {
     for (const item of page.Items ?? []) checkpoints.set(item[KEYS.sort]?.S ?? "", toCheckpoint(item));
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  }
   return checkpoints;
 }
 

@@ -8,7 +8,6 @@
 import {
   type AttributeValue,
   ConditionalCheckFailedException,
-  QueryCommand,
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -16,7 +15,15 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { ATTR, GLOBAL_LOG, ITEM_KIND, KEYS } from "../core/constants.ts";
 import type { Lease } from "./lease.ts";
-import { type Aside, asideValue, cursorKey, type LogContext, mapLimited, send } from "./log.ts";
+import {
+  type Aside,
+  asideValue,
+  cursorKey,
+  type LogContext,
+  mapLimited,
+  queryPartition,
+  send,
+} from "./log.ts";
 
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
@@ -171,24 +178,5 @@ export async function clearAside(ctx: LogContext, cleared: ReadonlyMap<string, A
 
 /** The streams set aside now (a Query of `ALL#ASIDE`; its size is what is set aside, not the table). */
 export async function listSetAside(ctx: LogContext): Promise<string[]> {
-  const streams: string[] = [];
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const exclusiveStartKey = startKey;
-    const page = await send(ctx, () =>
-      ctx.client.send(
-        new QueryCommand({
-          TableName: ctx.tableName,
-          ConsistentRead: true,
-          KeyConditionExpression: "#pk = :pk",
-          ExpressionAttributeNames: { "#pk": KEYS.partition },
-          ExpressionAttributeValues: { ":pk": S(GLOBAL_LOG.asideKey) },
-          ExclusiveStartKey: exclusiveStartKey,
-        }),
-      ),
-    );
-    for (const item of page.Items ?? []) streams.push(item[KEYS.sort]?.S ?? "");
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return streams;
+  return (await queryPartition(ctx, GLOBAL_LOG.asideKey)).map((item) => item[KEYS.sort]?.S ?? "");
 }

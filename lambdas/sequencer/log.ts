@@ -11,6 +11,7 @@ import {
   ConditionalCheckFailedException,
   type DynamoDBClient,
   QueryCommand,
+  type QueryCommandInput,
   TransactionCanceledException,
   type TransactWriteItem,
   TransactWriteItemsCommand,
@@ -185,13 +186,13 @@ export async function readEventTypes(
   return types;
 }
 
-/** A stream's event items with versions in (afterVersion, toVersion], in version order. Consistent reads. */
-export async function queryEvents(
+/**
+ * Every item a Query selects, all pages, consistent, each page through `send` (throttles retried
+ * inside the deadline). For the sequencer's small partitions: the caller knows the result is small.
+ */
+export async function queryAll(
   ctx: LogContext,
-  streamId: string,
-  afterVersion: number,
-  toVersion?: number,
-  projection?: { expression: string; names: Record<string, string> },
+  input: Omit<QueryCommandInput, "TableName" | "ConsistentRead" | "ExclusiveStartKey">,
 ): Promise<Record<string, AttributeValue>[]> {
   const items: Record<string, AttributeValue>[] = [];
   let startKey: Record<string, AttributeValue> | undefined;
@@ -200,16 +201,9 @@ export async function queryEvents(
     const page = await send(ctx, () =>
       ctx.client.send(
         new QueryCommand({
+          ...input,
           TableName: ctx.tableName,
           ConsistentRead: true,
-          KeyConditionExpression: `#pk = :pk AND #sk BETWEEN :low AND :high`,
-          ...(projection ? { ProjectionExpression: projection.expression } : {}),
-          ExpressionAttributeNames: { ...(projection?.names ?? {}), "#pk": KEYS.partition, "#sk": KEYS.sort },
-          ExpressionAttributeValues: {
-            ":pk": S(streamKey(streamId)),
-            ":low": S(versionKey(afterVersion + 1)),
-            ":high": S(toVersion === undefined ? `${PREFIX.version}:` : versionKey(toVersion)),
-          },
           ExclusiveStartKey: exclusiveStartKey,
         }),
       ),
@@ -219,6 +213,36 @@ export async function queryEvents(
   } while (startKey);
   return items;
 }
+
+/** Every item of one partition key (`queryAll`). */
+export const queryPartition = (
+  ctx: LogContext,
+  partitionKey: string,
+): Promise<Record<string, AttributeValue>[]> =>
+  queryAll(ctx, {
+    KeyConditionExpression: "#pk = :pk",
+    ExpressionAttributeNames: { "#pk": KEYS.partition },
+    ExpressionAttributeValues: { ":pk": S(partitionKey) },
+  });
+
+/** A stream's event items with versions in (afterVersion, toVersion], in version order. Consistent reads. */
+export const queryEvents = (
+  ctx: LogContext,
+  streamId: string,
+  afterVersion: number,
+  toVersion?: number,
+  projection?: { expression: string; names: Record<string, string> },
+): Promise<Record<string, AttributeValue>[]> =>
+  queryAll(ctx, {
+    KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
+    ...(projection ? { ProjectionExpression: projection.expression } : {}),
+    ExpressionAttributeNames: { ...(projection?.names ?? {}), "#pk": KEYS.partition, "#sk": KEYS.sort },
+    ExpressionAttributeValues: {
+      ":pk": S(streamKey(streamId)),
+      ":low": S(versionKey(afterVersion + 1)),
+      ":high": S(toVersion === undefined ? `${PREFIX.version}:` : versionKey(toVersion)),
+    },
+  });
 
 export const cursorKey = (streamId: string): Record<string, AttributeValue> => ({
   [KEYS.partition]: S(allCursorKey(streamId)),

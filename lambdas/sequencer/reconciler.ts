@@ -15,11 +15,11 @@
  *      waiters returned, with no invocation since to take the lease: handover.ts).
  */
 import type { AttributeValue, DynamoDBClient } from "@aws-sdk/client-dynamodb";
-import { BatchWriteItemCommand, PutItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { BatchWriteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import type { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { GLOBAL_LOG, ITEM_KIND, KEYS } from "../core/constants.ts";
 import { listSetAside } from "./aside.ts";
-import { type LogContext, readCursors, send } from "./log.ts";
+import { type LogContext, queryPartition, readCursors, send } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { drainStaged, positionRetrying } from "./positioner.ts";
 import { headChangeOf, readChangedEvents } from "./sequencer.ts";
@@ -322,28 +322,11 @@ const checkpointKey = (shardId: string) => ({
 
 async function readCheckpoints(ctx: LogContext): Promise<Map<string, ShardCheckpoint>> {
   const checkpoints = new Map<string, ShardCheckpoint>();
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const exclusiveStartKey = startKey;
-    const page = await send(ctx, () =>
-      ctx.client.send(
-        new QueryCommand({
-          TableName: ctx.tableName,
-          ConsistentRead: true,
-          KeyConditionExpression: "#pk = :pk",
-          ExpressionAttributeNames: { "#pk": KEYS.partition },
-          ExpressionAttributeValues: { ":pk": S(GLOBAL_LOG.reconcilerKey) },
-          ExclusiveStartKey: exclusiveStartKey,
-        }),
-      ),
-    );
-    for (const item of page.Items ?? []) {
-      const shardId = (item[KEYS.sort]?.S ?? "").slice(GLOBAL_LOG.reconcilerShardPrefix.length);
-      const sequence = item.sequence?.S;
-      checkpoints.set(shardId, { ...(sequence ? { sequence } : {}), finished: item.finished?.BOOL === true });
-    }
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
+  for (const item of await queryPartition(ctx, GLOBAL_LOG.reconcilerKey)) {
+    const shardId = (item[KEYS.sort]?.S ?? "").slice(GLOBAL_LOG.reconcilerShardPrefix.length);
+    const sequence = item.sequence?.S;
+    checkpoints.set(shardId, { ...(sequence ? { sequence } : {}), finished: item.finished?.BOOL === true });
+  }
   return checkpoints;
 }
 

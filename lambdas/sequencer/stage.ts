@@ -5,14 +5,9 @@
  * all in its next write, and deletes them (combiner.ts, handover.ts). So one hold serves many shards,
  * and a shard's invocation does not wait for the lease.
  */
-import {
-  type AttributeValue,
-  BatchWriteItemCommand,
-  PutItemCommand,
-  QueryCommand,
-} from "@aws-sdk/client-dynamodb";
+import { type AttributeValue, BatchWriteItemCommand, PutItemCommand } from "@aws-sdk/client-dynamodb";
 import { ATTR, GLOBAL_LOG, ITEM_KIND, KEYS, SEQUENCER } from "../core/constants.ts";
-import { type LogContext, mapLimited, send, type TypesByVersion } from "./log.ts";
+import { type LogContext, mapLimited, queryPartition, send, type TypesByVersion } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 
 /** A staged plan: the item's key, what it asks for, and when it was staged. */
@@ -102,31 +97,14 @@ export async function readStaged(ctx: LogContext): Promise<StagedPlan[]> {
   const plans: StagedPlan[] = [];
   const buckets = Array.from({ length: SEQUENCER.stageBuckets }, (_, bucket) => bucket);
   await mapLimited(buckets, buckets.length, async (bucket) => {
-    let startKey: Record<string, AttributeValue> | undefined;
-    do {
-      const exclusiveStartKey = startKey;
-      const page = await send(ctx, () =>
-        ctx.client.send(
-          new QueryCommand({
-            TableName: ctx.tableName,
-            ConsistentRead: true,
-            KeyConditionExpression: "#pk = :pk",
-            ExpressionAttributeNames: { "#pk": KEYS.partition },
-            ExpressionAttributeValues: { ":pk": S(stagePartition(bucket)) },
-            ExclusiveStartKey: exclusiveStartKey,
-          }),
-        ),
-      );
-      for (const item of page.Items ?? []) {
-        const sortKey = item[KEYS.sort]?.S ?? "";
-        plans.push({
-          key: { [KEYS.partition]: item[KEYS.partition] as AttributeValue, [KEYS.sort]: S(sortKey) },
-          ...decode(item.changes?.S ?? "[]"),
-          stagedAt: sortKey,
-        });
-      }
-      startKey = page.LastEvaluatedKey;
-    } while (startKey);
+    for (const item of await queryPartition(ctx, stagePartition(bucket))) {
+      const sortKey = item[KEYS.sort]?.S ?? "";
+      plans.push({
+        key: { [KEYS.partition]: item[KEYS.partition] as AttributeValue, [KEYS.sort]: S(sortKey) },
+        ...decode(item.changes?.S ?? "[]"),
+        stagedAt: sortKey,
+      });
+    }
   });
   return plans.sort((a, b) => a.stagedAt.localeCompare(b.stagedAt));
 }
