@@ -230,6 +230,8 @@ export const METRICS = {
 
 /** Digits of zero-padded versions and positions, so string sort keys sort as numbers. */
 export const VERSION_DIGITS = 10;
+/** The highest version a stream can reach: the largest number its sort key's digits hold. */
+export const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
 export const POSITION_DIGITS = 15;
 
 /**

@@ -8,6 +8,7 @@ import {
   ValidationError,
 } from "../core/errors.ts";
 import { asThrottled } from "../core/throttling.ts";
+import { assertStreamId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
 import type { RouteKey } from "./routes.ts";
 
@@ -175,6 +176,13 @@ export function pathParam(request: HttpRequest, name: string): string {
   const value = request.pathParameters?.[name];
   if (value === undefined || value === "") throw new ValidationError(name, "is required in the path");
   return value;
+}
+
+/** The `{streamId}` of the route's path, checked as a stream id (400 naming `streamId` when not). */
+export function streamIdParam(request: HttpRequest): string {
+  const streamId = pathParam(request, "streamId");
+  assertStreamId(streamId);
+  return streamId;
 }
 
 export function headerOf(request: HttpRequest, name: string): string | undefined {

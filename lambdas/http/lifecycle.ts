@@ -1,26 +1,10 @@
-import { VERSION_DIGITS } from "../core/constants.ts";
+import { MAX_VERSION } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
-import { assertStreamId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
-import {
-  type HttpRequest,
-  integerParam,
-  json,
-  parseJsonObject,
-  pathParam,
-  queryOf,
-  type RouteHandler,
-} from "./http.ts";
+import { integerParam, json, parseJsonObject, queryOf, type RouteHandler, streamIdParam } from "./http.ts";
 
-const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
 const METADATA_BODY = ["expectedMetadataVersion", "maxAge", "maxCount", "truncateBefore", "custom"] as const;
-
-const streamIdOf = (request: HttpRequest): string => {
-  const streamId = pathParam(request, "streamId");
-  assertStreamId(streamId);
-  return streamId;
-};
 
 /** The lifecycle route handlers over `store`: metadata and deletes, thin over the core (lambdas/core/lifecycle.ts). */
 export function lifecycleRoutes(store: EventStore) {
@@ -35,7 +19,7 @@ export function lifecycleRoutes(store: EventStore) {
 const getMetadata =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     queryOf(request, []);
     return json(200, await store.getStreamMetadata(streamId));
   };
@@ -44,7 +28,7 @@ const getMetadata =
 const putMetadata =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     queryOf(request, []);
     const { expectedMetadataVersion, ...metadata } = parseJsonObject(request, METADATA_BODY);
     if (
@@ -68,7 +52,7 @@ const putMetadata =
 const deleteStream =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     const query = queryOf(request, ["expectedVersion", "hard"]);
     if (query.hard !== undefined && query.hard !== "true" && query.hard !== "false") {
       throw new ValidationError("hard", 'must be "true" or "false"');

@@ -1,9 +1,8 @@
-import { VERSION_DIGITS } from "../core/constants.ts";
+import { MAX_VERSION } from "../core/constants.ts";
 import { NotFoundError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { type Snapshot, SnapshotStore } from "../core/snapshots.ts";
-import { assertStreamId } from "../core/validate.ts";
-import { integerParam, json, parseJsonObject, pathParam, queryOf, type RouteHandler } from "./http.ts";
+import { integerParam, json, parseJsonObject, queryOf, type RouteHandler, streamIdParam } from "./http.ts";
 
 /**
  * The snapshot route handlers: thin over the core SnapshotStore, errors mapped in http.ts. They
@@ -14,14 +13,6 @@ export function snapshotRoutes(store: EventStore) {
   const snapshots = new SnapshotStore({ client: store.client, tableName: store.tableName, source: "http" });
   return { getSnapshot: getSnapshot(snapshots), putSnapshot: putSnapshot(snapshots) };
 }
-
-const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
-
-const streamIdOf = (request: Parameters<RouteHandler>[0]): string => {
-  const streamId = pathParam(request, "streamId");
-  assertStreamId(streamId);
-  return streamId;
-};
 
 const body = (snapshot: Snapshot) => ({
   streamId: snapshot.streamId,
@@ -35,7 +26,7 @@ const body = (snapshot: Snapshot) => ({
 const getSnapshot =
   (snapshots: SnapshotStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     const query = queryOf(request, ["maxVersion"]);
     const maxVersion = integerParam(query.maxVersion, "maxVersion", 0, MAX_VERSION);
     const snapshot = await snapshots.load(streamId, maxVersion === undefined ? {} : { maxVersion });
@@ -50,7 +41,7 @@ const getSnapshot =
 const putSnapshot =
   (snapshots: SnapshotStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     queryOf(request, []);
     const input = parseJsonObject(request, ["version", "state", "schemaVersion"]);
     const saved = await snapshots.save(streamId, {

@@ -1,28 +1,18 @@
-import { HTTP, STREAM_LIST, VERSION_DIGITS, WAIT } from "../core/constants.ts";
+import { HTTP, MAX_VERSION, STREAM_LIST, WAIT } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import type { EventStore } from "../core/event-store.ts";
 import type { ExpectedVersion, NewEvent, ReadDirection, StreamAppend } from "../core/types.ts";
-import { assertStreamId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
 import {
-  type HttpRequest,
   headerOf,
   integerParam,
   json,
   parseJsonObject,
-  pathParam,
   queryOf,
   type RouteHandler,
+  streamIdParam,
   waitWithin,
 } from "./http.ts";
-
-const MAX_VERSION = 10 ** VERSION_DIGITS - 1;
-
-const streamIdOf = (request: HttpRequest): string => {
-  const streamId = pathParam(request, "streamId");
-  assertStreamId(streamId);
-  return streamId;
-};
 
 const eventsPath = (streamId: string) => `/streams/${encodeURIComponent(streamId)}/events`;
 
@@ -41,7 +31,7 @@ export function streamRoutes(store: EventStore) {
 const appendEvents =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     const body = parseJsonObject(request, ["expectedVersion", "events"]);
     if (!headerOf(request, HTTP.correlationIdHeader)) {
       const correlationId = correlationOf(body.events);
@@ -94,7 +84,7 @@ const appendToStreams =
 const readStreamEvents =
   (store: EventStore): RouteHandler =>
   async (request, context) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     const query = queryOf(request, ["fromVersion", "limit", "direction", "waitMs"]);
     const direction = (query.direction ?? "forward") as ReadDirection;
     if (direction !== "forward" && direction !== "backward") {
@@ -128,7 +118,7 @@ const readStreamEvents =
 const getStreamInfo =
   (store: EventStore): RouteHandler =>
   async (request) => {
-    const streamId = streamIdOf(request);
+    const streamId = streamIdParam(request);
     queryOf(request, []);
     return json(200, await store.getStreamInfo(streamId));
   };
