@@ -14,7 +14,7 @@ import {
   GetItemCommand,
   QueryCommand,
 } from "@aws-sdk/client-dynamodb";
-import { getItemsByKey } from "./batch-get.ts";
+import { getItemsByKey, mapLimited } from "./batch-get.ts";
 import { type ChunkEntry, chunkFromItem, entriesOf, pageOf } from "./chunks.ts";
 import {
   ATTR,
@@ -34,6 +34,7 @@ import {
 import { ValidationError } from "./errors.ts";
 import { assertPartition, type Partition, partitionOf } from "./partitions.ts";
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
+import { projectionOf } from "./table.ts";
 import { asThrottled } from "./throttling.ts";
 import type { RecordedEvent } from "./types.ts";
 import { assertNonNegativeInteger, assertPositiveInteger } from "./validate.ts";
@@ -106,14 +107,8 @@ const EVENT_ATTRIBUTES = [
   ATTR.metadata,
   ATTR.createdAt,
 ] as const;
-const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
-const EVENT_PROJECTION_NAMES = Object.fromEntries(
-  EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
-);
-
-const RULE_ATTRIBUTES = [KEYS.partition, ATTR.version, LIFECYCLE.rulesAttr] as const;
-const RULE_PROJECTION = RULE_ATTRIBUTES.map((_, index) => `#r${index}`).join(", ");
-const RULE_PROJECTION_NAMES = Object.fromEntries(RULE_ATTRIBUTES.map((name, index) => [`#r${index}`, name]));
+const EVENT_PROJECTION = projectionOf(EVENT_ATTRIBUTES);
+const RULE_PROJECTION = projectionOf([KEYS.partition, ATTR.version, LIFECYCLE.rulesAttr], "r");
 
 /**
  * The head of `$all`: the last position given out (0 when `$all` is empty). One consistent read, or
@@ -345,12 +340,9 @@ async function readEvents(
 }
 
 /**
- * The rules of the streams `entries` reference (their heads, consistent BatchGetItem), for the
- * streams that have any. Metastreams (`$$…`) have none and are not looked up.
- */
-/**
- * The retention of each named stream that has a rule (BatchGetItem of their heads): streams without
- * one are absent. `$all` reads and reads by tag apply it.
+ * The retention of each stream `entries` reference that has a rule (consistent BatchGetItem of
+ * their heads): streams without one are absent. Metastreams (`$$…`) have none and are not looked
+ * up. `$all` reads and reads by tag apply it.
  */
 export async function readRules(
   store: Pick<AllReader, "client" | "tableName" | "now">,
@@ -361,25 +353,20 @@ export async function readRules(
   ];
   const rules = new Map<string, Retention>();
   const now = (store.now ?? Date.now)();
-  const groups: string[][] = [];
-  for (let start = 0; start < streams.length; start += 100) groups.push(streams.slice(start, start + 100));
-  await mapLimited(groups, READ_CONCURRENCY, async (group) => {
-    const keys = group.map((streamId) => ({
-      [KEYS.partition]: { S: streamKey(streamId) },
-      [KEYS.sort]: { S: SORT_KEY.head },
-    }));
-    const heads = await getItemsByKey(store.client, store.tableName, keys, {
-      consistent: true,
-      projection: RULE_PROJECTION,
-      names: RULE_PROJECTION_NAMES,
-    });
-    for (const head of heads) {
-      const retention = retentionOf(head, now);
-      if (!hasNoRules(retention)) {
-        rules.set((head[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), retention);
-      }
-    }
+  const keys = streams.map((streamId) => ({
+    [KEYS.partition]: { S: streamKey(streamId) },
+    [KEYS.sort]: { S: SORT_KEY.head },
+  }));
+  const heads = await getItemsByKey(store.client, store.tableName, keys, {
+    consistent: true,
+    projection: RULE_PROJECTION,
+    concurrency: READ_CONCURRENCY,
   });
+  for (const head of heads) {
+    const retention = retentionOf(head, now);
+    if (!hasNoRules(retention))
+      rules.set((head[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), retention);
+  }
   return rules;
 }
 
@@ -422,15 +409,5 @@ async function batchGetItems(
   return getItemsByKey(store.client, store.tableName, keys, {
     consistent,
     projection: EVENT_PROJECTION,
-    names: EVENT_PROJECTION_NAMES,
   });
-}
-
-async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await run(items[next++] as T);
-    }),
-  );
 }

@@ -43,6 +43,7 @@ import {
   type SubjectKeysOptions,
   seal,
 } from "./subjects.ts";
+import { projectionOf } from "./table.ts";
 import { appendIfNoneMatch, checkQuery, decodeToken, eventKey, readByTags } from "./tags.ts";
 import { asThrottled } from "./throttling.ts";
 import type {
@@ -109,18 +110,9 @@ const EVENT_ATTRIBUTES = [
   ATTR.metadata,
   ATTR.createdAt,
 ] as const;
-const EVENT_PROJECTION = EVENT_ATTRIBUTES.map((_, index) => `#a${index}`).join(", ");
-const EVENT_PROJECTION_NAMES = Object.fromEntries(
-  EVENT_ATTRIBUTES.map((name, index) => [`#a${index}`, name]),
-);
+const EVENT_PROJECTION = projectionOf(EVENT_ATTRIBUTES);
 /** A read from the start also takes the head (sort key `HEAD` < `VERSION#…`): its rules too. */
-const RULE_ATTRIBUTES = [LIFECYCLE.rulesAttr] as const;
-const HEAD_AND_EVENT_PROJECTION = [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES]
-  .map((_, index) => `#a${index}`)
-  .join(", ");
-const HEAD_AND_EVENT_PROJECTION_NAMES = Object.fromEntries(
-  [...EVENT_ATTRIBUTES, ...RULE_ATTRIBUTES].map((name, index) => [`#a${index}`, name]),
-);
+const HEAD_AND_EVENT_PROJECTION = projectionOf([...EVENT_ATTRIBUTES, LIFECYCLE.rulesAttr]);
 
 const S = (value: string): AttributeValue => ({ S: value });
 
@@ -341,8 +333,8 @@ export class EventStore {
       ScanIndexForward: !backward,
       KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
       // Only what the envelope needs: the keys and item kind would be parsed for nothing.
-      ProjectionExpression: headFirst ? HEAD_AND_EVENT_PROJECTION : EVENT_PROJECTION,
-      ExpressionAttributeNames: headFirst ? HEAD_AND_EVENT_PROJECTION_NAMES : EVENT_PROJECTION_NAMES,
+      ProjectionExpression: (headFirst ? HEAD_AND_EVENT_PROJECTION : EVENT_PROJECTION).expression,
+      ExpressionAttributeNames: (headFirst ? HEAD_AND_EVENT_PROJECTION : EVENT_PROJECTION).names,
       ExpressionAttributeValues: {
         ":pk": pk,
         ":low": S(headFirst ? SORT_KEY.head : versionKey(backward ? 1 : Math.max(from ?? 1, 1))),

@@ -22,6 +22,7 @@ import {
 } from "./constants.ts";
 import { ValidationError } from "./errors.ts";
 import { headRulesOf } from "./retention.ts";
+import { projectionOf } from "./table.ts";
 import type { StreamInfo } from "./types.ts";
 import { assertStreamId } from "./validate.ts";
 
@@ -150,15 +151,14 @@ async function readHeads(
   }));
   const items = await getItemsByKey(target.client, target.tableName, keys, {
     consistent: true,
-    projection: "#pk, #v, #c, #u, #l, #t",
-    names: {
-      "#pk": KEYS.partition,
-      "#v": ATTR.version,
-      "#c": ATTR.createdAt,
-      "#u": ATTR.updatedAt,
-      "#l": LIFECYCLE.rulesAttr,
-      "#t": LIFECYCLE.tombstoneAttr,
-    },
+    projection: projectionOf([
+      KEYS.partition,
+      ATTR.version,
+      ATTR.createdAt,
+      ATTR.updatedAt,
+      LIFECYCLE.rulesAttr,
+      LIFECYCLE.tombstoneAttr,
+    ]),
   });
   for (const item of items) heads.set(streamIdFromKey(item[KEYS.partition]?.S ?? ""), item);
   return heads;

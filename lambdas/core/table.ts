@@ -8,6 +8,20 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { KEYS, SUBJECTS } from "./constants.ts";
 
+/** A ProjectionExpression over `attributes`, with the placeholder names it needs. */
+export interface Projection {
+  readonly expression: string;
+  readonly names: Record<string, string>;
+}
+
+/** The projection of these attribute names (placeholders `#<tag><index>`: reserved words are safe). */
+export function projectionOf(attributes: readonly string[], tag = "a"): Projection {
+  return {
+    expression: attributes.map((_, index) => `#${tag}${index}`).join(", "),
+    names: Object.fromEntries(attributes.map((name, index) => [`#${tag}${index}`, name])),
+  };
+}
+
 /**
  * The table's shape, defined once: the CDK construct builds the same keys and stream view from
  * these constants, and `ensureTable` creates it on DynamoDB Local.

@@ -6,8 +6,6 @@
  */
 import {
   type AttributeValue,
-  BatchGetItemCommand,
-  type BatchGetItemCommandOutput,
   ConditionalCheckFailedException,
   type DynamoDBClient,
   QueryCommand,
@@ -17,6 +15,7 @@ import {
   TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
+import { getItemsByKey, mapLimited } from "../core/batch-get.ts";
 import { type Chunk, chunkFromItem, chunkItem, chunkKey } from "../core/chunks.ts";
 import {
   ATTR,
@@ -28,6 +27,7 @@ import {
   streamKey,
   versionKey,
 } from "../core/constants.ts";
+import type { Projection } from "../core/table.ts";
 import { retryThrottled } from "../core/throttling.ts";
 
 /** What every sequencer call needs: the table, a deadline no retry passes, and where warnings go. */
@@ -84,58 +84,24 @@ export const send = <T>(ctx: LogContext, operation: () => Promise<T>): Promise<T
     },
   });
 
-/** Runs `run` over `items`, at most `limit` at a time. */
-export async function mapLimited<T>(items: readonly T[], limit: number, run: (item: T) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      while (next < items.length) await run(items[next++] as T);
-    }),
-  );
-}
+export { mapLimited };
 
 /**
- * Items by key, 100 keys a call, several calls at once; UnprocessedKeys retried with back-off.
- * Consistent reads unless `consistent` is false.
+ * Items by key, 100 keys a call, several calls at once; UnprocessedKeys retried with back-off and
+ * throttles inside the deadline. Consistent reads unless `consistent` is false.
  */
-export async function batchGet(
+export const batchGet = (
   ctx: LogContext,
   keys: readonly Record<string, AttributeValue>[],
-  projection?: { expression: string; names: Record<string, string> },
+  projection?: Projection,
   consistent = true,
-): Promise<Record<string, AttributeValue>[]> {
-  const groups: Record<string, AttributeValue>[][] = [];
-  for (let start = 0; start < keys.length; start += 100) groups.push(keys.slice(start, start + 100));
-  const found: Record<string, AttributeValue>[] = [];
-  await mapLimited(groups, READ_CONCURRENCY, async (group) => {
-    let wanted: Record<string, AttributeValue>[] | undefined = group;
-    for (let attempt = 0; wanted && wanted.length > 0; attempt++) {
-      if (attempt > 0) await sleep(Math.min(1000, 10 * 2 ** attempt) * (0.5 + Math.random() / 2));
-      const request = wanted;
-      const answer: BatchGetItemCommandOutput = await send(ctx, () =>
-        ctx.client.send(
-          new BatchGetItemCommand({
-            RequestItems: {
-              [ctx.tableName]: {
-                Keys: request,
-                ConsistentRead: consistent,
-                ...(projection
-                  ? {
-                      ProjectionExpression: projection.expression,
-                      ExpressionAttributeNames: projection.names,
-                    }
-                  : {}),
-              },
-            },
-          }),
-        ),
-      );
-      found.push(...(answer.Responses?.[ctx.tableName] ?? []));
-      wanted = answer.UnprocessedKeys?.[ctx.tableName]?.Keys;
-    }
+): Promise<Record<string, AttributeValue>[]> =>
+  getItemsByKey(ctx.client, ctx.tableName, keys, {
+    consistent,
+    ...(projection ? { projection } : {}),
+    concurrency: READ_CONCURRENCY,
+    send: (call) => send(ctx, call),
   });
-  return found;
-}
 
 const TYPE_PROJECTION = {
   expression: "#pk, #v, #t",
@@ -231,7 +197,7 @@ export const queryEvents = (
   streamId: string,
   afterVersion: number,
   toVersion?: number,
-  projection?: { expression: string; names: Record<string, string> },
+  projection?: Projection,
 ): Promise<Record<string, AttributeValue>[]> =>
   queryAll(ctx, {
     KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
