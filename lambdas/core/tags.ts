@@ -22,7 +22,7 @@ import {
   type TransactWriteItem,
   TransactWriteItemsCommand,
 } from "@aws-sdk/client-dynamodb";
-import { type AppendTarget, appendItems, backoff, eventIdHash, readHead } from "./append.ts";
+import { type AppendTarget, appendItems, backoff, eventIdHash, isTombstoned, readHead } from "./append.ts";
 import { getItemsByKey } from "./batch-get.ts";
 import {
   ATTR,
@@ -36,7 +36,7 @@ import {
   tagKey,
   versionKey,
 } from "./constants.ts";
-import { ContentionError, TagConflictError, ValidationError } from "./errors.ts";
+import { ContentionError, StreamDeletedError, TagConflictError, ValidationError } from "./errors.ts";
 import { recentHit, resolveRecent } from "./retries.ts";
 import type { AppendResult, RecordedEvent, TagQuery } from "./types.ts";
 import { assertStreamId, assertTags, type PreparedEvent } from "./validate.ts";
@@ -159,6 +159,8 @@ export async function appendIfNoneMatch(
   }
   for (let attempt = 1; ; attempt++) {
     const [head, seen] = await Promise.all([readHead(target, streamId), readTagHeads(target, tags)]);
+    // A hard-deleted stream takes nothing, as every other append says (the head's condition refuses it).
+    if (head && isTombstoned(head)) throw new StreamDeletedError(streamId);
     const recent = head && recentHit(head, batch);
     if (recent) return resolveRecent(target, streamId, batch, recent);
     if (matched(query, token, seen)) throw new TagConflictError(query);

@@ -13,6 +13,7 @@ import {
   WrongExpectedVersionError,
 } from "../../lambdas/core/index.ts";
 import { createTestTable } from "../support/dynamodb.ts";
+import { requestsOf } from "../support/requests.ts";
 
 let store: EventStore;
 let client: DynamoDBClient;
@@ -308,7 +309,7 @@ describe("soft delete", () => {
 });
 
 describe("hard delete", () => {
-  const modes = ["any", "no_stream", "stream_exists", 3, 4] as const;
+  const modes = ["any", "no_stream", "stream_exists", 0, 3, 4] as const;
 
   it.each(modes)(
     "refuses every later append (expectedVersion %s) with StreamDeleted and writes nothing",
@@ -328,6 +329,28 @@ describe("hard delete", () => {
       expect(await itemsOf(streamId)).toEqual(before);
     },
   );
+
+  it("refuses a tag-conditioned append (appendIfNoneMatch) with StreamDeleted at once and writes nothing", async () => {
+    // Prepare
+    const streamId = await seed(3);
+    await store.deleteStream(streamId, { hard: true, expectedVersion: 3 });
+    const before = await itemsOf(streamId);
+    const tag = `t:${randomUUID()}`;
+
+    // Act
+    const { result: error, requests } = await requestsOf(store.client, () =>
+      store
+        .appendIfNoneMatch([{ type: "Again", data: {}, tags: [tag] }], { query: { tags: [tag] }, streamId })
+        .catch((refused: unknown) => refused),
+    );
+
+    // Assess
+    expect(error).toBeInstanceOf(StreamDeletedError);
+    // Refused from the head it read: not after a transaction refused again and again (503 Contention).
+    expect(requests.filter((request) => request.command === "TransactWriteItemsCommand")).toEqual([]);
+    expect(await itemsOf(streamId)).toEqual(before);
+    expect(await store.readByTags({ tags: [tag] })).toMatchObject({ events: [] });
+  });
 
   it("answers StreamDeleted to reads, metadata writes and deletes", async () => {
     // Prepare
