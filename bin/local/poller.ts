@@ -18,7 +18,7 @@ import {
   TrimmedDataAccessException,
 } from "@aws-sdk/client-dynamodb-streams";
 import type { DynamoDBRecord } from "aws-lambda";
-import { createSequencerHandler, headChangeOf } from "../../lambdas/sequencer/sequencer.ts";
+import { createSequencerHandler, headChangesOf } from "../../lambdas/sequencer/sequencer.ts";
 import { listShards, toLambdaRecord } from "../../lambdas/sequencer/stream-reader.ts";
 import { type StreamHandler, startVirtualShards, type VirtualShardStats } from "./virtual-shards.ts";
 
@@ -144,7 +144,7 @@ export function startLocalPoller(options: LocalPollerOptions): LocalPoller & { w
       // As the sequencer's SNS message does: wake the projections only when `$all` may have grown
       // (not for the records of the sequencer's and the projections' own writes).
       onDelivered: (batch) => {
-        if (batch.some((record, index) => headChangeOf(record, index) !== undefined)) wakeAll();
+        if (batch.some((record, index) => headChangesOf(record, index).length > 0)) wakeAll();
       },
     });
     shards = delivery;

@@ -22,7 +22,7 @@ import { listSetAside } from "./aside.ts";
 import { type LogContext, queryPartition, readCursors, send } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { drainStaged, positionRetrying } from "./positioner.ts";
-import { headChangeOf, readChangedEvents } from "./sequencer.ts";
+import { headChangesOf, readChangedEvents } from "./sequencer.ts";
 import {
   compareSequence,
   listShards,
@@ -183,9 +183,10 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
 }
 
 function noteChange(record: StreamRecord, streamArn: string, into: SeenChange[]): void {
-  const change = headChangeOf(toLambdaRecord(record, streamArn), into.length);
   const created = record.dynamodb?.ApproximateCreationDateTime;
-  if (change) into.push({ change, at: created ? new Date(created).getTime() : Date.now() });
+  const at = created ? new Date(created).getTime() : Date.now();
+  for (const change of headChangesOf(toLambdaRecord(record, streamArn), into.length))
+    into.push({ change, at });
 }
 
 /** (a): every set-aside stream, its whole set-aside range, through the leased path. */

@@ -14,7 +14,16 @@
  */
 import type { DynamoDBClient, AttributeValue as SdkAttributeValue } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue, DynamoDBBatchResponse, DynamoDBRecord, DynamoDBStreamEvent } from "aws-lambda";
-import { ATTR, ITEM_KIND, KEYS, PREFIX, SEQUENCER, SORT_KEY } from "../core/constants.ts";
+import {
+  ATTR,
+  ITEM_KIND,
+  KEYS,
+  LIFECYCLE,
+  metastreamOf,
+  PREFIX,
+  SEQUENCER,
+  SORT_KEY,
+} from "../core/constants.ts";
 import { sequenceCombining } from "./combiner.ts";
 import { LeaseLostError, type LogContext, readEventTypes, sleep, type TypesByVersion } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
@@ -49,26 +58,39 @@ export interface SequencerContext {
 /** Without a Lambda context (the local poller, tests), an invocation may take this long. */
 const DEFAULT_BUDGET_MS = 60_000;
 
-/** The head change a stream record carries, or undefined for any record that is not an append. */
-export function headChangeOf(record: DynamoDBRecord, index: number): HeadChange | undefined {
-  if (record.eventName !== "INSERT" && record.eventName !== "MODIFY") return undefined;
+/**
+ * The head changes a stream record carries, in the order they happened: the stream's new versions
+ * (an append), and its metastream's (a metadata write or a delete moves the head's
+ * `metadataVersion` in the transaction that writes the metastream's system event). None for any
+ * other record. A metastream's own head records are ignored: its events are positioned from its
+ * stream's head records, whose order is the stream's (one item, one shard), so a `$streamDeleted`
+ * comes after the events it deletes and before those of a re-created stream, whichever shard the
+ * sequencer reads first.
+ */
+export function headChangesOf(record: DynamoDBRecord, index: number): HeadChange[] {
+  if (record.eventName !== "INSERT" && record.eventName !== "MODIFY") return [];
   const image = record.dynamodb?.NewImage;
+  const old = record.dynamodb?.OldImage;
   const keys = record.dynamodb?.Keys;
   const pk = keys?.[KEYS.partition]?.S ?? image?.[KEYS.partition]?.S;
   const sk = keys?.[KEYS.sort]?.S ?? image?.[KEYS.sort]?.S;
-  if (!image || !pk?.startsWith(PREFIX.stream) || sk !== SORT_KEY.head) return undefined;
-  if (image[ATTR.kind]?.S !== ITEM_KIND.head) return undefined;
+  if (!image || !pk?.startsWith(PREFIX.stream) || sk !== SORT_KEY.head) return [];
+  if (image[ATTR.kind]?.S !== ITEM_KIND.head) return [];
+  const streamId = pk.slice(PREFIX.stream.length);
+  if (streamId.startsWith(LIFECYCLE.metastreamPrefix)) return [];
+  const changes: HeadChange[] = [];
   const toVersion = Number(image[ATTR.version]?.N ?? Number.NaN);
-  const fromVersion = Number(record.dynamodb?.OldImage?.[ATTR.version]?.N ?? 0);
-  if (!Number.isInteger(toVersion) || toVersion <= fromVersion) return undefined;
-  const batch = batchRefOf(image);
-  return {
-    streamId: pk.slice(PREFIX.stream.length),
-    fromVersion,
-    toVersion,
-    index,
-    ...(batch ? { batch } : {}),
-  };
+  const fromVersion = Number(old?.[ATTR.version]?.N ?? 0);
+  if (Number.isInteger(toVersion) && toVersion > fromVersion) {
+    const batch = batchRefOf(image);
+    changes.push({ streamId, fromVersion, toVersion, index, ...(batch ? { batch } : {}) });
+  }
+  const toMeta = Number(image[LIFECYCLE.metadataVersionAttr]?.N ?? 0);
+  const fromMeta = Number(old?.[LIFECYCLE.metadataVersionAttr]?.N ?? 0);
+  if (Number.isInteger(toMeta) && toMeta > fromMeta) {
+    changes.push({ streamId: metastreamOf(streamId), fromVersion: fromMeta, toVersion: toMeta, index });
+  }
+  return changes;
 }
 
 /**
@@ -158,7 +180,7 @@ export function createSequencerHandler(config: SequencerConfig | (() => Sequence
       combine = true,
     } = typeof config === "function" ? config() : config;
     const records = event.Records ?? [];
-    const headChanges = records.map(headChangeOf).filter((change) => change !== undefined);
+    const headChanges = records.flatMap(headChangesOf);
     if (headChanges.length === 0) return { batchItemFailures: [] };
     const budget = context?.getRemainingTimeInMillis() ?? DEFAULT_BUDGET_MS;
     const ctx: LogContext = {

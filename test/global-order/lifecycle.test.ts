@@ -1,10 +1,14 @@
 import { randomUUID } from "node:crypto";
+import type { DynamoDBRecord } from "aws-lambda";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
+import { ATTR, ITEM_KIND, LIFECYCLE, SORT_KEY, streamKey } from "../../lambdas/core/constants.ts";
 import { EventStore, metastreamOf, type RecordedEvent } from "../../lambdas/core/index.ts";
 import { readProjectionDocument } from "../../lambdas/projections/index.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
+import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { createTestTable } from "../support/dynamodb.ts";
+import { batch, record } from "./helpers.ts";
 
 let store: EventStore;
 let drop: () => Promise<void>;
@@ -118,4 +122,80 @@ describe("the example projection", () => {
       status: "placed",
     });
   });
+});
+
+describe("system events in their stream's order, whichever shard the sequencer reads first", () => {
+  /** A stream's head record as DynamoDB Streams gives it, with the head's `metadataVersion`. */
+  const headAt = (
+    streamId: string,
+    from: { version: number; meta: number } | undefined,
+    to: { version: number; meta: number },
+  ): DynamoDBRecord => {
+    const keys = { PK: { S: streamKey(streamId) }, SK: { S: SORT_KEY.head } };
+    const image = (at: { version: number; meta: number }) => ({
+      ...keys,
+      [ATTR.version]: { N: String(at.version) },
+      [ATTR.kind]: { S: ITEM_KIND.head },
+      ...(at.meta > 0 ? { [LIFECYCLE.metadataVersionAttr]: { N: String(at.meta) } } : {}),
+    });
+    return record(from ? "MODIFY" : "INSERT", keys, image(to), from ? image(from) : undefined);
+  };
+
+  it.each(["the metastream's shard first", "the stream's shard first"])(
+    "positions $metadata after the events before it and $streamDeleted before a re-created stream's (%s)",
+    async (order) => {
+      // Prepare: two events, a metadata write, a third event; and two events, a soft delete, a re-create.
+      const written = await seed("Written", 2);
+      await store.setStreamMetadata(written, { custom: { owner: "ops" } });
+      await store.appendToStream(written, [{ type: "Noted", data: { n: 3 } }], { expectedVersion: 2 });
+      const recreated = await seed("Recreated", 2);
+      await store.deleteStream(recreated, { expectedVersion: 2 });
+      await store.appendToStream(recreated, [{ type: "Noted", data: { n: 3 } }]);
+      const streamRecords = [written, recreated].flatMap((streamId) => [
+        headAt(streamId, undefined, { version: 2, meta: 0 }),
+        headAt(streamId, { version: 2, meta: 0 }, { version: 2, meta: 1 }),
+        headAt(streamId, { version: 2, meta: 1 }, { version: 3, meta: 1 }),
+      ]);
+      const metastreamRecords = [written, recreated].map((streamId) =>
+        headAt(metastreamOf(streamId), undefined, { version: 1, meta: 0 }),
+      );
+      const handler = createSequencerHandler({
+        client: store.client,
+        tableName: store.tableName,
+        log: () => {},
+      });
+      const start = (await store.readAll({ limit: 1 })).headPosition;
+
+      // Act
+      const batches =
+        order === "the metastream's shard first"
+          ? [metastreamRecords, streamRecords]
+          : [streamRecords, metastreamRecords];
+      for (const records of batches) {
+        expect(await handler(batch(...records))).toEqual({ batchItemFailures: [] });
+      }
+
+      // Assess
+      const events = await allAfter(start);
+      const at = (streamId: string, type: string, version?: number) =>
+        events.findIndex(
+          (event) =>
+            event.streamId === streamId &&
+            event.type === type &&
+            (version === undefined || event.version === version),
+        );
+      expect(events.filter((event) => event.streamId.endsWith(written)).map((event) => event.type)).toEqual([
+        "Noted",
+        "Noted",
+        "$metadata",
+        "Noted",
+      ]);
+      expect(at(metastreamOf(written), "$metadata")).toBeGreaterThan(at(written, "Noted", 2));
+      expect(at(metastreamOf(written), "$metadata")).toBeLessThan(at(written, "Noted", 3));
+      // The re-created stream reads from version 3 (the delete rules out 1-2): its delete comes first.
+      expect(events.filter((event) => event.streamId.endsWith(recreated)).map((event) => event.type)).toEqual(
+        ["$streamDeleted", "Noted"],
+      );
+    },
+  );
 });

@@ -15,7 +15,7 @@ import {
   versionKey,
 } from "../../lambdas/core/index.ts";
 import { type FailureMessage, type FailureQueue, reconcile } from "../../lambdas/sequencer/reconciler.ts";
-import { createSequencerHandler, headChangeOf } from "../../lambdas/sequencer/sequencer.ts";
+import { createSequencerHandler, headChangesOf } from "../../lambdas/sequencer/sequencer.ts";
 import { listShards } from "../../lambdas/sequencer/stream-reader.ts";
 import { createTestStore } from "../support/dynamodb.ts";
 import { batch, headRecord, logProblems, readWholeLog } from "./helpers.ts";
@@ -197,7 +197,7 @@ describe("the reconciler", () => {
       virtualShards: 4,
       log: quiet,
       dropBatch: (records) => {
-        const changes = records.map(headChangeOf).filter((change) => change !== undefined);
+        const changes = records.flatMap(headChangesOf);
         const hit = !dropped && changes.some((change) => change.streamId === lost);
         if (hit) {
           dropped = true;
@@ -282,7 +282,7 @@ describe("the reconciler", () => {
       projections: [],
       log: quiet,
       dropBatch: (records) => {
-        const hit = records.find((r, index) => headChangeOf(r, index)?.streamId === failed);
+        const hit = records.find((r, index) => headChangesOf(r, index).some((change) => change.streamId === failed));
         if (hit) record = hit;
         return hit !== undefined;
       },
