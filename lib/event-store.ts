@@ -1,4 +1,4 @@
-import { Duration, Lazy, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
+import { Annotations, Duration, Lazy, RemovalPolicy, Stack, Token } from "aws-cdk-lib";
 import { AccessLogFormat } from "aws-cdk-lib/aws-apigateway";
 import * as apigwv2 from "aws-cdk-lib/aws-apigatewayv2";
 import { HttpIamAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
@@ -880,6 +880,13 @@ export class EventStore extends Construct {
     key.grant(new iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*");
     const topic = new sns.Topic(this, "AlarmTopic", { enforceSSL: true, masterKey: key });
     if (this.props.alarmEmail) topic.addSubscription(new EmailSubscription(this.props.alarmEmail));
+    else {
+      // `cdk synth` and `cdk deploy` print it: an alarm nobody receives is no alarm.
+      Annotations.of(this).addWarningV2(
+        "cairn:alarms-reach-nobody",
+        "Cairn's alarms go to a topic of the store's own with no subscriber: pass alarmEmail, or alarmTopic (a topic someone receives), or subscribe someone to the AlarmTopicArn output",
+      );
+    }
     return topic;
   }
 

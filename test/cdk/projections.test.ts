@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { Duration, RemovalPolicy, Stack } from "aws-cdk-lib";
-import { Match, Template } from "aws-cdk-lib/assertions";
+import { Annotations, Match, Template } from "aws-cdk-lib/assertions";
 import { HttpJwtAuthorizer } from "aws-cdk-lib/aws-apigatewayv2-authorizers";
 import * as iam from "aws-cdk-lib/aws-iam";
 import * as kms from "aws-cdk-lib/aws-kms";
@@ -313,6 +313,20 @@ describe("EventStore props", () => {
       Endpoint: "ops@example.com",
       TopicArn: { Ref: stack.getLogicalId(store.alarmTopic.node.defaultChild as sns.CfnTopic) },
     });
+    Annotations.fromStack(stack).hasNoWarning("*", Match.stringLikeRegexp("alarms go to a topic"));
+  });
+
+  it("warns at synth when the store's alarms would reach nobody (no alarmEmail, no alarmTopic)", () => {
+    // GIVEN
+    const { stack } = storeStack({});
+    // WHEN
+    const warnings = Annotations.fromStack(stack).findWarning(
+      "*",
+      Match.stringLikeRegexp("alarms go to a topic"),
+    );
+    // THEN
+    expect(warnings).toHaveLength(1);
+    expect(String(warnings[0]?.entry.data)).toContain("pass alarmEmail, or alarmTopic");
   });
 
   it("a customer managed key encrypts the table, and grants include the key actions the DynamoDB calls need", () => {
