@@ -516,6 +516,8 @@ export const GLOBAL_METRICS = {
   oldestWithoutPositionSeconds: "OldestWithoutPositionAge",
   /** Shards whose records expired before the reconciler read them (run `cairn all catch-up`). */
   trimmedShards: "TrimmedStreamShards",
+  /** Shards a reconciler run had no time left for (read first by the next run). */
+  shardsNotRead: "ReconcilerShardsNotRead",
 } as const;
 
 /**

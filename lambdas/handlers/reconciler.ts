@@ -43,6 +43,7 @@ export async function handler(_event: unknown, context?: { getRemainingTimeInMil
     report.oldestWithoutPositionSeconds,
   );
   metrics.addMetric(GLOBAL_METRICS.trimmedShards, MetricUnit.Count, report.trimmedShards);
+  metrics.addMetric(GLOBAL_METRICS.shardsNotRead, MetricUnit.Count, report.shardsNotRead);
   metrics.publishStoredMetrics();
   return report;
 }

@@ -86,6 +86,11 @@ export interface ReconcileReport {
   readonly failedBatches: number;
   /** Shards whose records expired before this reader got to them: run `cairn all catch-up`. */
   readonly trimmedShards: number;
+  /**
+   * Shards this run had no time left for. The next run reads them first (shards go least recently
+   * read first), so none starves; a count that stays above 0 says the reconciler falls behind.
+   */
+  readonly shardsNotRead: number;
 }
 
 /** A head change and when its record was written. */
@@ -120,11 +125,13 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
   // (b) the stream, as a second reader, past the grace period
   let recordsRead = 0;
   let trimmedShards = 0;
+  let shardsNotRead = 0;
   if (config.streams && config.streamArn) {
     const cutoff = Date.now() - (config.graceSeconds ?? DEFAULT_GRACE_SECONDS) * 1000;
     const read = await readPastGrace(ctx, config.streams, config.streamArn, cutoff, found);
     recordsRead += read.records;
     trimmedShards += read.trimmed;
+    shardsNotRead = read.notRead;
   }
 
   // (c) the failure queue
@@ -163,6 +170,9 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
       }
     }
   }
+  if (shardsNotRead > 0) {
+    log(`reconciler: no time left for ${shardsNotRead} shard(s); the next run reads them first`);
+  }
   if (trimmedShards > 0) {
     log(
       `reconciler: ${trimmedShards} shard(s) had records that expired before they were read; ` +
@@ -179,6 +189,7 @@ export async function reconcile(config: ReconcilerConfig, deadline: number): Pro
     oldestWithoutPositionSeconds: found.oldest,
     failedBatches,
     trimmedShards,
+    shardsNotRead,
   };
 }
 
@@ -266,24 +277,37 @@ async function positionMissing(
 interface ShardCheckpoint {
   readonly sequence?: string;
   readonly finished: boolean;
+  /** When a run last read the shard (ISO time). */
+  readonly readAt?: string;
 }
 
-/** (b): each shard from its checkpoint, up to the first record younger than `cutoff` (epoch ms). */
+/**
+ * (b): each shard from its checkpoint, up to the first record younger than `cutoff` (epoch ms),
+ * the shards least recently read first (never read, then oldest `readAt`), until the deadline.
+ */
 async function readPastGrace(
   ctx: LogContext,
   streams: DynamoDBStreamsClient,
   streamArn: string,
   cutoff: number,
   found: { events: number; oldest: number },
-): Promise<{ records: number; trimmed: number }> {
+): Promise<{ records: number; trimmed: number; notRead: number }> {
   const shards = await listShards(streams, streamArn);
   const checkpoints = await readCheckpoints(ctx);
+  const readAt = (shardId: string | undefined) => checkpoints.get(shardId ?? "")?.readAt ?? "";
+  const due = shards
+    .filter((shard) => !checkpoints.get(shard.ShardId ?? "")?.finished)
+    .sort((a, b) => readAt(a.ShardId).localeCompare(readAt(b.ShardId)));
   let records = 0;
   let trimmed = 0;
-  for (const shard of shards) {
+  let notRead = 0;
+  for (const shard of due) {
     const shardId = shard.ShardId as string;
     const checkpoint = checkpoints.get(shardId);
-    if (checkpoint?.finished || Date.now() >= ctx.deadline) continue;
+    if (Date.now() >= ctx.deadline) {
+      notRead++;
+      continue;
+    }
     const changes: SeenChange[] = [];
     const result = await readShard(streams, streamArn, shardId, {
       ...(checkpoint?.sequence ? { afterSequence: checkpoint.sequence } : {}),
@@ -302,18 +326,17 @@ async function readPastGrace(
     });
     if (result.trimmed) trimmed++;
     // Positions first, then the checkpoint: a run that dies in between reads those records again.
+    // Saved on every read, moved or not: its `readAt` puts the shard behind the unread ones next run.
     await positionMissing(ctx, changes, found);
-    if (result.lastSequence !== checkpoint?.sequence || result.finished) {
-      await saveCheckpoint(ctx, shardId, {
-        ...(result.lastSequence ? { sequence: result.lastSequence } : {}),
-        finished: result.finished,
-      });
-    }
+    await saveCheckpoint(ctx, shardId, {
+      ...(result.lastSequence ? { sequence: result.lastSequence } : {}),
+      finished: result.finished,
+    });
   }
   const listed = new Set(shards.map((shard) => shard.ShardId));
   const gone = [...checkpoints.keys()].filter((shardId) => !listed.has(shardId));
   if (gone.length > 0) await deleteCheckpoints(ctx, gone);
-  return { records, trimmed };
+  return { records, trimmed, notRead };
 }
 
 const checkpointKey = (shardId: string) => ({
@@ -326,7 +349,12 @@ async function readCheckpoints(ctx: LogContext): Promise<Map<string, ShardCheckp
   for (const item of await queryPartition(ctx, GLOBAL_LOG.reconcilerKey)) {
     const shardId = (item[KEYS.sort]?.S ?? "").slice(GLOBAL_LOG.reconcilerShardPrefix.length);
     const sequence = item.sequence?.S;
-    checkpoints.set(shardId, { ...(sequence ? { sequence } : {}), finished: item.finished?.BOOL === true });
+    const readAt = item.updatedAt?.S;
+    checkpoints.set(shardId, {
+      ...(sequence ? { sequence } : {}),
+      finished: item.finished?.BOOL === true,
+      ...(readAt ? { readAt } : {}),
+    });
   }
   return checkpoints;
 }

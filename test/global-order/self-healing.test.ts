@@ -268,6 +268,32 @@ describe("the reconciler", () => {
     expect(again.eventsWithoutPosition).toBe(0);
   });
 
+  it("counts the shards a run had no time for, and the next run reads them", async () => {
+    // Prepare: events that reach the stream's shards, no sequencer
+    const missed = `Missed-${randomUUID()}`;
+    const result = await store.appendToStream(missed, [{ type: "Happened", data: {} }]);
+    expected.set(missed, result.toVersion);
+    const config = {
+      client: store.client,
+      tableName: store.tableName,
+      streams,
+      streamArn: await streamArn(),
+      graceSeconds: 0,
+      log: quiet,
+    };
+
+    // Act: a run whose time is up before it reaches a shard, then one with time
+    const late = await reconcile(config, Date.now());
+    const next = await reconcile(config, Date.now() + 30_000);
+
+    // Assess
+    expect(late.shardsNotRead).toBeGreaterThan(0);
+    expect(late.recordsRead).toBe(0);
+    expect(next.shardsNotRead).toBe(0);
+    expect(next.eventsWithoutPosition).toBeGreaterThanOrEqual(1);
+    expect(logProblems(await readWholeLog(store), expected)).toEqual([]);
+  });
+
   it("drains the failure queue: reads the named records at once, positions what they lack and deletes the message", async () => {
     // Prepare: a batch the event source mapping gave up on (never delivered), named by a message
     const failed = `Failed-${randomUUID()}`;
@@ -282,7 +308,9 @@ describe("the reconciler", () => {
       projections: [],
       log: quiet,
       dropBatch: (records) => {
-        const hit = records.find((r, index) => headChangesOf(r, index).some((change) => change.streamId === failed));
+        const hit = records.find((r, index) =>
+          headChangesOf(r, index).some((change) => change.streamId === failed),
+        );
         if (hit) record = hit;
         return hit !== undefined;
       },
