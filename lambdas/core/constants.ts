@@ -139,8 +139,15 @@ export const metastreamOf = (streamId: string): string => `${LIFECYCLE.metastrea
 export const SCAVENGE = {
   shards: 8,
   streamIdAttr: "streamId",
-  /** A stream with `maxCount` is visited again this long after each visit. */
+  /**
+   * A stream with `maxCount` is visited again this long after a visit that removed something; after
+   * each visit that removed nothing the wait doubles, up to `maxRevisitMs` (an idle stream costs a
+   * visit a day, not 24).
+   */
   revisitMs: 60 * 60 * 1000,
+  maxRevisitMs: 24 * 60 * 60 * 1000,
+  /** On a work item: the visits in a row that removed nothing. */
+  idleVisitsAttr: "idleVisits",
   /** A stream whose ruled-out events do not all have a `$all` position yet is visited again after this. */
   retryMs: 60 * 1000,
   /** Deletes in flight at once. */

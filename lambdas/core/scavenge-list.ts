@@ -25,12 +25,17 @@ export function scavengeWorkKey(streamId: string, dueMs: number): Record<string,
   };
 }
 
-/** The work item of a stream, due at `dueMs` (milliseconds since the epoch). */
-export function scavengeWorkItem(streamId: string, dueMs: number): Record<string, AttributeValue> {
+/** The work item of a stream, due at `dueMs` (milliseconds since the epoch), after `idleVisits` visits that removed nothing. */
+export function scavengeWorkItem(
+  streamId: string,
+  dueMs: number,
+  idleVisits = 0,
+): Record<string, AttributeValue> {
   return {
     ...scavengeWorkKey(streamId, dueMs),
     [ATTR.kind]: { S: ITEM_KIND.scavenge },
     [SCAVENGE.streamIdAttr]: { S: streamId },
+    ...(idleVisits > 0 ? { [SCAVENGE.idleVisitsAttr]: { N: String(idleVisits) } } : {}),
   };
 }
 
@@ -38,6 +43,8 @@ export function scavengeWorkItem(streamId: string, dueMs: number): Record<string
 export interface ScavengeWork {
   readonly streamId: string;
   readonly key: Record<string, AttributeValue>;
+  /** Visits in a row that removed nothing. */
+  readonly idleVisits: number;
 }
 
 /** The work items of one shard due at `nowMs` or earlier, oldest first, at most `limit` (strongly consistent). */
@@ -63,6 +70,7 @@ export async function dueWork(
   );
   return (answer.Items ?? []).map((item) => ({
     streamId: item[SCAVENGE.streamIdAttr]?.S ?? "",
+    idleVisits: Number(item[SCAVENGE.idleVisitsAttr]?.N ?? 0),
     key: {
       [KEYS.partition]: item[KEYS.partition] as AttributeValue,
       [KEYS.sort]: item[KEYS.sort] as AttributeValue,

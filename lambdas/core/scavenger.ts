@@ -86,6 +86,9 @@ const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
 /** Attempts at one stream when a metadata write keeps coming between the read and the raise. */
 const RAISE_ATTEMPTS = 3;
+/** How long a `maxCount` stream waits for its next visit after `idleVisits` visits that removed nothing. */
+export const revisitAfter = (idleVisits: number): number =>
+  Math.min(SCAVENGE.maxRevisitMs, SCAVENGE.revisitMs * 2 ** Math.min(idleVisits, 16));
 /** Due times are whole minutes, so two items of one stream moved in one run land on one key. */
 const roundUpToMinute = (ms: number): number => Math.ceil(ms / 60_000) * 60_000;
 
@@ -99,20 +102,29 @@ export async function scavenge(config: ScavengerConfig): Promise<ScavengeReport>
     for (const work of await dueWork(config, shard, now())) {
       if (config.deadline !== undefined && Date.now() >= config.deadline) break;
       visited++;
-      const nextDue = await scavengeStream(config, work.streamId, now(), tally);
-      await settle(config, work, nextDue);
+      const removedBefore = tally.events + tally.snapshots;
+      const nextDue = await scavengeStream(config, work.streamId, now(), tally, work.idleVisits);
+      const idleVisits = tally.events + tally.snapshots > removedBefore ? 0 : work.idleVisits + 1;
+      await settle(config, work, nextDue, idleVisits);
     }
   }
   return { visited, ...tally };
 }
 
-/** Removes what the stream's rules rule out now; returns when to visit it again (undefined: never). */
+/**
+ * Removes what the stream's rules rule out now; returns when to visit it again (undefined: never).
+ * `idleVisits`: the visits in a row before this one that removed nothing. A `maxCount` stream's
+ * next visit waits `SCAVENGE.revisitMs` after a visit that removed something, doubled for each
+ * visit in a row that removed nothing (this one included), up to `SCAVENGE.maxRevisitMs`.
+ */
 export async function scavengeStream(
   config: ScavengerConfig,
   streamId: string,
   now: number,
   tally: Tally = { events: 0, snapshots: 0, listItems: 0, deferred: 0 },
+  idleVisits = 0,
 ): Promise<number | undefined> {
+  const removedBefore = tally.events + tally.snapshots;
   for (let attempt = 1; ; attempt++) {
     const found = await readHead(config, streamId);
     if (!found) return undefined;
@@ -157,7 +169,10 @@ export async function scavengeStream(
     }
     const dues: number[] = [];
     if (rules.maxAge !== undefined) dues.push((oldestKept ?? now) + rules.maxAge * 1000);
-    if (rules.maxCount !== undefined) dues.push(now + SCAVENGE.revisitMs);
+    if (rules.maxCount !== undefined) {
+      const idle = tally.events + tally.snapshots > removedBefore ? 0 : idleVisits + 1;
+      dues.push(now + revisitAfter(idle));
+    }
     return dues.length === 0 ? undefined : roundUpToMinute(Math.max(now, Math.min(...dues)));
   }
 }
@@ -312,13 +327,18 @@ async function settle(
   config: ScavengerConfig,
   work: ScavengeWork,
   nextDue: number | undefined,
+  idleVisits: number,
 ): Promise<void> {
   if (nextDue !== undefined) {
     const next = scavengeWorkKey(work.streamId, nextDue);
-    if (next[KEYS.sort]?.S === work.key[KEYS.sort]?.S) return;
+    if (next[KEYS.sort]?.S === work.key[KEYS.sort]?.S && idleVisits === work.idleVisits) return;
     await config.client.send(
-      new PutItemCommand({ TableName: config.tableName, Item: scavengeWorkItem(work.streamId, nextDue) }),
+      new PutItemCommand({
+        TableName: config.tableName,
+        Item: scavengeWorkItem(work.streamId, nextDue, idleVisits),
+      }),
     );
+    if (next[KEYS.sort]?.S === work.key[KEYS.sort]?.S) return;
   }
   await config.client.send(new DeleteItemCommand({ TableName: config.tableName, Key: work.key }));
 }

@@ -5,6 +5,7 @@ import {
   type Aggregate,
   AggregateRepository,
   EventStore,
+  KEYS,
   PREFIX,
   type RecordedEvent,
   SCAVENGE,
@@ -13,6 +14,7 @@ import {
   snapshotStreamKey,
   streamKey,
 } from "../../lambdas/core/index.ts";
+import { dueWork } from "../../lambdas/core/scavenge-list.ts";
 import { type ScavengerConfig, scavenge } from "../../lambdas/core/scavenger.ts";
 import { streamListItem } from "../../lambdas/core/stream-list.ts";
 import {
@@ -235,6 +237,52 @@ describe("the scavenger", () => {
     expect(await readOf(aged)).toEqual([]);
     expect(await storedVersions(counted)).toEqual([5, 6]);
     expect(await readOf(counted)).toEqual([5, 6]);
+  });
+
+  it("visits an idle maxCount stream less and less often (1 h after a removal, then 2, 4, 8, 16, 24, 24 h) and hourly again once it removes", async () => {
+    // Prepare: a stream under its maxCount, visited once (the metadata write's work item, due now)
+    const streamId = await seed("Idle", 3);
+    await store.setStreamMetadata(streamId, { maxCount: 4 });
+    await catchUpGlobalLog(client, tableName);
+    const dueOf = async () => {
+      const items = await Promise.all(
+        Array.from({ length: SCAVENGE.shards }, (_, shard) =>
+          dueWork(store, shard, clock + 400 * 3_600_000, 1000),
+        ),
+      );
+      const mine = items.flat().filter((work) => work.streamId === streamId);
+      expect(mine).toHaveLength(1);
+      return Date.parse((mine[0]?.key[KEYS.sort]?.S ?? "").split("#")[0] ?? "");
+    };
+    const waits: number[] = [];
+
+    // Act: each run at the item's due time
+    for (let visit = 0; visit < 7; visit++) {
+      const before = clock;
+      await scavenge(scavenger());
+      const due = await dueOf();
+      waits.push(Math.round((due - before) / 3_600_000));
+      clock = due;
+    }
+    await store.appendToStream(
+      streamId,
+      [
+        { type: "Added", data: { n: 4 } },
+        { type: "Added", data: { n: 5 } },
+      ],
+      {
+        expectedVersion: 3,
+      },
+    );
+    await catchUpGlobalLog(client, tableName);
+    const removing = await scavenge(scavenger());
+    const afterRemoval = Math.round(((await dueOf()) - clock) / 3_600_000);
+
+    // Assess
+    expect(waits).toEqual([2, 4, 8, 16, 24, 24, 24]);
+    expect(removing.events).toBe(1);
+    expect(afterRemoval).toBe(1);
+    expect(await storedVersions(streamId)).toEqual([2, 3, 4, 5]);
   });
 
   it("stops mid-stream when killed between deletes, hides nothing still visible, and the next run finishes", async () => {
