@@ -3,10 +3,11 @@
  * would write may already be in the stream (an earlier attempt whose answer was lost, in this or
  * another expectedVersion mode). Only this path reads more than the append itself.
  */
-import { type AttributeValue, paginateQuery } from "@aws-sdk/client-dynamodb";
+import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
 import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
+import { queryPages } from "./query.ts";
 import { sealedSubject } from "./subjects.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
@@ -68,29 +69,26 @@ export async function matchAt(
 ): Promise<Match> {
   const { events } = batch;
   const items: Record<string, AttributeValue>[] = [];
-  for await (const page of paginateQuery(
-    { client: target.client },
-    {
-      TableName: target.tableName,
-      ConsistentRead: true,
-      KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-      ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
-      ExpressionAttributeNames: {
-        "#id": ATTR.eventId,
-        "#count": ATTR.lastAppendCount,
-        "#type": ATTR.type,
-        "#data": ATTR.data,
-        "#meta": ATTR.metadata,
-        "#sealed": SUBJECTS.sealedAttr,
-        "#mac": SUBJECTS.sealedMacAttr,
-      },
-      ExpressionAttributeValues: {
-        ":pk": S(streamKey(streamId)),
-        ":low": S(versionKey(from)),
-        ":high": S(versionKey(from + events.length - 1)),
-      },
+  for await (const page of queryPages(target.client, {
+    TableName: target.tableName,
+    ConsistentRead: true,
+    KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
+    ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
+    ExpressionAttributeNames: {
+      "#id": ATTR.eventId,
+      "#count": ATTR.lastAppendCount,
+      "#type": ATTR.type,
+      "#data": ATTR.data,
+      "#meta": ATTR.metadata,
+      "#sealed": SUBJECTS.sealedAttr,
+      "#mac": SUBJECTS.sealedMacAttr,
     },
-  )) {
+    ExpressionAttributeValues: {
+      ":pk": S(streamKey(streamId)),
+      ":low": S(versionKey(from)),
+      ":high": S(versionKey(from + events.length - 1)),
+    },
+  })) {
     items.push(...(page.Items ?? []));
   }
   const sameAppend =

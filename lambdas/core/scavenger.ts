@@ -29,7 +29,6 @@ import {
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
-  paginateQuery,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { readHead } from "./append.ts";
@@ -48,6 +47,7 @@ import {
   streamKey,
   versionKey,
 } from "./constants.ts";
+import { queryPages } from "./query.ts";
 import { headRulesOf, retentionOf } from "./retention.ts";
 import { dueWork, type ScavengeWork, scavengeWorkItem, scavengeWorkKey } from "./scavenge-list.ts";
 import { streamListItem } from "./stream-list.ts";
@@ -188,27 +188,24 @@ async function agedPrefix(
   createdAfter: string,
 ): Promise<{ keepFrom: number; oldestKept?: number }> {
   let keepFrom = from;
-  for await (const page of paginateQuery(
-    { client: config.client },
-    {
-      TableName: config.tableName,
-      ConsistentRead: true,
-      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
-      ExpressionAttributeNames: {
-        "#pk": KEYS.partition,
-        "#sk": KEYS.sort,
-        "#v": ATTR.version,
-        "#c": ATTR.createdAt,
-      },
-      ExpressionAttributeValues: {
-        ":pk": S(streamKey(streamId)),
-        ":low": S(versionKey(from)),
-        ":high": S(`${PREFIX.version}:`),
-      },
-      ProjectionExpression: "#v, #c",
-      Limit: 100,
+  for await (const page of queryPages(config.client, {
+    TableName: config.tableName,
+    ConsistentRead: true,
+    KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
+    ExpressionAttributeNames: {
+      "#pk": KEYS.partition,
+      "#sk": KEYS.sort,
+      "#v": ATTR.version,
+      "#c": ATTR.createdAt,
     },
-  )) {
+    ExpressionAttributeValues: {
+      ":pk": S(streamKey(streamId)),
+      ":low": S(versionKey(from)),
+      ":high": S(`${PREFIX.version}:`),
+    },
+    ProjectionExpression: "#v, #c",
+    Limit: 100,
+  })) {
     for (const item of page.Items ?? []) {
       const createdAt = item[ATTR.createdAt]?.S ?? "";
       if (createdAt >= createdAfter) return { keepFrom, oldestKept: Date.parse(createdAt) };
@@ -291,17 +288,14 @@ async function deleteQueried(
   high: string,
 ): Promise<number> {
   let deleted = 0;
-  for await (const page of paginateQuery(
-    { client: config.client },
-    {
-      TableName: config.tableName,
-      ConsistentRead: true,
-      KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
-      ExpressionAttributeNames: { "#pk": KEYS.partition, "#sk": KEYS.sort },
-      ExpressionAttributeValues: { ":pk": S(pk), ":low": S(low), ":high": S(high) },
-      ProjectionExpression: "#pk, #sk",
-    },
-  )) {
+  for await (const page of queryPages(config.client, {
+    TableName: config.tableName,
+    ConsistentRead: true,
+    KeyConditionExpression: "#pk = :pk AND #sk BETWEEN :low AND :high",
+    ExpressionAttributeNames: { "#pk": KEYS.partition, "#sk": KEYS.sort },
+    ExpressionAttributeValues: { ":pk": S(pk), ":low": S(low), ":high": S(high) },
+    ProjectionExpression: "#pk, #sk",
+  })) {
     const keys = page.Items ?? [];
     // In key order, a few at a time: a run that dies leaves a suffix, found again by the next run.
     for (let start = 0; start < keys.length; start += SCAVENGE.deleteConcurrency) {

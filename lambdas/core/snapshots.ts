@@ -2,7 +2,6 @@ import {
   type AttributeValue,
   BatchWriteItemCommand,
   type DynamoDBClient,
-  paginateQuery,
   QueryCommand,
   TransactionCanceledException,
   TransactWriteItemsCommand,
@@ -23,6 +22,7 @@ import {
   streamKey,
 } from "./constants.ts";
 import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import { queryPages } from "./query.ts";
 import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId } from "./validate.ts";
 
 /** A stream's state at a version, as saved. */
@@ -201,19 +201,16 @@ export class SnapshotStore {
   async versions(streamId: string): Promise<number[]> {
     assertStreamId(streamId);
     const versions: number[] = [];
-    for await (const page of paginateQuery(
-      { client: this.client },
-      {
-        TableName: this.tableName,
-        ConsistentRead: true,
-        KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
-        ExpressionAttributeValues: {
-          ":pk": S(snapshotStreamKey(streamId, this.source)),
-          ":prefix": S(PREFIX.snapshot),
-        },
-        ProjectionExpression: KEYS.sort,
+    for await (const page of queryPages(this.client, {
+      TableName: this.tableName,
+      ConsistentRead: true,
+      KeyConditionExpression: `${KEYS.partition} = :pk AND begins_with(${KEYS.sort}, :prefix)`,
+      ExpressionAttributeValues: {
+        ":pk": S(snapshotStreamKey(streamId, this.source)),
+        ":prefix": S(PREFIX.snapshot),
       },
-    )) {
+      ProjectionExpression: KEYS.sort,
+    })) {
       for (const item of page.Items ?? [])
         versions.push(snapshotVersionFromKey(item[KEYS.sort]?.S as string));
     }

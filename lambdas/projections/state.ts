@@ -10,7 +10,6 @@ import {
   type AttributeValue,
   type DynamoDBClient,
   GetItemCommand,
-  paginateQuery,
   QueryCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -30,6 +29,7 @@ import {
   projectionPartitionSortKey,
 } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
+import { queryPages } from "../core/query.ts";
 
 /** The table a projection lives in. An EventStore fits. */
 export interface ProjectionTable {
@@ -201,15 +201,12 @@ export async function readCheckpoints(
   name: string,
 ): Promise<Map<string, Checkpoint>> {
   const checkpoints = new Map<string, Checkpoint>();
-  for await (const page of paginateQuery(
-    { client: table.client },
-    {
-      TableName: table.tableName,
-      ConsistentRead: true,
-      KeyConditionExpression: `${KEYS.partition} = :pk`,
-      ExpressionAttributeValues: { ":pk": { S: projectionCheckpointKey(name) } },
-    },
-  )) {
+  for await (const page of queryPages(table.client, {
+    TableName: table.tableName,
+    ConsistentRead: true,
+    KeyConditionExpression: `${KEYS.partition} = :pk`,
+    ExpressionAttributeValues: { ":pk": { S: projectionCheckpointKey(name) } },
+  })) {
     for (const item of page.Items ?? []) checkpoints.set(item[KEYS.sort]?.S ?? "", toCheckpoint(item));
   }
   return checkpoints;
