@@ -3,6 +3,7 @@ import {
   EVENT_ID_PATTERN,
   EVENT_TYPE_PATTERN,
   LIMITS,
+  MAX_VERSION,
   RESERVED_STREAM_PREFIX,
   STREAM_ID_FORBIDDEN,
   TAG_PATTERN,
@@ -27,7 +28,6 @@ export interface PreparedEvent {
 }
 
 const EVENT_FIELDS = new Set(["eventId", "type", "data", "metadata", "schemaVersion"]);
-const MAX_VERSION = 9_999_999_999;
 
 /**
  * A stream id is what users already have: any Unicode string of 1 to 256 characters (code points)
