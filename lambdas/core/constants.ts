@@ -384,6 +384,16 @@ export const SNAPSHOT = {
   defaultKeep: 3,
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
+  /**
+   * A sealed snapshot (its state holds subjects' personal data): the subjects, a string set, and the
+   * box in `SUBJECTS.sealedAttr` in place of `stateAttr` (docs/decisions.md, "Snapshots of a subject's
+   * stream are sealed").
+   */
+  subjectsAttr: "subjects",
+  /** The sealed box of a snapshot, in bytes: the item stays under 400 KB with its keys and subjects. */
+  maxSealedBytes: 380 * 1024,
+  /** Subjects a snapshot's state may be sealed under (each one a layer of AES-256-GCM). */
+  maxSubjects: 8,
 } as const;
 /** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
 export type SnapshotSource = "repository" | "http";

@@ -18,11 +18,19 @@ import {
   SORT_KEY,
   snapshotKey,
   snapshotStreamKey,
+  SUBJECTS,
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
-import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
-import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId } from "./validate.ts";
+import {
+  KeyMaterialError,
+  PayloadTooLargeError,
+  StreamDeletedError,
+  StreamNotFoundError,
+  ValidationError,
+} from "./errors.ts";
+import { openBox, type SubjectKeys, seal } from "./subjects.ts";
+import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId, assertSubjectId } from "./validate.ts";
 
 /** A stream's state at a version, as saved. */
 export interface Snapshot<State = unknown> {
@@ -34,6 +42,8 @@ export interface Snapshot<State = unknown> {
   readonly schemaVersion: number;
   /** ISO 8601 time of the save. */
   readonly createdAt: string;
+  /** The subjects the state was sealed under, when it was (see `SaveSnapshotInput.subjectIds`). */
+  readonly subjectIds?: readonly string[];
 }
 
 export interface SaveSnapshotInput<State = unknown> {
@@ -42,6 +52,13 @@ export interface SaveSnapshotInput<State = unknown> {
   readonly state: State;
   /** @default 1 */
   readonly schemaVersion?: number;
+  /**
+   * The subjects whose personal data the state may hold: the `metadata.subjectId` of the events it
+   * was built from. The state is then stored sealed under each one's data key (AES-256-GCM, one
+   * layer per subject, as events' data is), and erasing any of them makes the snapshot unusable:
+   * `load` passes over it. Needs the store's `keys`. @default none: the state is stored as plain JSON
+   */
+  readonly subjectIds?: readonly string[];
 }
 
 export interface SnapshotStoreConfig {
@@ -57,6 +74,12 @@ export interface SnapshotStoreConfig {
    * @default "repository"
    */
   readonly source?: SnapshotSource;
+  /**
+   * The subjects' data keys (an EventStore's `keys`), to seal and open the snapshots of subjects'
+   * streams. @default none: a save with `subjectIds` is refused, a load of a sealed snapshot fails
+   * with a KeyMaterialError
+   */
+  readonly keys?: SubjectKeys;
 }
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -73,10 +96,12 @@ export class SnapshotStore {
   readonly tableName: string;
   readonly keep: number;
   readonly source: SnapshotSource;
+  readonly keys: SubjectKeys | undefined;
 
   constructor(config: SnapshotStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
+    this.keys = config.keys;
     this.keep = assertPositiveInteger(config.keep ?? SNAPSHOT.defaultKeep, "keep", 1000);
     this.source = config.source ?? "repository";
     if (this.source !== "repository" && this.source !== "http") {
@@ -107,6 +132,14 @@ export class SnapshotStore {
     const bytes = Buffer.byteLength(stateJson);
     if (bytes > SNAPSHOT.maxStateBytes)
       throw new PayloadTooLargeError("state", SNAPSHOT.maxStateBytes, bytes);
+    const subjectIds = this.subjectsOf(input.subjectIds);
+    const stored: Record<string, AttributeValue> =
+      subjectIds.length === 0
+        ? { [SNAPSHOT.stateAttr]: S(stateJson) }
+        : {
+            [SUBJECTS.sealedAttr]: { B: await this.seal(streamId, version, subjectIds, stateJson) },
+            [SNAPSHOT.subjectsAttr]: { SS: subjectIds },
+          };
     const pk = S(snapshotStreamKey(streamId, this.source));
     const createdAt = new Date().toISOString();
     try {
@@ -133,7 +166,7 @@ export class SnapshotStore {
                   [ATTR.kind]: S(ITEM_KIND.snapshot),
                   [ATTR.version]: N(version),
                   [ATTR.schemaVersion]: N(schemaVersion),
-                  [SNAPSHOT.stateAttr]: S(stateJson),
+                  ...stored,
                   [ATTR.createdAt]: S(createdAt),
                 },
               },
@@ -155,12 +188,20 @@ export class SnapshotStore {
       });
     }
     await this.prune(streamId);
-    return { streamId, version, state: input.state, schemaVersion, createdAt };
+    return {
+      streamId,
+      version,
+      state: input.state,
+      schemaVersion,
+      createdAt,
+      ...(subjectIds.length === 0 ? {} : { subjectIds }),
+    };
   }
 
   /**
    * The latest snapshot at or below `maxVersion` (default: the latest of all), or undefined when
-   * there is none.
+   * there is none, or when it is sealed under a subject that was erased since (its state is gone
+   * with the key; a caller rebuilds from the events, which read as erased).
    */
   async load<State = unknown>(
     streamId: string,
@@ -187,13 +228,100 @@ export class SnapshotStore {
     );
     const item = Items?.[0];
     if (!item) return undefined;
+    const version = Number(item[ATTR.version]?.N);
+    const subjectIds = item[SNAPSHOT.subjectsAttr]?.SS;
+    let stateJson = item[SNAPSHOT.stateAttr]?.S as string;
+    if (subjectIds !== undefined) {
+      const opened = await this.open(streamId, version, [...subjectIds].sort(), item);
+      if (opened === undefined) return undefined;
+      stateJson = opened;
+    }
     return {
       streamId,
-      version: Number(item[ATTR.version]?.N),
-      state: JSON.parse(item[SNAPSHOT.stateAttr]?.S as string) as State,
+      version,
+      state: JSON.parse(stateJson) as State,
       schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
       createdAt: item[ATTR.createdAt]?.S as string,
+      ...(subjectIds === undefined ? {} : { subjectIds: [...subjectIds].sort() }),
     };
+  }
+
+  /** The distinct subjects of a save, sorted (the order of the layers), each checked. */
+  private subjectsOf(subjectIds: readonly string[] | undefined): string[] {
+    if (subjectIds === undefined) return [];
+    if (!Array.isArray(subjectIds) || subjectIds.length > SNAPSHOT.maxSubjects) {
+      throw new ValidationError("subjectIds", `must be an array of at most ${SNAPSHOT.maxSubjects} subject ids`);
+    }
+    subjectIds.forEach((subjectId, index) => {
+      assertSubjectId(subjectId, `subjectIds[${index}]`);
+    });
+    const distinct = [...new Set(subjectIds)].sort();
+    if (distinct.length > 0 && !this.keys) {
+      throw new ValidationError(
+        "subjectIds",
+        "a snapshot of personal data needs a key table: this store has none (keys), so nothing was written",
+      );
+    }
+    return distinct;
+  }
+
+  /**
+   * Seals the state JSON under each subject's key in turn (subjects.ts's `seal`; the box of one
+   * layer, base64, is the text of the next), bound to the snapshot's partition and version. A
+   * SubjectErasedError when a subject is erased: a snapshot of its data is not written.
+   */
+  private async seal(
+    streamId: string,
+    version: number,
+    subjectIds: readonly string[],
+    stateJson: string,
+  ): Promise<Uint8Array> {
+    const keys = this.keys as SubjectKeys;
+    const states = await Promise.all(
+      subjectIds.map((subjectId, index) => keys.keyForWrite(subjectId, `subjectIds[${index}]`)),
+    );
+    const boxId = this.boxIdOf(streamId, version);
+    let text = stateJson;
+    let box: Uint8Array = Buffer.alloc(0);
+    subjectIds.forEach((subjectId, index) => {
+      box = seal(states[index] as (typeof states)[number], subjectId, boxId, text).box;
+      text = Buffer.from(box).toString("base64");
+    });
+    if (box.byteLength > SNAPSHOT.maxSealedBytes) {
+      throw new PayloadTooLargeError("state", SNAPSHOT.maxSealedBytes, box.byteLength);
+    }
+    return box;
+  }
+
+  /** The state JSON of a sealed snapshot, or undefined when one of its subjects is erased. */
+  private async open(
+    streamId: string,
+    version: number,
+    subjectIds: readonly string[],
+    item: Record<string, AttributeValue>,
+  ): Promise<string | undefined> {
+    if (!this.keys) {
+      throw new KeyMaterialError(
+        `the snapshot of ${streamId} at version ${version} is sealed but this store has no key table (keys)`,
+      );
+    }
+    const states = await this.keys.keysForRead(subjectIds);
+    const boxId = this.boxIdOf(streamId, version);
+    let box = item[SUBJECTS.sealedAttr]?.B as Uint8Array;
+    let text = "";
+    for (let index = subjectIds.length - 1; index >= 0; index--) {
+      const subjectId = subjectIds[index] as string;
+      const state = states.get(subjectId);
+      if (!state || state.erased) return undefined;
+      text = openBox(state.key, subjectId, boxId, box);
+      if (index > 0) box = Buffer.from(text, "base64");
+    }
+    return text;
+  }
+
+  /** What a snapshot's box is bound to, in place of an event id: moved to another item, it does not open. */
+  private boxIdOf(streamId: string, version: number): string {
+    return `snapshot:${snapshotStreamKey(streamId, this.source)}:${snapshotKey(version)}`;
   }
 
   /** The versions of a stream's snapshots, oldest first. */

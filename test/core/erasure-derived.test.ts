@@ -1,0 +1,170 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { DeleteTableCommand, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type Aggregate,
+  AggregateRepository,
+  EventStore,
+  ensureKeyTable,
+  localKeyWrapper,
+  type RecordedEvent,
+  SnapshotStore,
+} from "../../lambdas/core/index.ts";
+import { defineProjection } from "../../lambdas/projections/runtime.ts";
+import { readProjectionDocument, resetProjection } from "../../lambdas/projections/state.ts";
+import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
+import { createTestTable } from "../support/dynamodb.ts";
+import { tableText } from "../support/table-text.ts";
+
+/*
+ * Erasure reaches what Cairn derives from a subject's events and keeps in the event table (and so in
+ * its point-in-time backups): the repository's snapshots and a projection's documents.
+ */
+
+let client: DynamoDBClient;
+let tableName: string;
+let keyTable: string;
+let localKey: Buffer;
+let store: EventStore;
+let drop: () => Promise<void>;
+
+/** Another process on the same tables: its own key cache, cold. */
+const otherStore = () =>
+  new EventStore({ client, tableName, keys: { tableName: keyTable, wrapper: localKeyWrapper(localKey) } });
+
+beforeAll(async () => {
+  const table = await createTestTable("cairn-erasure-derived");
+  ({ client, tableName } = table);
+  keyTable = `${tableName}-keys`;
+  await ensureKeyTable(client, keyTable);
+  localKey = randomBytes(32);
+  store = otherStore();
+  drop = async () => {
+    await client.send(new DeleteTableCommand({ TableName: keyTable }));
+    await table.drop();
+  };
+});
+afterAll(() => drop());
+
+type Named = { readonly type: "Named"; readonly data: { readonly name: string } | null };
+
+/** The names a customer was given, "(erased)" for an erased one: state that holds the subject's data. */
+const names: Aggregate<string[], Named> = {
+  initialState: () => [],
+  evolve: (state, event) => [...state, (event as RecordedEvent).erased ? "(erased)" : (event.data?.name ?? "")],
+};
+
+const named = (name: string): Named => ({ type: "Named", data: { name } });
+
+/** The raw snapshot items of a stream (repository's partition), as stored. */
+async function snapshotItems(streamId: string) {
+  const { Items } = await client.send(
+    new QueryCommand({
+      TableName: tableName,
+      KeyConditionExpression: "PK = :pk",
+      ExpressionAttributeValues: { ":pk": { S: `SNAPSHOT#${streamId}` } },
+    }),
+  );
+  return Items ?? [];
+}
+
+describe("erasure and the copies Cairn derives", () => {
+  it("leaves no plaintext of an erased subject in the table: snapshots and projection documents included", async () => {
+    // Prepare: a snapshot written by the repository as a user's command handler would, a projection's document
+    const subjectId = `customer-${randomUUID()}`;
+    const secret = `PII-${randomUUID()}`;
+    const streamId = `Customer-${randomUUID()}`;
+    const repository = new AggregateRepository(store, names, { snapshotPolicy: { everyEvents: 1 } });
+    await repository.handle(streamId, () => named(secret), { metadata: { subjectId } });
+    await repository.flush();
+    await catchUpGlobalLog(client, tableName);
+    const projection = defineProjection<Named>({
+      name: `customers-${randomUUID().slice(0, 8)}`,
+      handlers: {
+        Named: (event, context) => {
+          if (event.streamId !== streamId) return;
+          context.put(streamId, { name: event.erased ? "(erased)" : event.data?.name });
+        },
+      },
+    });
+    await projection.run(store);
+    // Control: the scan sees the marker while the projection's document holds it
+    expect(await snapshotItems(streamId)).toHaveLength(1);
+    expect(await readProjectionDocument(store, projection.name, streamId)).toEqual({ name: secret });
+    expect(await tableText(client, tableName)).toContain(secret);
+
+    // Act: erase, then what the README tells users to do with a read model
+    await store.eraseSubject(subjectId, { erasedBy: "dpo" });
+    await resetProjection(store, projection.name);
+    await projection.run(store);
+
+    // Assess
+    expect(await readProjectionDocument(store, projection.name, streamId)).toEqual({ name: "(erased)" });
+    expect(await tableText(client, tableName)).not.toContain(secret);
+  });
+
+  it("seals a snapshot of a subject's stream: used while the key lives, not after the erasure", async () => {
+    // Prepare
+    const subjectId = `customer-${randomUUID()}`;
+    const secret = `PII-${randomUUID()}`;
+    const streamId = `Customer-${randomUUID()}`;
+    const repository = new AggregateRepository(store, names, { snapshotPolicy: { everyEvents: 2 } });
+    await repository.handle(streamId, () => [named(secret), { type: "Named", data: { name: "plain" } }], {
+      metadata: { subjectId },
+    });
+    await repository.flush();
+
+    // Act
+    const before = await new AggregateRepository(otherStore(), names).load(streamId);
+    await store.eraseSubject(subjectId, { erasedBy: "dpo" });
+    const after = await new AggregateRepository(otherStore(), names).load(streamId);
+
+    // Assess: the snapshot item holds no plaintext, a cold process opens it, and after the erasure
+    // the load falls back to the events, which read as erased
+    const items = await snapshotItems(streamId);
+    expect(items).toHaveLength(1);
+    expect(JSON.stringify(items)).not.toContain(secret);
+    expect(JSON.stringify(items)).not.toContain("plain");
+    expect(before).toMatchObject({ version: 2, snapshotVersion: 2, replayed: 0, state: [secret, "plain"] });
+    expect(after).toEqual({ streamId, version: 2, replayed: 2, state: ["(erased)", "(erased)"] });
+  });
+
+  it("seals a stream of two subjects under both: erasing either makes the snapshot unusable", async () => {
+    // Prepare
+    const first = `customer-${randomUUID()}`;
+    const second = `customer-${randomUUID()}`;
+    const streamId = `Household-${randomUUID()}`;
+    const repository = new AggregateRepository(store, names, { snapshotPolicy: { everyEvents: 3 } });
+    await repository.handle(streamId, () => [
+      { ...named("Ada"), metadata: { subjectId: first } },
+      { ...named("Bob"), metadata: { subjectId: second } },
+      named("shared"),
+    ]);
+    await repository.flush();
+    const before = await new AggregateRepository(otherStore(), names).load(streamId);
+
+    // Act
+    await store.eraseSubject(second, { erasedBy: "dpo" });
+    const after = await new AggregateRepository(otherStore(), names).load(streamId);
+
+    // Assess
+    expect(before).toMatchObject({ snapshotVersion: 3, state: ["Ada", "Bob", "shared"] });
+    expect(after).toEqual({ streamId, version: 3, replayed: 3, state: ["Ada", "(erased)", "shared"] });
+  });
+
+  it("keeps a snapshot of a stream without subjects plain, as before", async () => {
+    // Prepare
+    const streamId = `Plain-${randomUUID()}`;
+    const repository = new AggregateRepository(store, names, { snapshotPolicy: { everyEvents: 1 } });
+    await repository.handle(streamId, () => named("visible"));
+    await repository.flush();
+
+    // Act
+    const loaded = await new AggregateRepository(otherStore(), names).load(streamId);
+    const saved = await new SnapshotStore({ client, tableName }).load(streamId);
+
+    // Assess
+    expect(loaded).toMatchObject({ snapshotVersion: 1, state: ["visible"] });
+    expect(saved?.state).toEqual(["visible"]);
+  });
+});
