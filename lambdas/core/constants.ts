@@ -384,17 +384,18 @@ export const SNAPSHOT = {
   defaultKeep: 3,
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
-  /**
-   * A sealed snapshot (its state holds subjects' personal data): the subjects, a string set, and the
-   * box in `SUBJECTS.sealedAttr` in place of `stateAttr` (docs/decisions.md, "Snapshots of a subject's
-   * stream are sealed").
-   */
-  subjectsAttr: "subjects",
   /** The sealed box of a snapshot, in bytes: the item stays under 400 KB with its keys and subjects. */
   maxSealedBytes: 380 * 1024,
   /** Subjects a snapshot's state may be sealed under (each one a layer of AES-256-GCM). */
   maxSubjects: 8,
 } as const;
+/**
+ * A copy Cairn derives from subjects' events (a snapshot's state, a projection's document) that may
+ * hold their personal data is stored sealed under their keys (lambdas/core/sealed-copies.ts): the
+ * subjects in a string set here, the box in `SUBJECTS.sealedAttr`, in place of the plain JSON
+ * (docs/decisions.md, "Copies derived from a subject's events are sealed too").
+ */
+export const SEALED_COPY = { subjectsAttr: "subjects" } as const;
 /** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
 export type SnapshotSource = "repository" | "http";
 export const snapshotStreamKey = (streamId: string, source: SnapshotSource = "repository"): string =>

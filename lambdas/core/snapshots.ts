@@ -13,24 +13,25 @@ import {
   LIFECYCLE,
   LIMITS,
   PREFIX,
+  SEALED_COPY,
   SNAPSHOT,
   type SnapshotSource,
   SORT_KEY,
+  SUBJECTS,
   snapshotKey,
   snapshotStreamKey,
-  SUBJECTS,
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
+import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import { openLayers, sealLayers, subjectsInOrder } from "./sealed-copies.ts";
+import type { SubjectKey, SubjectKeys } from "./subjects.ts";
 import {
-  KeyMaterialError,
-  PayloadTooLargeError,
-  StreamDeletedError,
-  StreamNotFoundError,
-  ValidationError,
-} from "./errors.ts";
-import { openBox, type SubjectKeys, seal } from "./subjects.ts";
-import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId, assertSubjectId } from "./validate.ts";
+  assertNonNegativeInteger,
+  assertPositiveInteger,
+  assertStreamId,
+  assertSubjectId,
+} from "./validate.ts";
 
 /** A stream's state at a version, as saved. */
 export interface Snapshot<State = unknown> {
@@ -138,7 +139,7 @@ export class SnapshotStore {
         ? { [SNAPSHOT.stateAttr]: S(stateJson) }
         : {
             [SUBJECTS.sealedAttr]: { B: await this.seal(streamId, version, subjectIds, stateJson) },
-            [SNAPSHOT.subjectsAttr]: { SS: subjectIds },
+            [SEALED_COPY.subjectsAttr]: { SS: subjectIds },
           };
     const pk = S(snapshotStreamKey(streamId, this.source));
     const createdAt = new Date().toISOString();
@@ -229,10 +230,15 @@ export class SnapshotStore {
     const item = Items?.[0];
     if (!item) return undefined;
     const version = Number(item[ATTR.version]?.N);
-    const subjectIds = item[SNAPSHOT.subjectsAttr]?.SS;
+    const subjectIds = item[SEALED_COPY.subjectsAttr]?.SS;
     let stateJson = item[SNAPSHOT.stateAttr]?.S as string;
     if (subjectIds !== undefined) {
-      const opened = await this.open(streamId, version, [...subjectIds].sort(), item);
+      const opened = await openLayers(
+        this.keys,
+        subjectsInOrder(subjectIds),
+        this.boxIdOf(streamId, version),
+        item[SUBJECTS.sealedAttr]?.B ?? new Uint8Array(),
+      );
       if (opened === undefined) return undefined;
       stateJson = opened;
     }
@@ -242,7 +248,7 @@ export class SnapshotStore {
       state: JSON.parse(stateJson) as State,
       schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
       createdAt: item[ATTR.createdAt]?.S as string,
-      ...(subjectIds === undefined ? {} : { subjectIds: [...subjectIds].sort() }),
+      ...(subjectIds === undefined ? {} : { subjectIds: subjectsInOrder(subjectIds) }),
     };
   }
 
@@ -250,12 +256,15 @@ export class SnapshotStore {
   private subjectsOf(subjectIds: readonly string[] | undefined): string[] {
     if (subjectIds === undefined) return [];
     if (!Array.isArray(subjectIds) || subjectIds.length > SNAPSHOT.maxSubjects) {
-      throw new ValidationError("subjectIds", `must be an array of at most ${SNAPSHOT.maxSubjects} subject ids`);
+      throw new ValidationError(
+        "subjectIds",
+        `must be an array of at most ${SNAPSHOT.maxSubjects} subject ids`,
+      );
     }
     subjectIds.forEach((subjectId, index) => {
       assertSubjectId(subjectId, `subjectIds[${index}]`);
     });
-    const distinct = [...new Set(subjectIds)].sort();
+    const distinct = subjectsInOrder(subjectIds);
     if (distinct.length > 0 && !this.keys) {
       throw new ValidationError(
         "subjectIds",
@@ -266,9 +275,8 @@ export class SnapshotStore {
   }
 
   /**
-   * Seals the state JSON under each subject's key in turn (subjects.ts's `seal`; the box of one
-   * layer, base64, is the text of the next), bound to the snapshot's partition and version. A
-   * SubjectErasedError when a subject is erased: a snapshot of its data is not written.
+   * Seals the state JSON under each subject's key (sealed-copies.ts), bound to the snapshot's
+   * partition and version. A SubjectErasedError when a subject is erased: no snapshot of its data.
    */
   private async seal(
     streamId: string,
@@ -277,46 +285,17 @@ export class SnapshotStore {
     stateJson: string,
   ): Promise<Uint8Array> {
     const keys = this.keys as SubjectKeys;
-    const states = await Promise.all(
-      subjectIds.map((subjectId, index) => keys.keyForWrite(subjectId, `subjectIds[${index}]`)),
+    const states = new Map<string, SubjectKey>();
+    await Promise.all(
+      subjectIds.map(async (subjectId, index) => {
+        states.set(subjectId, await keys.keyForWrite(subjectId, `subjectIds[${index}]`));
+      }),
     );
-    const boxId = this.boxIdOf(streamId, version);
-    let text = stateJson;
-    let box: Uint8Array = Buffer.alloc(0);
-    subjectIds.forEach((subjectId, index) => {
-      box = seal(states[index] as (typeof states)[number], subjectId, boxId, text).box;
-      text = Buffer.from(box).toString("base64");
-    });
+    const box = sealLayers(states, subjectIds, this.boxIdOf(streamId, version), stateJson) as Uint8Array;
     if (box.byteLength > SNAPSHOT.maxSealedBytes) {
       throw new PayloadTooLargeError("state", SNAPSHOT.maxSealedBytes, box.byteLength);
     }
     return box;
-  }
-
-  /** The state JSON of a sealed snapshot, or undefined when one of its subjects is erased. */
-  private async open(
-    streamId: string,
-    version: number,
-    subjectIds: readonly string[],
-    item: Record<string, AttributeValue>,
-  ): Promise<string | undefined> {
-    if (!this.keys) {
-      throw new KeyMaterialError(
-        `the snapshot of ${streamId} at version ${version} is sealed but this store has no key table (keys)`,
-      );
-    }
-    const states = await this.keys.keysForRead(subjectIds);
-    const boxId = this.boxIdOf(streamId, version);
-    let box = item[SUBJECTS.sealedAttr]?.B as Uint8Array;
-    let text = "";
-    for (let index = subjectIds.length - 1; index >= 0; index--) {
-      const subjectId = subjectIds[index] as string;
-      const state = states.get(subjectId);
-      if (!state || state.erased) return undefined;
-      text = openBox(state.key, subjectId, boxId, box);
-      if (index > 0) box = Buffer.from(text, "base64");
-    }
-    return text;
   }
 
   /** What a snapshot's box is bound to, in place of an event id: moved to another item, it does not open. */

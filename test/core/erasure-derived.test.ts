@@ -51,7 +51,10 @@ type Named = { readonly type: "Named"; readonly data: { readonly name: string } 
 /** The names a customer was given, "(erased)" for an erased one: state that holds the subject's data. */
 const names: Aggregate<string[], Named> = {
   initialState: () => [],
-  evolve: (state, event) => [...state, (event as RecordedEvent).erased ? "(erased)" : (event.data?.name ?? "")],
+  evolve: (state, event) => [
+    ...state,
+    (event as RecordedEvent).erased ? "(erased)" : (event.data?.name ?? ""),
+  ],
 };
 
 const named = (name: string): Named => ({ type: "Named", data: { name } });
@@ -70,36 +73,45 @@ async function snapshotItems(streamId: string) {
 
 describe("erasure and the copies Cairn derives", () => {
   it("leaves no plaintext of an erased subject in the table: snapshots and projection documents included", async () => {
-    // Prepare: a snapshot written by the repository as a user's command handler would, a projection's document
+    // Prepare: snapshots written by the repository as a user's command handler would, a projection's
+    // documents; one stream of a subject, one without
     const subjectId = `customer-${randomUUID()}`;
     const secret = `PII-${randomUUID()}`;
+    const plain = `PLAIN-${randomUUID()}`;
     const streamId = `Customer-${randomUUID()}`;
+    const plainStream = `Customer-${randomUUID()}`;
     const repository = new AggregateRepository(store, names, { snapshotPolicy: { everyEvents: 1 } });
     await repository.handle(streamId, () => named(secret), { metadata: { subjectId } });
+    await repository.handle(plainStream, () => named(plain));
     await repository.flush();
     await catchUpGlobalLog(client, tableName);
     const projection = defineProjection<Named>({
       name: `customers-${randomUUID().slice(0, 8)}`,
       handlers: {
         Named: (event, context) => {
-          if (event.streamId !== streamId) return;
-          context.put(streamId, { name: event.erased ? "(erased)" : event.data?.name });
+          if (![streamId, plainStream].includes(event.streamId)) return;
+          context.put(event.streamId, { name: event.erased ? "(erased)" : event.data?.name });
         },
       },
     });
     await projection.run(store);
-    // Control: the scan sees the marker while the projection's document holds it
+    // Control: the scan sees a plain snapshot's and a plain document's text; the subject's copies exist
+    const before = await tableText(client, tableName);
+    expect(before.split(plain).length - 1).toBeGreaterThanOrEqual(3); // event, snapshot, document
     expect(await snapshotItems(streamId)).toHaveLength(1);
-    expect(await readProjectionDocument(store, projection.name, streamId)).toEqual({ name: secret });
-    expect(await tableText(client, tableName)).toContain(secret);
+    expect(await readProjectionDocument(otherStore(), projection.name, streamId)).toEqual({ name: secret });
 
     // Act: erase, then what the README tells users to do with a read model
     await store.eraseSubject(subjectId, { erasedBy: "dpo" });
+    const erasedDocument = await readProjectionDocument(otherStore(), projection.name, streamId);
     await resetProjection(store, projection.name);
     await projection.run(store);
 
-    // Assess
+    // Assess: no copy of the subject's data is readable, before the reset or after it
+    expect(before).not.toContain(secret);
+    expect(erasedDocument).toBeUndefined();
     expect(await readProjectionDocument(store, projection.name, streamId)).toEqual({ name: "(erased)" });
+    expect(await readProjectionDocument(store, projection.name, plainStream)).toEqual({ name: plain });
     expect(await tableText(client, tableName)).not.toContain(secret);
   });
 
