@@ -11,7 +11,11 @@ import {
   SnapshotStore,
 } from "../../lambdas/core/index.ts";
 import { defineProjection } from "../../lambdas/projections/runtime.ts";
-import { readProjectionDocument, resetProjection } from "../../lambdas/projections/state.ts";
+import {
+  getProjectionStatus,
+  readProjectionDocument,
+  resetProjection,
+} from "../../lambdas/projections/state.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createTestTable } from "../support/dynamodb.ts";
 import { tableText } from "../support/table-text.ts";
@@ -113,6 +117,83 @@ describe("erasure and the copies Cairn derives", () => {
     expect(await readProjectionDocument(store, projection.name, streamId)).toEqual({ name: "(erased)" });
     expect(await readProjectionDocument(store, projection.name, plainStream)).toEqual({ name: plain });
     expect(await tableText(client, tableName)).not.toContain(secret);
+  });
+
+  it("seals what a handler writes from a subject's document under that subject too", async () => {
+    // Prepare: a customer's document (its event has a subject); a plain order event whose handler copies
+    // the customer's name into the order's document and counts orders in another (the runtime cannot
+    // tell which data went where: every write of a handler that read the customer's is sealed)
+    const subjectId = `customer-${randomUUID()}`;
+    const customer = `Customer-${randomUUID()}`;
+    const order = `Order-${randomUUID()}`;
+    await store.appendToStream(customer, [{ ...named("Ada"), metadata: { subjectId } }]);
+    await store.appendToStream(order, [{ type: "Ordered", data: { customer } }]);
+    await catchUpGlobalLog(client, tableName);
+    type Ordered = { readonly type: "Ordered"; readonly data: { readonly customer: string } };
+    const projection = defineProjection<Named | Ordered>({
+      name: `orders-${randomUUID().slice(0, 8)}`,
+      handlers: {
+        Named: (event, context) => {
+          if (event.streamId === customer) context.put(customer, { name: event.data?.name });
+        },
+        Ordered: async (event, context) => {
+          if (event.streamId !== order) return;
+          const buyer = await context.get<{ name: string }>(event.data.customer);
+          context.put(order, { buyer: buyer?.name });
+          context.put(`count-${order}`, { orders: 1 });
+        },
+      },
+    });
+    await projection.run(store);
+    const before = await Promise.all(
+      [customer, order, `count-${order}`].map((id) =>
+        readProjectionDocument(otherStore(), projection.name, id),
+      ),
+    );
+
+    // Act
+    await store.eraseSubject(subjectId, { erasedBy: "dpo" });
+    const after = await Promise.all(
+      [customer, order, `count-${order}`].map((id) =>
+        readProjectionDocument(otherStore(), projection.name, id),
+      ),
+    );
+
+    // Assess
+    expect(before).toEqual([{ name: "Ada" }, { buyer: "Ada" }, { orders: 1 }]);
+    expect(after).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("does not write a document whose subject is erased before its batch commits", async () => {
+    // Prepare: the handler itself erases the subject after reading its event, then writes from it
+    const subjectId = `customer-${randomUUID()}`;
+    const streamId = `Customer-${randomUUID()}`;
+    await store.appendToStream(streamId, [{ ...named("Ada"), metadata: { subjectId } }]);
+    await catchUpGlobalLog(client, tableName);
+    const projection = defineProjection<Named>({
+      name: `late-${randomUUID().slice(0, 8)}`,
+      handlers: {
+        Named: async (event, context) => {
+          if (event.streamId !== streamId) return;
+          await store.eraseSubject(subjectId, { erasedBy: "dpo" });
+          context.put(streamId, { name: event.data?.name });
+        },
+      },
+    });
+
+    // Act
+    await projection.run(store);
+
+    // Assess: nothing under the document's key, and the projection moved on
+    const { Items } = await client.send(
+      new QueryCommand({
+        TableName: tableName,
+        KeyConditionExpression: "PK = :pk",
+        ExpressionAttributeValues: { ":pk": { S: `PROJECTION#${projection.name}#G0#DOC#${streamId}` } },
+      }),
+    );
+    expect(Items).toEqual([]);
+    expect((await getProjectionStatus(store, projection.name)).parkedCount).toBe(0);
   });
 
   it("seals a snapshot of a subject's stream: used while the key lives, not after the erasure", async () => {
