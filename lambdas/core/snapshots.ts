@@ -23,9 +23,15 @@ import {
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
-import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import {
+  PayloadTooLargeError,
+  StreamDeletedError,
+  StreamNotFoundError,
+  SubjectErasedError,
+  ValidationError,
+} from "./errors.ts";
 import { openLayers, sealLayers, subjectsInOrder } from "./sealed-copies.ts";
-import type { SubjectKey, SubjectKeys } from "./subjects.ts";
+import type { SubjectKeys } from "./subjects.ts";
 import {
   assertNonNegativeInteger,
   assertPositiveInteger,
@@ -276,7 +282,8 @@ export class SnapshotStore {
 
   /**
    * Seals the state JSON under each subject's key (sealed-copies.ts), bound to the snapshot's
-   * partition and version. A SubjectErasedError when a subject is erased: no snapshot of its data.
+   * partition and version. The keys are read, never made: the subjects' events made them. A
+   * SubjectErasedError when a subject is erased: no snapshot of its data is written.
    */
   private async seal(
     streamId: string,
@@ -284,13 +291,11 @@ export class SnapshotStore {
     subjectIds: readonly string[],
     stateJson: string,
   ): Promise<Uint8Array> {
-    const keys = this.keys as SubjectKeys;
-    const states = new Map<string, SubjectKey>();
-    await Promise.all(
-      subjectIds.map(async (subjectId, index) => {
-        states.set(subjectId, await keys.keyForWrite(subjectId, `subjectIds[${index}]`));
-      }),
-    );
+    const states = await (this.keys as SubjectKeys).keysForRead(subjectIds);
+    subjectIds.forEach((subjectId, index) => {
+      const state = states.get(subjectId);
+      if (state?.erased) throw new SubjectErasedError(`subjectIds[${index}]`, subjectId, state.erasedAt);
+    });
     const box = sealLayers(states, subjectIds, this.boxIdOf(streamId, version), stateJson) as Uint8Array;
     if (box.byteLength > SNAPSHOT.maxSealedBytes) {
       throw new PayloadTooLargeError("state", SNAPSHOT.maxSealedBytes, box.byteLength);

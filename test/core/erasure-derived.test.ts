@@ -245,6 +245,26 @@ describe("erasure and the copies Cairn derives", () => {
     expect(after).toEqual({ streamId, version: 3, replayed: 3, state: ["Ada", "(erased)", "shared"] });
   });
 
+  it("seals a snapshot saved by hand under the subjects of the events it covers, read from the stream", async () => {
+    // Prepare: events of a subject appended by the store, not through the repository
+    const subjectId = `customer-${randomUUID()}`;
+    const streamId = `Customer-${randomUUID()}`;
+    await store.appendToStream(streamId, [{ ...named("Ada"), metadata: { subjectId } }, named("plain")]);
+    const repository = new AggregateRepository(otherStore(), names);
+    const loaded = await repository.load(streamId);
+
+    // Act
+    const saved = await repository.saveSnapshot(streamId, loaded.version, loaded.state);
+
+    // Assess
+    expect(saved.subjectIds).toEqual([subjectId]);
+    expect(JSON.stringify(await snapshotItems(streamId))).not.toContain("Ada");
+    expect(await new AggregateRepository(otherStore(), names).load(streamId)).toMatchObject({
+      snapshotVersion: 2,
+      state: ["Ada", "plain"],
+    });
+  });
+
   it("keeps a snapshot of a stream without subjects plain, as before", async () => {
     // Prepare
     const streamId = `Plain-${randomUUID()}`;
