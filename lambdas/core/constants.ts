@@ -386,8 +386,6 @@ export const SNAPSHOT = {
   maxStateBytes: 350 * 1024,
   /** The sealed box of a snapshot, in bytes: the item stays under 400 KB with its keys and subjects. */
   maxSealedBytes: 380 * 1024,
-  /** Subjects a snapshot's state may be sealed under (each one a layer of AES-256-GCM). */
-  maxSubjects: 8,
 } as const;
 /**
  * A copy Cairn derives from subjects' events (a snapshot's state, a projection's document) that may
@@ -395,7 +393,14 @@ export const SNAPSHOT = {
  * subjects in a string set here, the box in `SUBJECTS.sealedAttr`, in place of the plain JSON
  * (docs/decisions.md, "Copies derived from a subject's events are sealed too").
  */
-export const SEALED_COPY = { subjectsAttr: "subjects" } as const;
+export const SEALED_COPY = {
+  subjectsAttr: "subjects",
+  /**
+   * Subjects one copy may be sealed for: each adds a sealed share of at most ~210 bytes and its id to
+   * the item (64: ≤ 22 KB, so a 350 KB state or document still fits in 400 KB).
+   */
+  maxSubjects: 64,
+} as const;
 /** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
 export type SnapshotSource = "repository" | "http";
 export const snapshotStreamKey = (streamId: string, source: SnapshotSource = "repository"): string =>

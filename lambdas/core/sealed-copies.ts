@@ -1,60 +1,85 @@
 /**
- * Copies Cairn derives from subjects' events (aggregate snapshots, projection documents), sealed
- * under the data key of every subject whose data they may hold: one AES-256-GCM layer per subject
- * (subjects.ts's `seal` and `openBox`; the box of one layer, base64, is the text of the next), so
- * erasing any of those subjects leaves the copy unopenable, in the table and in its backups alike
- * (docs/decisions.md, "Copies derived from a subject's events are sealed too").
+ * Copies Cairn derives from subjects' events (aggregate snapshots, projection documents), sealed so
+ * that erasing any one of the subjects whose data they may hold leaves them unopenable, in the table
+ * and in its backups alike (docs/decisions.md, "Copies derived from a subject's events are sealed
+ * too"). The JSON is sealed once under a random copy key (subjects.ts's `seal`); the copy key is the
+ * XOR of one random share per subject, each share sealed under its subject's key. Without any one
+ * share the copy key is unknown, and the copy grows by one share per subject, not by a factor.
  */
+import { createSecretKey, randomBytes } from "node:crypto";
 import { KeyMaterialError } from "./errors.ts";
 import { openBox, type SubjectKey, type SubjectKeys, seal } from "./subjects.ts";
 
-/** The distinct subjects of a copy, sorted: the order of its layers. */
+const KEY_BYTES = 32;
+/** The name the copy's own box carries in place of a subject (its key is the copy key). */
+const COPY = "copy";
+
+/** The distinct subjects of a copy, sorted: the order of its shares. */
 export const subjectsInOrder = (subjectIds: Iterable<string>): string[] => [...new Set(subjectIds)].sort();
 
 /**
- * `json` sealed under each subject in `subjectIds` (sorted, distinct) with the keys in `states`,
- * bound to `boxId` (what the copy is: a box moved to another item does not open). Undefined when a
- * subject is erased or has no key: the copy must not be written.
+ * `json` sealed for the subjects in `subjectIds` (sorted, distinct) with their keys in `states`,
+ * bound to `boxId` (what the copy is: moved to another item, it does not open): the shares, each
+ * length-prefixed, then the copy's box. Undefined when a subject is erased or has no key: the copy
+ * must not be written.
  */
-export function sealLayers(
+export function sealCopy(
   states: ReadonlyMap<string, SubjectKey>,
   subjectIds: readonly string[],
   boxId: string,
   json: string,
 ): Uint8Array | undefined {
-  let text = json;
-  let box: Uint8Array = Buffer.alloc(0);
+  const copyKey = Buffer.alloc(KEY_BYTES);
+  const parts: Buffer[] = [];
   for (const subjectId of subjectIds) {
     const state = states.get(subjectId);
     if (!state || state.erased) return undefined;
-    box = seal(state, subjectId, boxId, text).box;
-    text = Buffer.from(box.buffer, box.byteOffset, box.byteLength).toString("base64");
+    const share = randomBytes(KEY_BYTES);
+    for (let index = 0; index < KEY_BYTES; index++)
+      copyKey[index] = (copyKey[index] ?? 0) ^ (share[index] ?? 0);
+    const box = Buffer.from(seal(state, subjectId, boxId, share.toString("base64")).box);
+    parts.push(lengthOf(box.length), box);
   }
-  return box;
+  const key = createSecretKey(copyKey);
+  const body = seal({ erased: false, key, macKey: copyKey }, COPY, boxId, json).box;
+  return Buffer.concat([...parts, Buffer.from(body)]);
 }
 
 /**
- * The JSON of a copy sealed by `sealLayers`, or undefined when one of its subjects is erased (the
+ * The JSON of a copy sealed by `sealCopy`, or undefined when one of its subjects is erased (the
  * copy is gone with the key). A KeyMaterialError without a key table or when a key does not open it.
  */
-export async function openLayers(
+export async function openCopy(
   keys: SubjectKeys | undefined,
   subjectIds: readonly string[],
   boxId: string,
-  box: Uint8Array,
+  sealed: Uint8Array,
 ): Promise<string | undefined> {
   if (!keys) {
     throw new KeyMaterialError(`${boxId} is sealed personal data but this store has no key table (keys)`);
   }
   const states = await keys.keysForRead(subjectIds);
-  let layer = box;
-  let text = "";
-  for (let index = subjectIds.length - 1; index >= 0; index--) {
-    const subjectId = subjectIds[index] as string;
+  const bytes = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
+  const copyKey = Buffer.alloc(KEY_BYTES);
+  let at = 0;
+  for (const subjectId of subjectIds) {
     const state = states.get(subjectId);
     if (!state || state.erased) return undefined;
-    text = openBox(state.key, subjectId, boxId, layer);
-    if (index > 0) layer = Buffer.from(text, "base64");
+    const length = bytes.readUInt32BE(at);
+    const share = Buffer.from(
+      openBox(state.key, subjectId, boxId, bytes.subarray(at + 4, at + 4 + length)),
+      "base64",
+    );
+    if (share.length !== KEY_BYTES) throw new KeyMaterialError(`${boxId} holds a share of an unknown format`);
+    for (let index = 0; index < KEY_BYTES; index++)
+      copyKey[index] = (copyKey[index] ?? 0) ^ (share[index] ?? 0);
+    at += 4 + length;
   }
-  return text;
+  return openBox(createSecretKey(copyKey), COPY, boxId, bytes.subarray(at));
 }
+
+const lengthOf = (length: number): Buffer => {
+  const prefix = Buffer.alloc(4);
+  prefix.writeUInt32BE(length);
+  return prefix;
+};

@@ -30,7 +30,7 @@ import {
   SubjectErasedError,
   ValidationError,
 } from "./errors.ts";
-import { openLayers, sealLayers, subjectsInOrder } from "./sealed-copies.ts";
+import { openCopy, sealCopy, subjectsInOrder } from "./sealed-copies.ts";
 import type { SubjectKeys } from "./subjects.ts";
 import {
   assertNonNegativeInteger,
@@ -61,8 +61,8 @@ export interface SaveSnapshotInput<State = unknown> {
   readonly schemaVersion?: number;
   /**
    * The subjects whose personal data the state may hold: the `metadata.subjectId` of the events it
-   * was built from. The state is then stored sealed under each one's data key (AES-256-GCM, one
-   * layer per subject, as events' data is), and erasing any of them makes the snapshot unusable:
+   * was built from. The state is then stored sealed for them (sealed-copies.ts: AES-256-GCM, as
+   * events' data is, under a key shared among their keys), and erasing any of them makes it unusable:
    * `load` passes over it. Needs the store's `keys`. @default none: the state is stored as plain JSON
    */
   readonly subjectIds?: readonly string[];
@@ -239,7 +239,7 @@ export class SnapshotStore {
     const subjectIds = item[SEALED_COPY.subjectsAttr]?.SS;
     let stateJson = item[SNAPSHOT.stateAttr]?.S as string;
     if (subjectIds !== undefined) {
-      const opened = await openLayers(
+      const opened = await openCopy(
         this.keys,
         subjectsInOrder(subjectIds),
         this.boxIdOf(streamId, version),
@@ -258,13 +258,13 @@ export class SnapshotStore {
     };
   }
 
-  /** The distinct subjects of a save, sorted (the order of the layers), each checked. */
+  /** The distinct subjects of a save, sorted (the order of the shares), each checked. */
   private subjectsOf(subjectIds: readonly string[] | undefined): string[] {
     if (subjectIds === undefined) return [];
-    if (!Array.isArray(subjectIds) || subjectIds.length > SNAPSHOT.maxSubjects) {
+    if (!Array.isArray(subjectIds) || subjectIds.length > SEALED_COPY.maxSubjects) {
       throw new ValidationError(
         "subjectIds",
-        `must be an array of at most ${SNAPSHOT.maxSubjects} subject ids`,
+        `must be an array of at most ${SEALED_COPY.maxSubjects} subject ids`,
       );
     }
     subjectIds.forEach((subjectId, index) => {
@@ -296,7 +296,7 @@ export class SnapshotStore {
       const state = states.get(subjectId);
       if (state?.erased) throw new SubjectErasedError(`subjectIds[${index}]`, subjectId, state.erasedAt);
     });
-    const box = sealLayers(states, subjectIds, this.boxIdOf(streamId, version), stateJson) as Uint8Array;
+    const box = sealCopy(states, subjectIds, this.boxIdOf(streamId, version), stateJson) as Uint8Array;
     if (box.byteLength > SNAPSHOT.maxSealedBytes) {
       throw new PayloadTooLargeError("state", SNAPSHOT.maxSealedBytes, box.byteLength);
     }

@@ -6,7 +6,7 @@
  */
 import { type AttributeValue, GetItemCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, categoryOf, GLOBAL_LOG, ITEM_KIND, PROJECTION } from "../core/constants.ts";
+import { ATTR, categoryOf, GLOBAL_LOG, ITEM_KIND, PROJECTION, SEALED_COPY } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
 import { subjectsInOrder } from "../core/sealed-copies.ts";
 import type { RecordedEvent } from "../core/types.ts";
@@ -119,6 +119,15 @@ export async function apply(
       if (local.size > FLUSH_AT_ITEMS)
         throw new Error(`one event wrote ${local.size} documents; at most ${FLUSH_AT_ITEMS}`);
       const subjectIds = subjectsInOrder(subjects);
+      // Refused in the handler's place, so the event is retried and parked, not the commit failed.
+      if (
+        subjectIds.length > SEALED_COPY.maxSubjects &&
+        [...local.values()].some((doc) => doc !== undefined)
+      ) {
+        throw new Error(
+          `the documents of this event would be sealed for ${subjectIds.length} subjects (the event's and those of the documents read); at most ${SEALED_COPY.maxSubjects}: keep each subject's data in documents of its own`,
+        );
+      }
       const writes = new Map<string, DocEntry>();
       for (const [id, doc] of local) writes.set(id, { doc, subjectIds: doc === undefined ? [] : subjectIds });
       return { ok: true, writes };

@@ -8,7 +8,7 @@
 import type { AttributeValue } from "@aws-sdk/client-dynamodb";
 import { ATTR, ITEM_KIND, PROJECTION, projectionDocKey, SEALED_COPY, SUBJECTS } from "../core/constants.ts";
 import { KeyMaterialError } from "../core/errors.ts";
-import { openLayers, sealLayers } from "../core/sealed-copies.ts";
+import { openCopy, sealCopy } from "../core/sealed-copies.ts";
 import type { SubjectKeys } from "../core/subjects.ts";
 
 /** A document as a batch knows it: its value (undefined = none, or deleted) and the subjects it is sealed under. */
@@ -36,7 +36,7 @@ export async function documentOf(
   }
   const ordered = [...subjectIds].sort();
   const box = item[SUBJECTS.sealedAttr]?.B ?? new Uint8Array();
-  const text = await openLayers(keys, ordered, boxIdOf(name, generation, id), box);
+  const text = await openCopy(keys, ordered, boxIdOf(name, generation, id), box);
   return text === undefined
     ? { doc: undefined, subjectIds: [] }
     : { doc: JSON.parse(text), subjectIds: ordered };
@@ -62,7 +62,7 @@ export async function documentItem(
     throw new KeyMaterialError(`document ${id} holds personal data but this store has no key table (keys)`);
   // The subjects' keys were read with their events (cached): no request in the common case.
   const states = await keys.keysForRead(entry.subjectIds);
-  const box = sealLayers(states, entry.subjectIds, boxIdOf(name, generation, id), json);
+  const box = sealCopy(states, entry.subjectIds, boxIdOf(name, generation, id), json);
   if (!box) return undefined;
   return {
     ...base,

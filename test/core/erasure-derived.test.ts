@@ -164,6 +164,42 @@ describe("erasure and the copies Cairn derives", () => {
     expect(after).toEqual([undefined, undefined, undefined]);
   });
 
+  it("seals a list of many subjects for all of them, and parks an event that would pass 64", async () => {
+    // Prepare: 65 customers, each event adding its name to one list document
+    const customers = Array.from({ length: 65 }, () => `customer-${randomUUID()}`);
+    const category = `List${randomUUID().replaceAll("-", "")}`;
+    for (const subjectId of customers) {
+      await store.appendToStream(`${category}-${subjectId}`, [
+        { ...named(subjectId), metadata: { subjectId } },
+      ]);
+    }
+    await catchUpGlobalLog(client, tableName);
+    const projection = defineProjection<Named>({
+      name: `list-${randomUUID().slice(0, 8)}`,
+      categories: [category],
+      maxAttempts: 1,
+      handlers: {
+        Named: async (event, context) => {
+          const list = (await context.get<{ names: string[] }>("all")) ?? { names: [] };
+          context.put("all", { names: [...list.names, event.data?.name ?? "(erased)"] });
+        },
+      },
+    });
+
+    // Act
+    await projection.run(store);
+    const before = await readProjectionDocument<{ names: string[] }>(otherStore(), projection.name, "all");
+    await store.eraseSubject(customers[3] as string, { erasedBy: "dpo" });
+    const after = await readProjectionDocument(otherStore(), projection.name, "all");
+
+    // Assess
+    expect(before?.names).toHaveLength(64);
+    const status = await getProjectionStatus(store, projection.name);
+    expect(status.parkedCount).toBe(1);
+    expect(status.lastError?.message).toMatch(/sealed for 65 subjects .* at most 64/);
+    expect(after).toBeUndefined();
+  });
+
   it("does not write a document whose subject is erased before its batch commits", async () => {
     // Prepare: the handler itself erases the subject after reading its event, then writes from it
     const subjectId = `customer-${randomUUID()}`;
