@@ -1,15 +1,24 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import { DeleteTableCommand, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
+import {
+  DeleteTableCommand,
+  type DynamoDBClient,
+  GetItemCommand,
+  PutItemCommand,
+  QueryCommand,
+} from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Aggregate,
   AggregateRepository,
   EventStore,
   ensureKeyTable,
+  KeyMaterialError,
   localKeyWrapper,
   type RecordedEvent,
   SnapshotStore,
+  type SubjectKeys,
 } from "../../lambdas/core/index.ts";
+import { openCopy, sealCopy } from "../../lambdas/core/sealed-copies.ts";
 import { defineProjection } from "../../lambdas/projections/runtime.ts";
 import {
   getProjectionStatus,
@@ -299,6 +308,53 @@ describe("erasure and the copies Cairn derives", () => {
       snapshotVersion: 2,
       state: ["Ada", "plain"],
     });
+  });
+
+  it("opens a sealed copy only with every one of its subjects' keys, and only under its own name", async () => {
+    // Prepare: a copy sealed for two subjects; another key table that holds the first subject's key
+    // (copied item) but another key for the second
+    const [first, second] = [`customer-${randomUUID()}`, `customer-${randomUUID()}`].sort() as [
+      string,
+      string,
+    ];
+    const keys = store.keys as SubjectKeys;
+    const states = new Map([
+      [first, await keys.keyForWrite(first, "first")],
+      [second, await keys.keyForWrite(second, "second")],
+    ]);
+    const sealed = sealCopy(states, [first, second], "document:X", JSON.stringify({ name: "Ada" }));
+    const otherTable = `${tableName}-other-keys`;
+    await ensureKeyTable(client, otherTable);
+    try {
+      const { Item } = await client.send(
+        new GetItemCommand({ TableName: keyTable, Key: { PK: { S: `SUBJECT#${first}` } } }),
+      );
+      await client.send(new PutItemCommand({ TableName: otherTable, Item }));
+      const other = new EventStore({
+        client,
+        tableName,
+        keys: { tableName: otherTable, wrapper: localKeyWrapper(localKey) },
+      });
+      await other.keys?.keyForWrite(second, "second");
+
+      // Act
+      const attempt = (keysOf: EventStore, boxId: string) =>
+        openCopy(keysOf.keys, [first, second], boxId, sealed as Uint8Array).then(
+          (text) => JSON.parse(text ?? ""),
+          (error: unknown) => error,
+        );
+      const opened = await attempt(otherStore(), "document:X");
+      const renamed = await attempt(otherStore(), "document:Y");
+      const missingShare = await attempt(other, "document:X");
+
+      // Assess
+      expect(opened).toEqual({ name: "Ada" });
+      expect(renamed).toBeInstanceOf(KeyMaterialError);
+      expect(missingShare).toBeInstanceOf(KeyMaterialError);
+      expect(String(missingShare)).toMatch(new RegExp(`does not open with subject ${second}'s key`));
+    } finally {
+      await client.send(new DeleteTableCommand({ TableName: otherTable }));
+    }
   });
 
   it("keeps a snapshot of a stream without subjects plain, as before", async () => {
