@@ -22,6 +22,7 @@ const SECTIONS = [
   "core",
   "multi",
   "erasure",
+  "derived-copies",
   "http",
   "global-order",
   "subscriptions",

@@ -478,10 +478,12 @@ export class EventStore extends Construct {
    * `SNAPSHOT#` keys only, plus the ConditionCheck of the stream's head. Snapshots have partitions
    * of their own precisely so that this delete cannot reach an event: `dynamodb:LeadingKeys` sees
    * partition keys only. Trusted code only: `AggregateRepository.load` starts from these snapshots.
-   * (The HTTP API never gets it: snapshots saved over HTTP go to `HTTPSNAPSHOT#` keys.)
+   * (The HTTP API never gets it: snapshots saved over HTTP go to `HTTPSNAPSHOT#` keys.) The
+   * subjects' keys are read (never made) to seal the snapshot of a subject's stream under them.
    */
   public grantWriteSnapshots(grantee: iam.IGrantable): iam.Grant {
     this.grantKey(grantee, KMS_WRITE);
+    grantKeysForRead(this.subjectKeys, grantee);
     this.grantTable(grantee, [DDB.conditionCheck], [STREAM_KEYS]);
     return this.grantTable(grantee, [DDB.query, DDB.put, DDB.batchWrite], [SNAPSHOT_KEYS]);
   }

@@ -117,7 +117,12 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     this.snapshots =
       options.snapshots === false
         ? undefined
-        : (options.snapshots ?? new SnapshotStore({ client: store.client, tableName: store.tableName }));
+        : (options.snapshots ??
+          new SnapshotStore({
+            client: store.client,
+            tableName: store.tableName,
+            ...(store.keys ? { keys: store.keys } : {}),
+          }));
     // Only the repository's own snapshots are trusted: those saved over HTTP are a client's word.
     if (this.snapshots && this.snapshots.source !== "repository") {
       throw new Error('an AggregateRepository loads only snapshots of source "repository", never "http"');
@@ -130,8 +135,10 @@ export class AggregateRepository<State, Event extends DomainEvent> {
    * when given: the state as it was then). A missing stream is version 0.
    */
   async load(streamId: string, options: LoadOptions = {}): Promise<LoadedAggregate<State>> {
-    const loaded = await this.rebuild(streamId, options.atVersion);
-    if (this.replayedTooMany(loaded.replayed)) this.snapshotLater(streamId, loaded.version, loaded.state);
+    const { loaded, subjectIds } = await this.rebuild(streamId, options.atVersion);
+    if (this.replayedTooMany(loaded.replayed)) {
+      this.snapshotLater(streamId, loaded.version, loaded.state, subjectIds);
+    }
     return loaded;
   }
 
@@ -147,16 +154,19 @@ export class AggregateRepository<State, Event extends DomainEvent> {
   ): Promise<HandleResult<State, Event>> {
     const maxRetries = options.maxRetries ?? this.options.maxRetries ?? 0;
     for (let attempt = 1; ; attempt++) {
-      const loaded = await this.rebuild(streamId);
+      const { loaded, subjectIds } = await this.rebuild(streamId);
       const decided = await decide(loaded.state, { streamId, version: loaded.version });
       const events: readonly Decided<Event>[] = isEventList(decided) ? decided : [decided];
       if (events.length === 0) {
-        if (this.replayedTooMany(loaded.replayed)) this.snapshotLater(streamId, loaded.version, loaded.state);
+        if (this.replayedTooMany(loaded.replayed)) {
+          this.snapshotLater(streamId, loaded.version, loaded.state, subjectIds);
+        }
         return { streamId, state: loaded.state, version: loaded.version, events, attempts: attempt };
       }
+      const newEvents = events.map(toNewEvent(options.metadata));
       let appended: AppendResult;
       try {
-        appended = await this.store.appendToStream(streamId, events.map(toNewEvent(options.metadata)), {
+        appended = await this.store.appendToStream(streamId, newEvents, {
           expectedVersion: loaded.version,
         });
       } catch (error) {
@@ -167,20 +177,33 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       const state = events.reduce((current, event) => this.aggregate.evolve(current, event), loaded.state);
       const crossed = this.crossedCadence(loaded.version, appended.toVersion);
       if (crossed || this.replayedTooMany(loaded.replayed + events.length)) {
-        this.snapshotLater(streamId, appended.toVersion, state);
+        for (const event of newEvents) addSubject(subjectIds, event.metadata, false);
+        this.snapshotLater(streamId, appended.toVersion, state, subjectIds);
       }
       return { streamId, state, version: appended.toVersion, events, appended, attempts: attempt };
     }
   }
 
-  /** Saves a snapshot of `state` at `version` now (awaited), at the aggregate's snapshot schema version. */
-  async saveSnapshot(streamId: string, version: number, state: State): Promise<Snapshot> {
+  /**
+   * Saves a snapshot of `state` at `version` now (awaited), at the aggregate's snapshot schema
+   * version, sealed under the subjects of the events up to `version` (`metadata.subjectId`, erased
+   * ones left out: their data is gone from the state too). Without `subjectIds` it reads the stream
+   * up to `version` to learn them; the snapshots the repository takes by itself know them already.
+   */
+  async saveSnapshot(
+    streamId: string,
+    version: number,
+    state: State,
+    subjectIds?: readonly string[],
+  ): Promise<Snapshot> {
     if (!this.snapshots) throw new Error("this repository has no snapshot store");
     const snapshotState = this.aggregate.toSnapshot ? this.aggregate.toSnapshot(state) : state;
+    const subjects = subjectIds ?? [...(await this.subjectsUpTo(streamId, version))];
     return this.snapshots.save(streamId, {
       version,
       state: snapshotState,
       schemaVersion: this.schemaVersion,
+      ...(subjects.length === 0 ? {} : { subjectIds: subjects }),
     });
   }
 
@@ -192,7 +215,26 @@ export class AggregateRepository<State, Event extends DomainEvent> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
   }
 
-  private async rebuild(streamId: string, atVersion?: number): Promise<LoadedAggregate<State>> {
+  /** The subjects of a stream's events up to `version`, erased ones left out (a read of the stream). */
+  private async subjectsUpTo(streamId: string, version: number): Promise<Set<string>> {
+    const subjects = new Set<string>();
+    let fromVersion: number | undefined = 1;
+    while (fromVersion !== undefined && fromVersion <= version) {
+      const page = await this.store.readStream(streamId, { fromVersion, limit: version - fromVersion + 1 });
+      for (const event of page.events) addSubject(subjects, event.metadata, event.erased === true);
+      fromVersion = page.nextVersion;
+    }
+    return subjects;
+  }
+
+  /**
+   * The state at the latest version (or `atVersion`), and the subjects whose data it holds: the
+   * snapshot's, then those of the events applied after it, erased ones left out.
+   */
+  private async rebuild(
+    streamId: string,
+    atVersion?: number,
+  ): Promise<{ loaded: LoadedAggregate<State>; subjectIds: Set<string> }> {
     const last = atVersion === undefined ? undefined : assertNonNegativeInteger(atVersion, "atVersion");
     const snapshot = this.snapshots
       ? await this.snapshots.load(streamId, last === undefined ? {} : { maxVersion: last })
@@ -204,6 +246,7 @@ export class AggregateRepository<State, Event extends DomainEvent> {
         : (usable.state as State)
       : this.aggregate.initialState();
     let version = usable?.version ?? 0;
+    const subjectIds = new Set(usable?.subjectIds ?? []);
     let replayed = 0;
     let fromVersion: number | undefined = version + 1;
     try {
@@ -213,6 +256,7 @@ export class AggregateRepository<State, Event extends DomainEvent> {
         if (usable && page.deletedAt !== undefined && usable.version <= page.deletedAt) {
           // A snapshot of the stream's life before a soft delete: the stream starts afresh after it.
           usable = undefined;
+          subjectIds.clear();
           state = this.aggregate.initialState();
           version = page.deletedAt;
           fromVersion = page.deletedAt + 1;
@@ -221,6 +265,7 @@ export class AggregateRepository<State, Event extends DomainEvent> {
         for (const event of page.events) {
           state = this.aggregate.evolve(state, event as unknown as Event);
           version = event.version;
+          addSubject(subjectIds, event.metadata, event.erased === true);
           replayed++;
         }
         fromVersion = page.nextVersion;
@@ -230,13 +275,15 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       if (error.deletedAt !== undefined) {
         // Soft deleted and not appended to since: a fresh state, at the version the next append follows.
         usable = undefined;
+        subjectIds.clear();
         state = this.aggregate.initialState();
         version = error.deletedAt;
       }
     }
-    return usable
+    const loaded = usable
       ? { streamId, state, version, snapshotVersion: usable.version, replayed }
       : { streamId, state, version, replayed };
+    return { loaded, subjectIds };
   }
 
   private crossedCadence(from: number, to: number): boolean {
@@ -250,9 +297,9 @@ export class AggregateRepository<State, Event extends DomainEvent> {
   }
 
   /** Starts a snapshot write and returns at once; a failure is reported, never thrown. */
-  private snapshotLater(streamId: string, version: number, state: State): void {
+  private snapshotLater(streamId: string, version: number, state: State, subjectIds: Set<string>): void {
     if (!this.snapshots || version === 0) return;
-    const write = this.saveSnapshot(streamId, version, state)
+    const write = this.saveSnapshot(streamId, version, state, [...subjectIds])
       .then(() => undefined)
       .catch((error: unknown) => {
         const report =
@@ -264,6 +311,12 @@ export class AggregateRepository<State, Event extends DomainEvent> {
       .finally(() => this.pending.delete(write));
     this.pending.add(write);
   }
+}
+
+/** Adds an event's subject (`metadata.subjectId`) to those a state holds data of, unless it is erased. */
+function addSubject(subjects: Set<string>, metadata: EventMetadata | undefined, erased: boolean): void {
+  const subjectId = metadata?.subjectId;
+  if (!erased && typeof subjectId === "string") subjects.add(subjectId);
 }
 
 /** A short random pause before a retry, so writers that collided do not collide again in step. */

@@ -393,6 +393,22 @@ export const SNAPSHOT = {
   defaultKeep: 3,
   /** Serialized state, in UTF-8 bytes (an item stops at 400 KB). */
   maxStateBytes: 350 * 1024,
+  /** The sealed box of a snapshot, in bytes: the item stays under 400 KB with its keys and subjects. */
+  maxSealedBytes: 380 * 1024,
+} as const;
+/**
+ * A copy Cairn derives from subjects' events (a snapshot's state, a projection's document) that may
+ * hold their personal data is stored sealed under their keys (lambdas/core/sealed-copies.ts): the
+ * subjects in a string set here, the box in `SUBJECTS.sealedAttr`, in place of the plain JSON
+ * (docs/decisions.md, "Copies derived from a subject's events are sealed too").
+ */
+export const SEALED_COPY = {
+  subjectsAttr: "subjects",
+  /**
+   * Subjects one copy may be sealed for: each adds a sealed share of at most ~210 bytes and its id to
+   * the item (64: ≤ 22 KB, so a 350 KB state or document still fits in 400 KB).
+   */
+  maxSubjects: 64,
 } as const;
 /** Who wrote a snapshot, which decides its partition: the repository's own, or a client's over HTTP. */
 export type SnapshotSource = "repository" | "http";

@@ -13,17 +13,32 @@ import {
   LIFECYCLE,
   LIMITS,
   PREFIX,
+  SEALED_COPY,
   SNAPSHOT,
   type SnapshotSource,
   SORT_KEY,
+  SUBJECTS,
   snapshotKey,
   snapshotStreamKey,
   snapshotVersionFromKey,
   streamKey,
 } from "./constants.ts";
-import { PayloadTooLargeError, StreamDeletedError, StreamNotFoundError, ValidationError } from "./errors.ts";
+import {
+  PayloadTooLargeError,
+  StreamDeletedError,
+  StreamNotFoundError,
+  SubjectErasedError,
+  ValidationError,
+} from "./errors.ts";
 import { queryPages } from "./query.ts";
-import { assertNonNegativeInteger, assertPositiveInteger, assertStreamId } from "./validate.ts";
+import { openCopy, sealCopy, subjectsInOrder } from "./sealed-copies.ts";
+import type { SubjectKeys } from "./subjects.ts";
+import {
+  assertNonNegativeInteger,
+  assertPositiveInteger,
+  assertStreamId,
+  assertSubjectId,
+} from "./validate.ts";
 
 /** A stream's state at a version, as saved. */
 export interface Snapshot<State = unknown> {
@@ -35,6 +50,8 @@ export interface Snapshot<State = unknown> {
   readonly schemaVersion: number;
   /** ISO 8601 time of the save. */
   readonly createdAt: string;
+  /** The subjects the state was sealed under, when it was (see `SaveSnapshotInput.subjectIds`). */
+  readonly subjectIds?: readonly string[];
 }
 
 export interface SaveSnapshotInput<State = unknown> {
@@ -43,6 +60,13 @@ export interface SaveSnapshotInput<State = unknown> {
   readonly state: State;
   /** @default 1 */
   readonly schemaVersion?: number;
+  /**
+   * The subjects whose personal data the state may hold: the `metadata.subjectId` of the events it
+   * was built from. The state is then stored sealed for them (sealed-copies.ts: AES-256-GCM, as
+   * events' data is, under a key shared among their keys), and erasing any of them makes it unusable:
+   * `load` passes over it. Needs the store's `keys`. @default none: the state is stored as plain JSON
+   */
+  readonly subjectIds?: readonly string[];
 }
 
 export interface SnapshotStoreConfig {
@@ -58,6 +82,12 @@ export interface SnapshotStoreConfig {
    * @default "repository"
    */
   readonly source?: SnapshotSource;
+  /**
+   * The subjects' data keys (an EventStore's `keys`), to seal and open the snapshots of subjects'
+   * streams. @default none: a save with `subjectIds` is refused, a load of a sealed snapshot fails
+   * with a KeyMaterialError
+   */
+  readonly keys?: SubjectKeys;
 }
 
 const S = (value: string): AttributeValue => ({ S: value });
@@ -74,10 +104,12 @@ export class SnapshotStore {
   readonly tableName: string;
   readonly keep: number;
   readonly source: SnapshotSource;
+  readonly keys: SubjectKeys | undefined;
 
   constructor(config: SnapshotStoreConfig) {
     this.client = config.client;
     this.tableName = config.tableName;
+    this.keys = config.keys;
     this.keep = assertPositiveInteger(config.keep ?? SNAPSHOT.defaultKeep, "keep", 1000);
     this.source = config.source ?? "repository";
     if (this.source !== "repository" && this.source !== "http") {
@@ -108,6 +140,14 @@ export class SnapshotStore {
     const bytes = Buffer.byteLength(stateJson);
     if (bytes > SNAPSHOT.maxStateBytes)
       throw new PayloadTooLargeError("state", SNAPSHOT.maxStateBytes, bytes);
+    const subjectIds = this.subjectsOf(input.subjectIds);
+    const stored: Record<string, AttributeValue> =
+      subjectIds.length === 0
+        ? { [SNAPSHOT.stateAttr]: S(stateJson) }
+        : {
+            [SUBJECTS.sealedAttr]: { B: await this.seal(streamId, version, subjectIds, stateJson) },
+            [SEALED_COPY.subjectsAttr]: { SS: subjectIds },
+          };
     const pk = S(snapshotStreamKey(streamId, this.source));
     const createdAt = new Date().toISOString();
     try {
@@ -134,7 +174,7 @@ export class SnapshotStore {
                   [ATTR.kind]: S(ITEM_KIND.snapshot),
                   [ATTR.version]: N(version),
                   [ATTR.schemaVersion]: N(schemaVersion),
-                  [SNAPSHOT.stateAttr]: S(stateJson),
+                  ...stored,
                   [ATTR.createdAt]: S(createdAt),
                 },
               },
@@ -156,12 +196,20 @@ export class SnapshotStore {
       });
     }
     await this.prune(streamId);
-    return { streamId, version, state: input.state, schemaVersion, createdAt };
+    return {
+      streamId,
+      version,
+      state: input.state,
+      schemaVersion,
+      createdAt,
+      ...(subjectIds.length === 0 ? {} : { subjectIds }),
+    };
   }
 
   /**
    * The latest snapshot at or below `maxVersion` (default: the latest of all), or undefined when
-   * there is none.
+   * there is none, or when it is sealed under a subject that was erased since (its state is gone
+   * with the key; a caller rebuilds from the events, which read as erased).
    */
   async load<State = unknown>(
     streamId: string,
@@ -188,13 +236,77 @@ export class SnapshotStore {
     );
     const item = Items?.[0];
     if (!item) return undefined;
+    const version = Number(item[ATTR.version]?.N);
+    const subjectIds = item[SEALED_COPY.subjectsAttr]?.SS;
+    let stateJson = item[SNAPSHOT.stateAttr]?.S as string;
+    if (subjectIds !== undefined) {
+      const opened = await openCopy(
+        this.keys,
+        subjectsInOrder(subjectIds),
+        this.boxIdOf(streamId, version),
+        item[SUBJECTS.sealedAttr]?.B ?? new Uint8Array(),
+      );
+      if (opened === undefined) return undefined;
+      stateJson = opened;
+    }
     return {
       streamId,
-      version: Number(item[ATTR.version]?.N),
-      state: JSON.parse(item[SNAPSHOT.stateAttr]?.S as string) as State,
+      version,
+      state: JSON.parse(stateJson) as State,
       schemaVersion: Number(item[ATTR.schemaVersion]?.N ?? 1),
       createdAt: item[ATTR.createdAt]?.S as string,
+      ...(subjectIds === undefined ? {} : { subjectIds: subjectsInOrder(subjectIds) }),
     };
+  }
+
+  /** The distinct subjects of a save, sorted (the order of the shares), each checked. */
+  private subjectsOf(subjectIds: readonly string[] | undefined): string[] {
+    if (subjectIds === undefined) return [];
+    if (!Array.isArray(subjectIds) || subjectIds.length > SEALED_COPY.maxSubjects) {
+      throw new ValidationError(
+        "subjectIds",
+        `must be an array of at most ${SEALED_COPY.maxSubjects} subject ids`,
+      );
+    }
+    subjectIds.forEach((subjectId, index) => {
+      assertSubjectId(subjectId, `subjectIds[${index}]`);
+    });
+    const distinct = subjectsInOrder(subjectIds);
+    if (distinct.length > 0 && !this.keys) {
+      throw new ValidationError(
+        "subjectIds",
+        "a snapshot of personal data needs a key table: this store has none (keys), so nothing was written",
+      );
+    }
+    return distinct;
+  }
+
+  /**
+   * Seals the state JSON under each subject's key (sealed-copies.ts), bound to the snapshot's
+   * partition and version. The keys are read, never made: the subjects' events made them. A
+   * SubjectErasedError when a subject is erased: no snapshot of its data is written.
+   */
+  private async seal(
+    streamId: string,
+    version: number,
+    subjectIds: readonly string[],
+    stateJson: string,
+  ): Promise<Uint8Array> {
+    const states = await (this.keys as SubjectKeys).keysForRead(subjectIds);
+    subjectIds.forEach((subjectId, index) => {
+      const state = states.get(subjectId);
+      if (state?.erased) throw new SubjectErasedError(`subjectIds[${index}]`, subjectId, state.erasedAt);
+    });
+    const box = sealCopy(states, subjectIds, this.boxIdOf(streamId, version), stateJson) as Uint8Array;
+    if (box.byteLength > SNAPSHOT.maxSealedBytes) {
+      throw new PayloadTooLargeError("state", SNAPSHOT.maxSealedBytes, box.byteLength);
+    }
+    return box;
+  }
+
+  /** What a snapshot's box is bound to, in place of an event id: moved to another item, it does not open. */
+  private boxIdOf(streamId: string, version: number): string {
+    return `snapshot:${snapshotStreamKey(streamId, this.source)}:${snapshotKey(version)}`;
   }
 
   /** The versions of a stream's snapshots, oldest first. */

@@ -6,29 +6,31 @@
  */
 import { type AttributeValue, GetItemCommand, type TransactWriteItem } from "@aws-sdk/client-dynamodb";
 import { readHeadPosition } from "../core/all.ts";
-import { ATTR, categoryOf, GLOBAL_LOG, ITEM_KIND, PROJECTION } from "../core/constants.ts";
+import { ATTR, categoryOf, GLOBAL_LOG, ITEM_KIND, PROJECTION, SEALED_COPY } from "../core/constants.ts";
 import type { EventStore } from "../core/event-store.ts";
+import { subjectsInOrder } from "../core/sealed-copies.ts";
 import type { RecordedEvent } from "../core/types.ts";
 import { logger } from "../observability.ts";
 import type { ProjectionContext } from "./definition.ts";
+import { type DocEntry, documentItem, documentOf } from "./documents.ts";
 import { type Crash, markInFlight, messageOf, patiently, type Slot, transact } from "./lease.ts";
 import { assertDocumentId, type Checkpoint, docKey, type ProjectionError, parkedKey } from "./state.ts";
 
-/** The batch's staged writes: documents by id (undefined = delete) and parked events. */
+/** The batch's staged writes: documents by id (an undefined `doc` = delete) and parked events. */
 export interface Staged {
-  docs: Map<string, unknown>;
+  docs: Map<string, DocEntry>;
   /**
    * Documents as committed, kept for the run: only the lease holder writes them, and a runner that
    * lost the lease (or was reset under) fails its next commit and drops this with the run.
    */
-  readonly committed: Map<string, unknown>;
+  readonly committed: Map<string, DocEntry>;
   parked: Record<string, AttributeValue>[];
   lastError?: ProjectionError;
   processed: number;
 }
 
 export type Outcome =
-  | { ok: true; writes: Map<string, unknown> }
+  | { ok: true; writes: Map<string, DocEntry> }
   | { ok: false; error: unknown; attempts: number };
 
 /** A batch commits early when its writes reach this many items (a transaction takes 100). */
@@ -40,21 +42,30 @@ const FLUSH_AT_BYTES = 3 * 1024 * 1024;
 /** While lingering at the head, the head is read this often. */
 const LINGER_POLL_MS = 50;
 
+/**
+ * A handler's context for one event. `subjects` collects whose personal data this event's writes may
+ * hold: the event's subject, and the subjects of every document the handler reads.
+ */
 function contextFor(
   slot: Slot,
   store: EventStore,
   generation: number,
   staged: Staged,
   local: Map<string, unknown>,
+  subjects: Set<string>,
 ): ProjectionContext {
   const { name } = slot.settings;
+  const seen = (entry: DocEntry) => {
+    for (const subjectId of entry.subjectIds) subjects.add(subjectId);
+    return structuredClone(entry.doc);
+  };
   return {
     projection: name,
     async get<T>(id: string): Promise<T | undefined> {
       assertDocumentId(id, "document id");
       if (local.has(id)) return local.get(id) as T | undefined;
-      if (staged.docs.has(id)) return structuredClone(staged.docs.get(id)) as T | undefined;
-      if (staged.committed.has(id)) return structuredClone(staged.committed.get(id)) as T | undefined;
+      const known = staged.docs.get(id) ?? staged.committed.get(id);
+      if (known) return seen(known) as T | undefined;
       const { Item } = await store.client.send(
         new GetItemCommand({
           TableName: store.tableName,
@@ -62,10 +73,9 @@ function contextFor(
           ConsistentRead: true,
         }),
       );
-      const text = Item?.[PROJECTION.docAttr]?.S;
-      const doc = text === undefined ? undefined : (JSON.parse(text) as T);
-      staged.committed.set(id, doc);
-      return structuredClone(doc);
+      const entry = await documentOf(store.keys, name, generation, id, Item);
+      staged.committed.set(id, entry);
+      return seen(entry) as T | undefined;
     },
     put(id: string, doc: unknown): void {
       assertDocumentId(id, "document id");
@@ -100,13 +110,27 @@ export async function apply(
   const handle = Object.hasOwn(handlers, event.type) ? handlers[event.type] : undefined;
   if (!handle) return { ok: true, writes: new Map() };
   let lastError: unknown;
+  const subjectId = event.erased ? undefined : event.metadata.subjectId;
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const local = new Map<string, unknown>();
+    const subjects = new Set<string>(typeof subjectId === "string" ? [subjectId] : []);
     try {
-      await handle(event, contextFor(slot, store, generation, staged, local));
+      await handle(event, contextFor(slot, store, generation, staged, local, subjects));
       if (local.size > FLUSH_AT_ITEMS)
         throw new Error(`one event wrote ${local.size} documents; at most ${FLUSH_AT_ITEMS}`);
-      return { ok: true, writes: local };
+      const subjectIds = subjectsInOrder(subjects);
+      // Refused in the handler's place, so the event is retried and parked, not the commit failed.
+      if (
+        subjectIds.length > SEALED_COPY.maxSubjects &&
+        [...local.values()].some((doc) => doc !== undefined)
+      ) {
+        throw new Error(
+          `the documents of this event would be sealed for ${subjectIds.length} subjects (the event's and those of the documents read); at most ${SEALED_COPY.maxSubjects}: keep each subject's data in documents of its own`,
+        );
+      }
+      const writes = new Map<string, DocEntry>();
+      for (const [id, doc] of local) writes.set(id, { doc, subjectIds: doc === undefined ? [] : subjectIds });
+      return { ok: true, writes };
     } catch (error) {
       lastError = error;
       if (attempt < maxAttempts) await new Promise((resolve) => setTimeout(resolve, retryDelayMs * attempt));
@@ -115,28 +139,29 @@ export async function apply(
   return { ok: false, error: lastError, attempts: attemptsSoFar + maxAttempts };
 }
 
-export function docWrites(
+/**
+ * The staged documents' writes: a Put each (sealed under its subjects when it has any), a Delete
+ * for a deleted one, or for one whose subject was erased since its event was read.
+ */
+export async function docWrites(
   slot: Slot,
   store: EventStore,
   generation: number,
   staged: Staged,
   at: string,
-): TransactWriteItem[] {
+): Promise<TransactWriteItem[]> {
   const { name } = slot.settings;
-  return [...staged.docs].map(([id, doc]) =>
-    doc === undefined
-      ? { Delete: { TableName: store.tableName, Key: docKey(name, generation, id) } }
-      : {
-          Put: {
-            TableName: store.tableName,
-            Item: {
-              ...docKey(name, generation, id),
-              [ATTR.kind]: { S: ITEM_KIND.projection },
-              [PROJECTION.docAttr]: { S: JSON.stringify(doc) },
-              [ATTR.updatedAt]: { S: at },
-            },
-          },
-        },
+  return Promise.all(
+    [...staged.docs].map(async ([id, entry]): Promise<TransactWriteItem> => {
+      const key = docKey(name, generation, id);
+      const item =
+        entry.doc === undefined
+          ? undefined
+          : await documentItem(store.keys, name, generation, id, entry, key, at);
+      return item
+        ? { Put: { TableName: store.tableName, Item: item } }
+        : { Delete: { TableName: store.tableName, Key: key } };
+    }),
   );
 }
 
@@ -186,7 +211,7 @@ async function commit(
         ExpressionAttributeValues: values,
       },
     },
-    ...docWrites(slot, store, checkpoint.generation, staged, at),
+    ...(await docWrites(slot, store, checkpoint.generation, staged, at)),
     ...staged.parked.map((item) => ({ Put: { TableName: store.tableName, Item: item } })),
   ];
   await transact(slot, store, items);
@@ -263,7 +288,7 @@ export async function catchUp(
   let checkpoint = start;
   let processed = 0;
   let parked = 0;
-  const committed = new Map<string, unknown>();
+  const committed = new Map<string, DocEntry>();
   let oneByOne = crash !== undefined;
   // The lease is renewed by each commit: a batch commits early rather than outlive half of it.
   let committedAt = Date.now();
@@ -317,7 +342,7 @@ export async function catchUp(
           : 1;
         const addingBytes = outcome.ok
           ? [...outcome.writes.values()].reduce<number>(
-              (sum, doc) => sum + Buffer.byteLength(JSON.stringify(doc ?? null)),
+              (sum, entry) => sum + Buffer.byteLength(JSON.stringify(entry.doc ?? null)),
               0,
             )
           : 0;

@@ -70,7 +70,7 @@ export async function replayParked(
               },
             },
           },
-          ...docWrites(slot, store, start.generation, staged, new Date().toISOString()),
+          ...(await docWrites(slot, store, start.generation, staged, new Date().toISOString())),
           { Delete: { TableName: store.tableName, Key: parkedKey(name, start.generation, entry.position) } },
         ]);
         replayed++;

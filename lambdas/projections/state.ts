@@ -30,11 +30,15 @@ import {
 } from "../core/constants.ts";
 import { ValidationError } from "../core/errors.ts";
 import { queryPages } from "../core/query.ts";
+import type { SubjectKeys } from "../core/subjects.ts";
+import { documentOf } from "./documents.ts";
 
 /** The table a projection lives in. An EventStore fits. */
 export interface ProjectionTable {
   readonly client: DynamoDBClient;
   readonly tableName: string;
+  /** The subjects' data keys, to open documents sealed under them (documents.ts). */
+  readonly keys?: SubjectKeys | undefined;
 }
 
 export interface ProjectionError {
@@ -347,7 +351,10 @@ export function toParked(item: Record<string, AttributeValue>): ParkedEvent {
   };
 }
 
-/** A read-model document of the current generation, or undefined. */
+/**
+ * A read-model document of the current generation, or undefined (also when it is sealed under a
+ * subject that was erased: documents.ts).
+ */
 export async function readProjectionDocument<T = unknown>(
   table: ProjectionTable,
   name: string,
@@ -363,8 +370,7 @@ export async function readProjectionDocument<T = unknown>(
       ConsistentRead: true,
     }),
   );
-  const text = Item?.[PROJECTION.docAttr]?.S;
-  return text === undefined ? undefined : (JSON.parse(text) as T);
+  return (await documentOf(table.keys, name, generation, id, Item)).doc as T | undefined;
 }
 
 /**

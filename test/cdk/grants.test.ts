@@ -217,7 +217,7 @@ describe("table grants for users' own functions", () => {
     expect(runtime).toEqual(expect.arrayContaining(KEYS_FOR_READ));
   });
 
-  it("grantWriteSnapshots: the repository's snapshot keys only, never those written over HTTP", () => {
+  it("grantWriteSnapshots: the repository's snapshot keys only, never those written over HTTP; subjects' keys read to seal", () => {
     // THEN
     expect(permissionsOf(template, idOf(stack, snapshotter))).toEqual(
       [
@@ -225,6 +225,7 @@ describe("table grants for users' own functions", () => {
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           `${PREFIX.snapshot}*`,
         ]),
+        ...KEYS_FOR_READ,
       ].sort(),
     );
   });

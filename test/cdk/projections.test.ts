@@ -257,8 +257,10 @@ describe("addCommandHandler", () => {
         ...lines(["dynamodb:Query", "dynamodb:PutItem", "dynamodb:BatchWriteItem"], TABLE, [
           `${PREFIX.snapshot}*`,
         ]),
-        // Subjects' keys, to seal personal data (crypto-shredding).
+        // Subjects' keys, to seal personal data (crypto-shredding), and to open it in a load (a
+        // batch of keys) and seal the snapshot of a subject's stream.
         ...lines(["dynamodb:GetItem", "dynamodb:PutItem"], TABLE, [`${SUBJECTS.keyPrefix}*`]),
+        ...lines(["dynamodb:BatchGetItem"], TABLE, [`${SUBJECTS.keyPrefix}*`]),
         ...lines(["kms:GenerateDataKey", "kms:Decrypt"], "Key.Arn"),
       ].sort(),
     );

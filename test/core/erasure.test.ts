@@ -29,6 +29,7 @@ import { defineProjection } from "../../lambdas/projections/runtime.ts";
 import { readProjectionDocument, resetProjection } from "../../lambdas/projections/state.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createTestTable } from "../support/dynamodb.ts";
+import { tableText as tableTextOf, valueText } from "../support/table-text.ts";
 
 let client: DynamoDBClient;
 let tableName: string;
@@ -55,17 +56,7 @@ beforeAll(async () => {
 });
 afterAll(() => drop());
 
-/** Every item of a table as text, binary values decoded too (a ciphertext holding the marker would show). */
-async function tableText(name: string): Promise<string> {
-  let text = "";
-  let startKey: Record<string, AttributeValue> | undefined;
-  do {
-    const page = await client.send(new ScanCommand({ TableName: name, ExclusiveStartKey: startKey }));
-    for (const item of page.Items ?? []) text += valueText({ M: item });
-    startKey = page.LastEvaluatedKey;
-  } while (startKey);
-  return text;
-}
+const tableText = (name: string) => tableTextOf(client, name);
 
 /** Every record of the event table's DynamoDB stream, from its start, as text. */
 async function streamRecordsText(): Promise<string> {
@@ -103,14 +94,6 @@ async function streamRecordsText(): Promise<string> {
   } finally {
     streams.destroy();
   }
-}
-
-function valueText(value: AttributeValue): string {
-  if (value.S !== undefined) return `${value.S}\n`;
-  if (value.B !== undefined) return `${Buffer.from(value.B).toString("latin1")}\n`;
-  if (value.M !== undefined) return Object.values(value.M).map(valueText).join("");
-  if (value.L !== undefined) return value.L.map(valueText).join("");
-  return `${JSON.stringify(value)}\n`;
 }
 
 async function allEvents(reader: EventStore): Promise<RecordedEvent[]> {
