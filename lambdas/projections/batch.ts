@@ -10,8 +10,9 @@ import { ATTR, categoryOf, GLOBAL_LOG, ITEM_KIND, PROJECTION, SEALED_COPY } from
 import type { EventStore } from "../core/event-store.ts";
 import { subjectsInOrder } from "../core/sealed-copies.ts";
 import type { RecordedEvent } from "../core/types.ts";
+import { assertSubjectId } from "../core/validate.ts";
 import { logger } from "../observability.ts";
-import type { ProjectionContext } from "./definition.ts";
+import type { ProjectionContext, PutOptions } from "./definition.ts";
 import { type DocEntry, documentItem, documentOf } from "./documents.ts";
 import { type Crash, markInFlight, messageOf, patiently, type Slot, transact } from "./lease.ts";
 import { assertDocumentId, type Checkpoint, docKey, type ProjectionError, parkedKey } from "./state.ts";
@@ -53,6 +54,7 @@ function contextFor(
   staged: Staged,
   local: Map<string, unknown>,
   subjects: Set<string>,
+  named: Map<string, readonly string[]>,
 ): ProjectionContext {
   const { name } = slot.settings;
   const seen = (entry: DocEntry) => {
@@ -77,8 +79,16 @@ function contextFor(
       staged.committed.set(id, entry);
       return seen(entry) as T | undefined;
     },
-    put(id: string, doc: unknown): void {
+    put(id: string, doc: unknown, options?: PutOptions): void {
       assertDocumentId(id, "document id");
+      if (options?.subjects !== undefined) {
+        if (!Array.isArray(options.subjects))
+          throw new Error("put's options.subjects must be an array of subject ids");
+        options.subjects.forEach((subjectId, index) => {
+          assertSubjectId(subjectId, `options.subjects[${index}]`);
+        });
+        named.set(id, subjectsInOrder(new Set(options.subjects)));
+      } else named.delete(id);
       const json = JSON.stringify(doc) ?? "null";
       const bytes = Buffer.byteLength(json);
       // Refused here, inside the handler, so it is retried and parked like any handler error
@@ -89,6 +99,7 @@ function contextFor(
     },
     delete(id: string): void {
       assertDocumentId(id, "document id");
+      named.delete(id);
       local.set(id, undefined);
     },
   };
@@ -114,22 +125,26 @@ export async function apply(
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const local = new Map<string, unknown>();
     const subjects = new Set<string>(typeof subjectId === "string" ? [subjectId] : []);
+    /** Documents whose subjects the handler named (`put`'s `options.subjects`). */
+    const named = new Map<string, readonly string[]>();
     try {
-      await handle(event, contextFor(slot, store, generation, staged, local, subjects));
+      await handle(event, contextFor(slot, store, generation, staged, local, subjects, named));
       if (local.size > FLUSH_AT_ITEMS)
         throw new Error(`one event wrote ${local.size} documents; at most ${FLUSH_AT_ITEMS}`);
-      const subjectIds = subjectsInOrder(subjects);
-      // Refused in the handler's place, so the event is retried and parked, not the commit failed.
-      if (
-        subjectIds.length > SEALED_COPY.maxSubjects &&
-        [...local.values()].some((doc) => doc !== undefined)
-      ) {
-        throw new Error(
-          `the documents of this event would be sealed for ${subjectIds.length} subjects (the event's and those of the documents read); at most ${SEALED_COPY.maxSubjects}: keep each subject's data in documents of its own`,
-        );
-      }
+      const inferred = subjectsInOrder(subjects);
       const writes = new Map<string, DocEntry>();
-      for (const [id, doc] of local) writes.set(id, { doc, subjectIds: doc === undefined ? [] : subjectIds });
+      for (const [id, doc] of local) {
+        const subjectIds = doc === undefined ? [] : (named.get(id) ?? inferred);
+        // Refused in the handler's place, so the event is retried and parked, not the commit failed.
+        if (subjectIds.length > SEALED_COPY.maxSubjects) {
+          throw new Error(
+            named.has(id)
+              ? `document ${id} names ${subjectIds.length} subjects; at most ${SEALED_COPY.maxSubjects}`
+              : `document ${id} would be sealed for ${subjectIds.length} subjects (the event's and those of the documents read); at most ${SEALED_COPY.maxSubjects}: keep each subject's data in documents of its own, or name the subjects a document holds (put's options.subjects; [] for none)`,
+          );
+        }
+        writes.set(id, { doc, subjectIds });
+      }
       return { ok: true, writes };
     } catch (error) {
       lastError = error;

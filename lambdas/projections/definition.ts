@@ -22,13 +22,24 @@ export type EventOf<E extends DomainEvent, T extends E["type"]> = RecordedEvent<
   Extract<E, { type: T }>["data"]
 >;
 
+/** How `context.put` seals a document. */
+export interface PutOptions {
+  /** The subjects whose personal data the document holds (at most 64); `[]` for none. */
+  readonly subjects?: readonly string[];
+}
+
 /** Read-model documents of this projection (current generation), written atomically with the checkpoint. */
 export interface ProjectionContext {
   readonly projection: string;
   /** The document with this id as this batch left it (its own writes first, then the table). */
   get<T = unknown>(id: string): Promise<T | undefined>;
-  /** Stores a JSON document under this id. */
-  put(id: string, doc: unknown): void;
+  /**
+   * Stores a JSON document under this id. It is sealed under the subjects whose personal data it may
+   * hold: by default the event's subject (`metadata.subjectId`) and those of the documents this
+   * handler read; `options.subjects` names them instead (`[]`: a document with no personal data,
+   * stored plain, such as a count over many subjects, which erasing one of them must not remove).
+   */
+  put(id: string, doc: unknown, options?: PutOptions): void;
   delete(id: string): void;
 }
 

@@ -12,6 +12,7 @@ export {
   type ProjectionContext,
   type ProjectionDefinition,
   type ProjectionHandlers,
+  type PutOptions,
   projectionOf,
   type ReplayResult,
   type RunOptions,

@@ -52,6 +52,7 @@ export {
   type ProjectionContext,
   type ProjectionDefinition,
   type ProjectionHandlers,
+  type PutOptions,
   projectionOf,
   type ReplayResult,
   type RunOptions,

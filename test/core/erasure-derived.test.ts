@@ -209,6 +209,54 @@ describe("erasure and the copies Cairn derives", () => {
     expect(after).toBeUndefined();
   });
 
+  it("stores plain a document whose subjects the handler names as none, past 64 subjects and after an erasure", async () => {
+    // Prepare: 70 customers; one count over all of them (no personal data), one document per customer
+    const customers = Array.from({ length: 70 }, () => `customer-${randomUUID()}`);
+    const category = `Count${randomUUID().replaceAll("-", "")}`;
+    for (const subjectId of customers) {
+      await store.appendToStream(`${category}-${subjectId}`, [
+        { ...named(subjectId), metadata: { subjectId } },
+      ]);
+    }
+    await catchUpGlobalLog(client, tableName);
+    const projection = defineProjection<Named>({
+      name: `count-${randomUUID().slice(0, 8)}`,
+      categories: [category],
+      maxAttempts: 1,
+      handlers: {
+        Named: async (event, context) => {
+          const count = (await context.get<{ n: number }>("count")) ?? { n: 0 };
+          context.put("count", { n: count.n + 1 }, { subjects: [] });
+          context.put(`name-${event.streamId}`, { name: event.data?.name });
+        },
+      },
+    });
+
+    // Act
+    await projection.run(store);
+    await store.eraseSubject(customers[3] as string, { erasedBy: "dpo" });
+    const count = await readProjectionDocument(otherStore(), projection.name, "count");
+    const erasedOne = await readProjectionDocument(
+      otherStore(),
+      projection.name,
+      `name-${category}-${customers[3]}`,
+    );
+    const another = await readProjectionDocument(
+      otherStore(),
+      projection.name,
+      `name-${category}-${customers[4]}`,
+    );
+
+    // Assess
+    expect((await getProjectionStatus(store, projection.name)).parkedCount).toBe(0);
+    expect(count).toEqual({ n: 70 });
+    expect(erasedOne).toBeUndefined();
+    expect(another).toEqual({ name: customers[4] });
+    const text = await tableText(client, tableName);
+    expect(text).toContain('{"n":70}');
+    expect(text).not.toContain(`"name":"${customers[4]}"`);
+  });
+
   it("does not write a document whose subject is erased before its batch commits", async () => {
     // Prepare: the handler itself erases the subject after reading its event, then writes from it
     const subjectId = `customer-${randomUUID()}`;
