@@ -7,7 +7,7 @@ import { type AttributeValue, QueryCommand } from "@aws-sdk/client-dynamodb";
 import type { AppendTarget, Batch, Head } from "./append.ts";
 import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
-import { sealedSubject } from "./subjects.ts";
+import { sealedSubject } from "./sealed-box.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
