@@ -288,10 +288,9 @@ export function appendItems(
       [ATTR.metadata]: S(event.metadataJson),
       [ATTR.createdAt]: now,
     };
-    // Personal data of a subject is stored sealed, never as text (subjects.ts).
+    // Personal data of a subject is stored sealed, never as text (sealed-box.ts).
     if (event.sealed) {
       item[SUBJECTS.sealedAttr] = { B: event.sealed.box };
-      item[SUBJECTS.sealedMacAttr] = S(event.sealed.mac);
     } else if (event.subjectId !== undefined)
       throw new Error(`event ${event.eventId} has a subject but was not sealed`);
     else item[ATTR.data] = S(event.dataJson);

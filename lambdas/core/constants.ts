@@ -183,15 +183,14 @@ export const ENV = {
  * `metadata.subjectId` is set is stored with `sealedAttr` in place of `data`: one binary box (a
  * format byte, the subject id's length and ASCII bytes, then AES-256-GCM: an event alone in its
  * append's events of its subject has its own IV and tag; two or more share one, each item with its
- * place and a tag of its own: see sealed-box.ts), and beside it `sealedMacAttr`, an HMAC of the data's
- * JSON under a key derived from the data key: what a retry compares (reads never fetch it).
+ * place and a tag of its own: see sealed-box.ts). Items written before groups existed also hold
+ * `sealedMac` (a retry digest); nothing reads it now: a retry opens the box to compare.
  * The data keys live in a key table of their own (no point-in-time recovery, no stream), one item
  * per subject `SUBJECT#<id>`: the data key wrapped by KMS (or the local key), or after an erasure
  * no key at all and who erased it and when (the audit record).
  */
 export const SUBJECTS = {
   sealedAttr: "sealed",
-  sealedMacAttr: "sealedMac",
   /** The key table's only key. */
   keyAttr: "PK",
   keyPrefix: "SUBJECT#",

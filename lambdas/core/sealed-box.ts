@@ -15,7 +15,8 @@
  *   group is checked by its own HMAC, then deciphered as the CTR stream GCM uses at its offset.
  *   Either way nothing is returned that the key holder did not seal for that event.
  *
- * Beside each box an append stores a retry digest (`macOf`): an HMAC of the data's JSON.
+ * A retry of an append is told from other data under the same ids by opening what is stored with
+ * the key it sealed with (`sealedText`): no digest of the data is stored beside the box.
  */
 import {
   createCipheriv,
@@ -30,11 +31,12 @@ import { ATTR, SUBJECTS } from "./constants.ts";
 import { KeyMaterialError } from "./errors.ts";
 import type { SubjectKey, SubjectKeys } from "./subjects.ts";
 
-/** What an event with a subject stores in place of its data. */
+/** What an event with a subject stores in place of its data, and the key it was sealed with. */
 export interface Sealed {
   readonly subjectId: string;
   readonly box: Uint8Array;
-  readonly mac: string;
+  /** What a retry opens the stored box with to compare it (`sealedText`); never stored. */
+  readonly key: OpenKey;
 }
 
 type OpenKey = SubjectKey & { erased: false };
@@ -56,8 +58,7 @@ const groupAadOf = (subjectId: string, eventIds: readonly string[], lengths: rea
 
 /**
  * Seals an event's data JSON under its subject's key (format 1): AES-256-GCM with a random IV, the
- * subject and event id as associated data (a box moved to another event does not open), and beside
- * it the retry digest.
+ * subject and event id as associated data (a box moved to another event does not open).
  */
 export function seal(key: OpenKey, subjectId: string, eventId: string, dataJson: string): Sealed {
   const iv = randomBytes(IV_BYTES);
@@ -65,7 +66,7 @@ export function seal(key: OpenKey, subjectId: string, eventId: string, dataJson:
   cipher.setAAD(aadOf(subjectId, eventId));
   const body = Buffer.concat([cipher.update(dataJson, "utf8"), cipher.final()]);
   const box = Buffer.concat([subjectHeader(SUBJECTS.boxFormat, subjectId), iv, cipher.getAuthTag(), body]);
-  return { subjectId, box, mac: macOf(key, dataJson) };
+  return { subjectId, box, key };
 }
 
 /**
@@ -108,7 +109,7 @@ export function sealGroup(
       index === 0 ? groupTag : Buffer.alloc(0),
       segment,
     ]);
-    return { subjectId, box, mac: macOf(key, event.dataJson) };
+    return { subjectId, box, key };
   });
 }
 
@@ -144,9 +145,28 @@ export function sealEvents(
   return sealed;
 }
 
-/** The retry digest of a data JSON under a subject's key (see `seal`). */
-export const macOf = (key: OpenKey, dataJson: string): string =>
-  createHmac("sha256", key.macKey).update(dataJson).digest("base64url");
+/**
+ * The data JSON a stored item's box holds under `key` (either format, the item on its own), or
+ * undefined when it holds none of `subjectId`'s or does not open with that key: how a retry compares.
+ */
+export function sealedText(
+  key: OpenKey,
+  subjectId: string,
+  item: Record<string, AttributeValue>,
+): string | undefined {
+  const box = item[SUBJECTS.sealedAttr]?.B;
+  if (!box || sealedSubject(item) !== subjectId) return undefined;
+  const eventId = item[ATTR.eventId]?.S ?? "";
+  try {
+    if (box[0] !== SUBJECTS.groupBoxFormat) return openBox(key.key, subjectId, eventId, box);
+    const copy = { ...item };
+    openMember(key, memberOf(copy, subjectId, eventId, box));
+    return copy[ATTR.data]?.S;
+  } catch (error) {
+    if (error instanceof KeyMaterialError) return undefined;
+    throw error;
+  }
+}
 
 /** The data JSON in a format 1 box; a KeyMaterialError when the key does not open it. */
 export function openBox(key: KeyObject, subjectId: string, eventId: string, box: Uint8Array): string {

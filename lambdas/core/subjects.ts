@@ -56,8 +56,6 @@ export type SubjectKey =
   | {
       readonly erased: false;
       readonly key: KeyObject;
-      /** Keys the retry digest (sealed-box.ts `macOf`). */
-      readonly macKey: Buffer;
       /** Keys the tag of each member of a sealed group (sealed-box.ts). */
       readonly memberKey: KeyObject;
     }
@@ -75,7 +73,6 @@ export interface SubjectErasure {
 
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const MAC_LABEL = "cairn:retry-digest";
 const MEMBER_LABEL = "cairn:group-member-tag";
 const S = (value: string): AttributeValue => ({ S: value });
 
@@ -226,7 +223,7 @@ export class SubjectKeys {
       }
       throw error;
     }
-    return withMacKey(key);
+    return openKeyOf(key);
   }
 
   private async stateOf(subjectId: string, item: Record<string, AttributeValue>): Promise<SubjectKey> {
@@ -238,7 +235,7 @@ export class SubjectKeys {
     if (!wrapped) {
       throw new KeyMaterialError(`the key item of subject ${subjectId} in ${this.tableName} holds no key`);
     }
-    return withMacKey(await this.wrapper.unwrap(subjectId, wrapped));
+    return openKeyOf(await this.wrapper.unwrap(subjectId, wrapped));
   }
 
   private cached(subjectId: string): SubjectKey | undefined {
@@ -261,13 +258,12 @@ export class SubjectKeys {
   }
 }
 
-const withMacKey = (key: Buffer): SubjectKey & { erased: false } => {
+const openKeyOf = (key: Buffer): SubjectKey & { erased: false } => {
   if (key.length !== 32) throw new KeyMaterialError(`a data key must be 32 bytes, not ${key.length}`);
   // A KeyObject: the key is imported once, not with every cipher made from it.
   return {
     erased: false,
     key: createSecretKey(key),
-    macKey: createHmac("sha256", key).update(MAC_LABEL).digest(),
     memberKey: createSecretKey(createHmac("sha256", key).update(MEMBER_LABEL).digest()),
   };
 };
