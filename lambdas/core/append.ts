@@ -33,6 +33,7 @@ import {
   recentHit,
   resolveRecent,
 } from "./retries.ts";
+import { storedBox } from "./sealed-box.ts";
 import type { AppendResult, ExpectedVersion } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -290,7 +291,7 @@ export function appendItems(
     };
     // Personal data of a subject is stored sealed, never as text (sealed-box.ts).
     if (event.sealed) {
-      item[SUBJECTS.sealedAttr] = { B: event.sealed.box };
+      item[SUBJECTS.sealedAttr] = storedBox(event.sealed);
     } else if (event.subjectId !== undefined)
       throw new Error(`event ${event.eventId} has a subject but was not sealed`);
     else item[ATTR.data] = S(event.dataJson);

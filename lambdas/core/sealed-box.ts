@@ -34,7 +34,7 @@ import type { SubjectKey, SubjectKeys } from "./subjects.ts";
 /** What an event with a subject stores in place of its data, and the key it was sealed with. */
 export interface Sealed {
   readonly subjectId: string;
-  readonly box: Uint8Array;
+  readonly box: Buffer;
   /** What a retry opens the stored box with to compare it (`sealedText`); never stored. */
   readonly key: OpenKey;
 }
@@ -154,8 +154,8 @@ export function sealedText(
   subjectId: string,
   item: Record<string, AttributeValue>,
 ): string | undefined {
-  const box = item[SUBJECTS.sealedAttr]?.B;
-  if (!box || sealedSubject(item) !== subjectId) return undefined;
+  const box = boxIn(item);
+  if (!box || subjectIn(box) !== subjectId) return undefined;
   const eventId = item[ATTR.eventId]?.S ?? "";
   try {
     if (box[0] !== SUBJECTS.groupBoxFormat) return openBox(key.key, subjectId, eventId, box);
@@ -187,11 +187,29 @@ export function openBox(key: KeyObject, subjectId: string, eventId: string, box:
   }
 }
 
+/**
+ * How an item stores a box: as base64 text. The SDK checks every binary attribute it reads against
+ * a regular expression before decoding it, which cost a read more than the box's decipher
+ * (docs/decisions.md); items written before hold it as binary, and both are read.
+ */
+export const storedBox = (sealed: Sealed): AttributeValue => ({ S: sealed.box.toString("base64") });
+
+/** A stored item's box, text or binary (see `storedBox`). */
+function boxIn(item: Record<string, AttributeValue>): Buffer | undefined {
+  const value = item[SUBJECTS.sealedAttr];
+  if (value?.S !== undefined) return Buffer.from(value.S, "base64");
+  const bytes = value?.B;
+  return bytes && Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+/** The subject id a box begins with. */
+const subjectIn = (box: Buffer): string | undefined =>
+  box.length < 2 ? undefined : box.toString("latin1", 2, 2 + (box[1] as number));
+
 /** The subject of a stored event item with sealed data: the id its box begins with. */
 export function sealedSubject(item: Record<string, AttributeValue>): string | undefined {
-  const box = item[SUBJECTS.sealedAttr]?.B;
-  if (!box || box.length < 2) return undefined;
-  return Buffer.from(box.buffer, box.byteOffset + 2, box[1]).toString("latin1");
+  const box = boxIn(item);
+  return box && subjectIn(box);
 }
 
 /**
@@ -215,7 +233,8 @@ export async function openItems(
       "events hold sealed personal data but this store has no key table (EventStoreConfig.keys)",
     );
   }
-  const subjectIds = sealed.map((item) => sealedSubject(item) ?? "");
+  const boxes = sealed.map((item) => boxIn(item) as Buffer);
+  const subjectIds = boxes.map((box) => subjectIn(box) ?? "");
   const subjects = await keys.keysForRead([...new Set(subjectIds)]);
   const groups = new Map<string, Member[]>();
   for (const [index, item] of sealed.entries()) {
@@ -227,7 +246,7 @@ export async function openItems(
       continue;
     }
     const eventId = item[ATTR.eventId]?.S ?? "";
-    const box = item[SUBJECTS.sealedAttr]?.B as Uint8Array;
+    const box = boxes[index] as Buffer;
     if (box[0] !== SUBJECTS.groupBoxFormat) {
       item[ATTR.data] = S(openBox(state.key, subjectId, eventId, box));
       continue;
@@ -268,9 +287,8 @@ function memberOf(
   item: Record<string, AttributeValue>,
   subjectId: string,
   eventId: string,
-  box: Uint8Array,
+  whole: Buffer,
 ): Member {
-  const whole = Buffer.from(box.buffer, box.byteOffset, box.byteLength);
   const ivAt = 2 + (whole[1] ?? 0);
   const placeAt = ivAt + IV_BYTES;
   const tagAt = placeAt + PLACE_BYTES;
