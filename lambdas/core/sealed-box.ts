@@ -18,6 +18,8 @@
  * A retry of an append is told from other data under the same ids by opening what is stored with
  * the key it sealed with (`sealedText`): no digest of the data is stored beside the box.
  */
+
+import { isAscii } from "node:buffer";
 import {
   createCipheriv,
   createDecipheriv,
@@ -252,7 +254,8 @@ export async function openItems(
       continue;
     }
     const member = memberOf(item, subjectId, eventId, box);
-    const group = `${subjectId}\u0000${member.iv.toString("latin1")}`;
+    // The subject and the IV: the group's name.
+    const group = box.toString("latin1", 0, member.placeAt);
     const found = groups.get(group);
     if (found) found.push(member);
     else groups.set(group, [member]);
@@ -266,50 +269,40 @@ export async function openItems(
   }
 }
 
-/** A format 2 box read back: its header, tags and segment as views on the box. */
+/** A format 2 box read back: where its parts lie in it. */
 interface Member {
   readonly item: Record<string, AttributeValue>;
   readonly subjectId: string;
   readonly eventId: string;
-  readonly iv: Buffer;
+  readonly box: Buffer;
+  /** The IV lies before it, its place (count, index, offset) from it to the member's tag. */
+  readonly placeAt: number;
   readonly count: number;
   readonly index: number;
   readonly offset: number;
-  /** Format byte to the offset: what the member's tag covers with the event id and the segment. */
-  readonly header: Buffer;
-  readonly memberTag: Buffer;
-  /** The group's GCM tag: only the group's first member holds it. */
-  readonly groupTag: Buffer | undefined;
-  readonly segment: Buffer;
+  /** The member's tag; the group's GCM tag follows it in the group's first member only. */
+  readonly tagAt: number;
+  readonly segmentAt: number;
 }
 
 function memberOf(
   item: Record<string, AttributeValue>,
   subjectId: string,
   eventId: string,
-  whole: Buffer,
+  box: Buffer,
 ): Member {
-  const ivAt = 2 + (whole[1] ?? 0);
-  const placeAt = ivAt + IV_BYTES;
+  const placeAt = 2 + (box[1] ?? 0) + IV_BYTES;
   const tagAt = placeAt + PLACE_BYTES;
-  const count = whole[placeAt] ?? 0;
-  const index = whole[placeAt + 1] ?? 0;
+  const count = box[placeAt] ?? 0;
+  const index = box[placeAt + 1] ?? 0;
   const segmentAt = tagAt + TAG_BYTES + (index === 0 ? TAG_BYTES : 0);
-  if (whole.length < segmentAt || count < 2 || index >= count) throw unknownFormat(subjectId, eventId);
-  return {
-    item,
-    subjectId,
-    eventId,
-    iv: whole.subarray(ivAt, placeAt),
-    count,
-    index,
-    offset: whole.readUInt32BE(placeAt + 2),
-    header: whole.subarray(0, tagAt),
-    memberTag: whole.subarray(tagAt, tagAt + TAG_BYTES),
-    groupTag: index === 0 ? whole.subarray(tagAt + TAG_BYTES, segmentAt) : undefined,
-    segment: whole.subarray(segmentAt),
-  };
+  if (box.length < segmentAt || count < 2 || index >= count) throw unknownFormat(subjectId, eventId);
+  const offset = box.readUInt32BE(placeAt + 2);
+  return { item, subjectId, eventId, box, placeAt, count, index, offset, tagAt, segmentAt };
 }
+
+const ivOf = (member: Member) => member.box.subarray(member.placeAt - IV_BYTES, member.placeAt);
+const segmentLength = (member: Member) => member.box.length - member.segmentAt;
 
 /** The members in index order when they are the whole group, each index once; else undefined. */
 function wholeGroup(members: readonly Member[]): Member[] | undefined {
@@ -326,43 +319,51 @@ function wholeGroup(members: readonly Member[]): Member[] | undefined {
 /** The whole group in one decipher: its tag covers every member's event id, length and segment. */
 function openGroup(key: OpenKey, members: readonly Member[]): void {
   const first = members[0] as Member;
+  const body = Buffer.allocUnsafe(members.reduce((sum, member) => sum + segmentLength(member), 0));
+  let at = 0;
+  for (const member of members) at += member.box.copy(body, at, member.segmentAt);
   let text: Buffer;
   try {
-    const decipher = createDecipheriv("aes-256-gcm", key.key, first.iv);
+    const decipher = createDecipheriv("aes-256-gcm", key.key, ivOf(first));
     decipher.setAAD(
       groupAadOf(
         first.subjectId,
         members.map((member) => member.eventId),
-        members.map((member) => member.segment.length),
+        members.map(segmentLength),
       ),
     );
-    decipher.setAuthTag(first.groupTag as Buffer);
-    text = decipher.update(Buffer.concat(members.map((member) => member.segment)));
+    decipher.setAuthTag(first.box.subarray(first.tagAt + TAG_BYTES, first.segmentAt));
+    text = decipher.update(body);
     decipher.final();
   } catch (cause) {
     throw doesNotOpen(first.subjectId, first.eventId, cause);
   }
+  // ASCII (most JSON): one string, cut per member; else each member's bytes decoded on their own.
+  const ascii = isAscii(text) ? text.toString("latin1") : undefined;
   let offset = 0;
   for (const member of members) {
-    const end = offset + member.segment.length;
-    member.item[ATTR.data] = S(text.toString("utf8", offset, end));
+    const end = offset + segmentLength(member);
+    member.item[ATTR.data] = S(
+      ascii === undefined ? text.toString("utf8", offset, end) : ascii.slice(offset, end),
+    );
     offset = end;
   }
 }
 
 /** One member without the rest of its group: its own tag first, then its segment of the CTR stream. */
 function openMember(key: OpenKey, member: Member): void {
-  if (!timingSafeEqual(memberTagOf(key, member.eventId, member.header, member.segment), member.memberTag)) {
+  const { box, tagAt, segmentAt } = member;
+  const segment = box.subarray(segmentAt);
+  const tag = memberTagOf(key, member.eventId, box.subarray(0, tagAt), segment);
+  if (!timingSafeEqual(tag, box.subarray(tagAt, tagAt + TAG_BYTES))) {
     throw doesNotOpen(member.subjectId, member.eventId, new Error("the member's tag does not match"));
   }
   const counter = Buffer.alloc(16);
-  member.iv.copy(counter);
+  ivOf(member).copy(counter);
   counter.writeUInt32BE(FIRST_DATA_COUNTER + Math.floor(member.offset / 16), IV_BYTES);
   const skip = member.offset % 16;
   const decipher = createDecipheriv("aes-256-ctr", key.key, counter);
-  const text = decipher.update(
-    skip === 0 ? member.segment : Buffer.concat([Buffer.alloc(skip), member.segment]),
-  );
+  const text = decipher.update(skip === 0 ? segment : Buffer.concat([Buffer.alloc(skip), segment]));
   member.item[ATTR.data] = S(text.toString("utf8", skip));
 }
 
