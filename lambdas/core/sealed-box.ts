@@ -191,7 +191,7 @@ export function openBox(key: KeyObject, subjectId: string, eventId: string, box:
 
 /**
  * How an item stores a box: as base64 text. The SDK checks every binary attribute it reads against
- * a regular expression before decoding it, which cost a read more than the box's decipher
+ * a regular expression before decoding it, which cost a read about as much as the box's decipher
  * (docs/decisions.md); items written before hold it as binary, and both are read.
  */
 export const storedBox = (sealed: Sealed): AttributeValue => ({ S: sealed.box.toString("base64") });
