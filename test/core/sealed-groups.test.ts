@@ -158,6 +158,53 @@ describe("one append's events of a subject, sealed as one group", () => {
     expect(dataOf(all.events.filter((event) => event.streamId === streamId))).toEqual(expected);
   });
 
+  it("makes a group of each stream's events in a multi-stream append, and of a tagged append's", async () => {
+    // Prepare
+    const subjectId = `user-${randomUUID()}`;
+    const [first, second, tagged] = [1, 2, 3].map(() => `Person-${randomUUID()}`) as [string, string, string];
+    const noted = (note: string) => ({ type: "Noted", data: { note }, metadata: { subjectId } });
+
+    // Act
+    await store.appendToStreams([
+      { streamId: first, events: [noted("a1"), noted("a2")] },
+      { streamId: second, events: [noted("b1"), noted("b2"), noted("b3")] },
+    ]);
+    await store.appendIfNoneMatch(
+      [
+        { ...noted("t1"), tags: [`person:${tagged}`] },
+        { ...noted("t2"), tags: [`person:${tagged}`] },
+      ],
+      { query: { tags: [`person:${tagged}`] }, streamId: tagged },
+    );
+    await catchUpGlobalLog(client, tableName);
+
+    // Assess: one group per stream (each its own IV), every read path opens them
+    const items = await Promise.all([first, second, tagged].map(storedItems));
+    expect(items.map((stream) => stream.map(formatOf))).toEqual([
+      [2, 2],
+      [2, 2, 2],
+      [2, 2],
+    ]);
+    const ivs = items.map((stream) =>
+      boxOf(stream[0])
+        .subarray(2 + subjectId.length, 14 + subjectId.length)
+        .toString("hex"),
+    );
+    expect(new Set(ivs).size).toBe(3);
+    const reader = otherStore();
+    expect(dataOf((await reader.readStream(second)).events)).toEqual([
+      { note: "b1" },
+      { note: "b2" },
+      { note: "b3" },
+    ]);
+    const all = (await reader.readAll({ after: 0, limit: 1000 })).events.filter((event) =>
+      [first, second, tagged].includes(event.streamId),
+    );
+    expect(dataOf(all)).toEqual(["a1", "a2", "b1", "b2", "b3", "t1", "t2"].map((note) => ({ note })));
+    const byTag = await reader.readByTags({ tags: [`person:${tagged}`] });
+    expect(dataOf(byTag.events)).toEqual([{ note: "t1" }, { note: "t2" }]);
+  });
+
   it("opens a whole group by its one GCM tag; a member read alone by its own tag", async () => {
     // Prepare: a member whose own tag is altered, its segment and place intact
     const subjectId = `user-${randomUUID()}`;
