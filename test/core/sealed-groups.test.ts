@@ -9,12 +9,15 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
+  type Aggregate,
+  AggregateRepository,
   EventStore,
   ensureKeyTable,
   IdempotencyConflictError,
   KeyMaterialError,
   localKeyWrapper,
   type RecordedEvent,
+  readHeadPosition,
   SUBJECTS,
   seal,
   streamKey,
@@ -109,6 +112,15 @@ async function readEachWay(reader: EventStore, streamId: string, count: number) 
   return { whole, alone };
 }
 
+/**
+ * `$all`'s head once every event so far has a position: a test reads `$all` after it, so the items
+ * other tests altered on purpose stay out of its reads.
+ */
+async function allHead(): Promise<number> {
+  await catchUpGlobalLog(client, tableName);
+  return readHeadPosition(client, tableName);
+}
+
 const dataOf = (events: readonly RecordedEvent[]) => events.map((event) => event.data);
 
 describe("one append's events of a subject, sealed as one group", () => {
@@ -118,6 +130,7 @@ describe("one append's events of a subject, sealed as one group", () => {
     const other = `user-${randomUUID()}`;
     const secret = `PII-${randomUUID()}`;
     const streamId = `Person-${randomUUID()}`;
+    const after = await allHead();
 
     // Act: one append interleaving two subjects and a plain event
     await store.appendToStream(
@@ -154,7 +167,7 @@ describe("one append's events of a subject, sealed as one group", () => {
     expect(alone.map((read) => (read as { events: RecordedEvent[] }).events[0]?.data)).toEqual(expected);
     const backward = await reader.readStream(streamId, { direction: "backward", fromVersion: 4 });
     expect(dataOf(backward.events)).toEqual(expected.slice(0, 4).reverse());
-    const all = await reader.readAll({ after: 0, limit: 1000 });
+    const all = await reader.readAll({ after, limit: 1000 });
     expect(dataOf(all.events.filter((event) => event.streamId === streamId))).toEqual(expected);
   });
 
@@ -163,6 +176,7 @@ describe("one append's events of a subject, sealed as one group", () => {
     const subjectId = `user-${randomUUID()}`;
     const [first, second, tagged] = [1, 2, 3].map(() => `Person-${randomUUID()}`) as [string, string, string];
     const noted = (note: string) => ({ type: "Noted", data: { note }, metadata: { subjectId } });
+    const after = await allHead();
 
     // Act
     await store.appendToStreams([
@@ -197,7 +211,7 @@ describe("one append's events of a subject, sealed as one group", () => {
       { note: "b2" },
       { note: "b3" },
     ]);
-    const all = (await reader.readAll({ after: 0, limit: 1000 })).events.filter((event) =>
+    const all = (await reader.readAll({ after, limit: 1000 })).events.filter((event) =>
       [first, second, tagged].includes(event.streamId),
     );
     expect(dataOf(all)).toEqual(["a1", "a2", "b1", "b2", "b3", "t1", "t2"].map((note) => ({ note })));
@@ -277,14 +291,26 @@ describe("one append's events of a subject, sealed as one group", () => {
     }
   });
 
-  it("reads every member erased after the subject's erasure, whole or alone", async () => {
+  it("reads every member erased after the subject's erasure: stream whole or alone, $all, an aggregate", async () => {
     // Prepare
     const subjectId = `user-${randomUUID()}`;
-    const { streamId } = await groupStream(subjectId);
+    const after = await allHead();
+    const { streamId, notes } = await groupStream(subjectId);
+    await catchUpGlobalLog(client, tableName);
+    const seen: Aggregate<unknown[], { type: "Noted"; data: unknown }> = {
+      initialState: () => [],
+      evolve: (state, event) => [...state, (event as RecordedEvent).erased ? "(erased)" : event.data],
+    };
+    const before = await new AggregateRepository(otherStore(), seen, { snapshots: false }).load(streamId);
 
     // Act
     await store.eraseSubject(subjectId, { erasedBy: "test" });
-    const { whole, alone } = await readEachWay(otherStore(), streamId, 4);
+    const reader = otherStore();
+    const { whole, alone } = await readEachWay(reader, streamId, 4);
+    const all = (await reader.readAll({ after, limit: 1000 })).events.filter(
+      (event) => event.streamId === streamId,
+    );
+    const loaded = await new AggregateRepository(reader, seen, { snapshots: false }).load(streamId);
 
     // Assess
     expect(
@@ -296,6 +322,11 @@ describe("one append's events of a subject, sealed as one group", () => {
       true,
       true,
     ]);
+    expect(all.map(({ data, erased }) => ({ data, erased }))).toEqual(
+      Array.from({ length: 4 }, () => ({ data: null, erased: true })),
+    );
+    expect(before.state).toEqual(notes);
+    expect(loaded.state).toEqual(["(erased)", "(erased)", "(erased)", "(erased)"]);
   });
 
   it("tells a retry of a grouped append from other data under the same ids", async () => {
