@@ -7,27 +7,49 @@
  * BatchGetItem of its key item and the unwrap). In AWS the wrap and unwrap are KMS calls
  * (GenerateDataKey, Decrypt), a few milliseconds each, which the local key does not model: the
  * cold rows are a floor, the warm rows are what a running function pays.
+ *
+ * An append seals its events of one subject as one group (lambdas/core/sealed-box.ts): a read that
+ * holds the whole group deciphers it once. The read with the target is of a stream appended 50
+ * events at a time; the same read of a stream appended one event at a time (one decipher per event)
+ * is printed beside it, and the read again under the limits model's request latency
+ * (bin/local/dynamodb-limits.ts): DynamoDB Local answers a Query in about a millisecond where AWS
+ * takes several, which makes the client's CPU a larger share here than in AWS.
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
-import { KEYS, streamKey } from "../lambdas/core/constants.ts";
+import { DEFAULT_LATENCY_MS, startDynamoDbLimits } from "../bin/local/dynamodb-limits.ts";
+import { HTTP, KEYS, streamKey } from "../lambdas/core/constants.ts";
 import { EventStore } from "../lambdas/core/event-store.ts";
 import { localKeyWrapper } from "../lambdas/core/subjects.ts";
 import { ensureKeyTable } from "../lambdas/core/table.ts";
 import type { NewEvent } from "../lambdas/core/types.ts";
-import { BENCH_DATA, BENCH_METADATA, type BenchRow, type BenchSection, interleaved } from "./harness.ts";
+import {
+  BENCH_DATA,
+  BENCH_METADATA,
+  type BenchRow,
+  type BenchSection,
+  interleaved,
+  localClient,
+} from "./harness.ts";
 
 const WORKERS = 8;
 const APPENDS = 400;
 const BATCH = 20;
 const BATCH_APPENDS = 160;
 const READ_EVENTS = 1000;
-const READS = 40;
+/** Events per append of the streams the read with the target reads. */
+const READ_PER_APPEND = 50;
+/** Events per page of the paged read (the HTTP API's default `limit`). */
+const PAGE = HTTP.defaultReadLimit;
+/** Reads of each side per row (the 1,000-event rows swing by ±30 % on a loaded machine with 40). */
+const READS = 120;
+/** Cold reads of each side (each forgets the keys first). */
+const COLD_READS = 40;
 const COLD = 160;
 
 const section: BenchSection = {
   title: "Crypto-shredding: sealed vs plain appends and reads (library, same store, same run)",
-  async run({ client, newTable }) {
+  async run({ client, endpoint, newTable }) {
     const tableName = await newTable("bench-erasure");
     const keyTableName = `${tableName}-keys`;
     await ensureKeyTable(client, keyTableName);
@@ -82,18 +104,21 @@ const section: BenchSection = {
     const subjectId = `bench-reader-${randomUUID()}`;
     const sealedStream = `SealedRead-${randomUUID()}`;
     const plainStream = `PlainRead-${randomUUID()}`;
-    for (let version = 0; version < READ_EVENTS; version += 50) {
-      await store.appendToStream(
-        sealedStream,
-        Array.from({ length: 50 }, () => event(subjectId)),
-        { expectedVersion: version },
-      );
-      await store.appendToStream(
-        plainStream,
-        Array.from({ length: 50 }, () => event()),
-        { expectedVersion: version },
-      );
-    }
+    const fill = async (sealed: string, plain: string, perAppend: number) => {
+      for (let version = 0; version < READ_EVENTS; version += perAppend) {
+        await store.appendToStream(
+          sealed,
+          Array.from({ length: perAppend }, () => event(subjectId)),
+          { expectedVersion: version },
+        );
+        await store.appendToStream(
+          plain,
+          Array.from({ length: perAppend }, () => event()),
+          { expectedVersion: version },
+        );
+      }
+    };
+    await fill(sealedStream, plainStream, READ_PER_APPEND);
     const reads = await interleaved(
       2,
       READS / 2,
@@ -101,13 +126,76 @@ const section: BenchSection = {
       () => store.readStream(plainStream),
     );
     rows.push({
-      name: `read a ${READ_EVENTS}-event stream of a subject's events, key cache warm`,
+      name: `read a ${READ_EVENTS}-event stream of a subject's events (${READ_PER_APPEND} per append), key cache warm`,
       unit: "events/s",
       ours: reads.ours * 2 * READ_EVENTS,
       baseline: reads.baseline * 2 * READ_EVENTS,
       baselineName: "the same read, events without a subject",
       target: 0.8,
     });
+    // The same read of streams appended one event at a time: every event a group of its own.
+    const sealedSingles = `SealedSingles-${randomUUID()}`;
+    const plainSingles = `PlainSingles-${randomUUID()}`;
+    await fill(sealedSingles, plainSingles, 1);
+    const singles = await interleaved(
+      2,
+      READS / 2,
+      () => store.readStream(sealedSingles),
+      () => store.readStream(plainSingles),
+    );
+    rows.push({
+      name: `read a ${READ_EVENTS}-event stream of a subject's events (1 per append), key cache warm`,
+      unit: "events/s",
+      ours: singles.ours * 2 * READ_EVENTS,
+      baseline: singles.baseline * 2 * READ_EVENTS,
+      baselineName: "the same read, events without a subject",
+      note: "(no target: one AES-GCM decipher per event, as each event was sealed alone)",
+    });
+    // The 50-per-append read again through the limits model, with its request latency (its keys never throttle).
+    const limits = await startDynamoDbLimits({ target: endpoint });
+    const modelled = localClient(limits.endpoint);
+    try {
+      const remote = new EventStore({ client: modelled, tableName, keys });
+      await remote.readStream(sealedStream);
+      const latent = await interleaved(
+        2,
+        READS / 2,
+        () => remote.readStream(sealedStream),
+        () => remote.readStream(plainStream),
+      );
+      rows.push({
+        name: `the ${READ_PER_APPEND}-per-append read under the limits model's latency (Query ${DEFAULT_LATENCY_MS.Query} ms)`,
+        unit: "events/s",
+        ours: latent.ours * 2 * READ_EVENTS,
+        baseline: latent.baseline * 2 * READ_EVENTS,
+        baselineName: "the same read, events without a subject",
+        note: "(no target: information; a floor the 1,000-item Query's own time on DynamoDB Local exceeds)",
+      });
+      // The same 1,000 events in the HTTP API's default pages, where the request time dominates.
+      const pages = async (reader: EventStore, streamId: string) => {
+        let fromVersion: number | undefined = 1;
+        while (fromVersion !== undefined) {
+          ({ nextVersion: fromVersion } = await reader.readStream(streamId, { fromVersion, limit: PAGE }));
+        }
+      };
+      const paged = await interleaved(
+        2,
+        READS / 2,
+        () => pages(remote, sealedStream),
+        () => pages(remote, plainStream),
+      );
+      rows.push({
+        name: `the same read in pages of ${PAGE} (HTTP's default) under the limits model's latency`,
+        unit: "events/s",
+        ours: paged.ours * 2 * READ_EVENTS,
+        baseline: paged.baseline * 2 * READ_EVENTS,
+        baselineName: "the same pages, events without a subject",
+        note: "(no target: information; each page also deciphers alone the first event of the next append)",
+      });
+    } finally {
+      modelled.destroy();
+      await limits.stop();
+    }
     // What the items alone cost: the same two streams' items by raw paged Query, no decryption.
     const rawReads = await interleaved(
       2,
@@ -121,7 +209,7 @@ const section: BenchSection = {
       ours: rawReads.ours * 2 * READ_EVENTS,
       baseline: rawReads.baseline * 2 * READ_EVENTS,
       baselineName: "raw paged Query of the plain items",
-      note: "(no target: how much of the read's cost is the larger, binary items on DynamoDB Local)",
+      note: "(no target: how much of the read's cost is the larger items on DynamoDB Local)",
     });
 
     // Cold: a new subject per append (its key made), and a first read of a subject (its key fetched).
@@ -151,7 +239,7 @@ const section: BenchSection = {
     );
     const coldReads = await interleaved(
       1,
-      READS,
+      COLD_READS,
       async () => {
         store.keys?.clearCache();
         await store.readStream(shortStream);

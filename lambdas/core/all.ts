@@ -373,7 +373,10 @@ export async function readRules(
 /** What an event adds to a page: its data and metadata text plus the envelope around them. */
 function eventBytes(item: Record<string, AttributeValue>): number {
   return (
-    (item[ATTR.data]?.S?.length ?? item[SUBJECTS.sealedAttr]?.B?.length ?? 0) +
+    (item[ATTR.data]?.S?.length ??
+      item[SUBJECTS.sealedAttr]?.S?.length ??
+      item[SUBJECTS.sealedAttr]?.B?.length ??
+      0) +
     (item[ATTR.metadata]?.S?.length ?? 0) +
     300
   );

@@ -33,6 +33,7 @@ import {
   recentHit,
   resolveRecent,
 } from "./retries.ts";
+import { storedBox } from "./sealed-box.ts";
 import type { AppendResult, ExpectedVersion } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -288,10 +289,9 @@ export function appendItems(
       [ATTR.metadata]: S(event.metadataJson),
       [ATTR.createdAt]: now,
     };
-    // Personal data of a subject is stored sealed, never as text (subjects.ts).
+    // Personal data of a subject is stored sealed, never as text (sealed-box.ts).
     if (event.sealed) {
-      item[SUBJECTS.sealedAttr] = { B: event.sealed.box };
-      item[SUBJECTS.sealedMacAttr] = S(event.sealed.mac);
+      item[SUBJECTS.sealedAttr] = storedBox(event.sealed);
     } else if (event.subjectId !== undefined)
       throw new Error(`event ${event.eventId} has a subject but was not sealed`);
     else item[ATTR.data] = S(event.dataJson);

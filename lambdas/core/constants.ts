@@ -188,16 +188,16 @@ export const ENV = {
 /**
  * Erasure of personal data (crypto-shredding, lambdas/core/subjects.ts). An event whose
  * `metadata.subjectId` is set is stored with `sealedAttr` in place of `data`: one binary box (a
- * format byte, the subject id's length and ASCII bytes, a 12-byte IV, the 16-byte GCM tag and the
- * AES-256-GCM ciphertext of the data's JSON), and beside it `sealedMacAttr`, an HMAC of the data's
- * JSON under a key derived from the data key: what a retry compares (reads never fetch it).
+ * format byte, the subject id's length and ASCII bytes, then AES-256-GCM: an event alone in its
+ * append's events of its subject has its own IV and tag; two or more share one, each item with its
+ * place and a tag of its own: see sealed-box.ts). Items written before groups existed also hold
+ * `sealedMac` (a retry digest); nothing reads it now: a retry opens the box to compare.
  * The data keys live in a key table of their own (no point-in-time recovery, no stream), one item
  * per subject `SUBJECT#<id>`: the data key wrapped by KMS (or the local key), or after an erasure
  * no key at all and who erased it and when (the audit record).
  */
 export const SUBJECTS = {
   sealedAttr: "sealed",
-  sealedMacAttr: "sealedMac",
   /** The key table's only key. */
   keyAttr: "PK",
   keyPrefix: "SUBJECT#",
@@ -214,8 +214,10 @@ export const SUBJECTS = {
   cacheTtlMs: 60_000,
   /** Subjects a process keeps keys of at once (the oldest go first). */
   cacheEntries: 10_000,
-  /** Format byte of a sealed box. */
+  /** Format byte of a sealed box of one event (lambdas/core/sealed-box.ts). */
   boxFormat: 1,
+  /** Format byte of a sealed box that is one member of a group: one append's events of one subject. */
+  groupBoxFormat: 2,
 } as const;
 export const subjectKey = (subjectId: string): string => `${SUBJECTS.keyPrefix}${subjectId}`;
 

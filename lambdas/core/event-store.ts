@@ -34,15 +34,9 @@ import {
 } from "./lifecycle.ts";
 import { hasNoRules, isRetained, type Retention, retentionOf } from "./retention.ts";
 import { checkNewEvents, type EventSchemas } from "./schemas.ts";
+import { openItems, sealEvents } from "./sealed-box.ts";
 import { type ListStreamsOptions, type ListStreamsResult, listStreams } from "./stream-list.ts";
-import {
-  openItems,
-  type SubjectErasure,
-  type SubjectKey,
-  SubjectKeys,
-  type SubjectKeysOptions,
-  seal,
-} from "./subjects.ts";
+import { type SubjectErasure, type SubjectKey, SubjectKeys, type SubjectKeysOptions } from "./subjects.ts";
 import { projectionOf } from "./table.ts";
 import { appendIfNoneMatch, checkQuery, decodeToken, eventKey, readByTags } from "./tags.ts";
 import { asThrottled } from "./throttling.ts";
@@ -597,10 +591,11 @@ export class EventStore {
         ),
       ),
     );
-    return events.map((event) => {
-      const key = event.subjectId === undefined ? undefined : ready.get(event.subjectId);
-      if (!key || event.subjectId === undefined) return event;
-      return { ...event, sealed: seal(key, event.subjectId, event.eventId, event.dataJson) };
+    // One subject's events of this append are sealed as one group (sealed-box.ts).
+    const sealed = sealEvents(ready, events);
+    return events.map((event, at) => {
+      const box = sealed[at];
+      return box ? { ...event, sealed: box } : event;
     });
   }
 

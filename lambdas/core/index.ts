@@ -11,6 +11,7 @@ export * from "./retention.ts";
 export { scavengeWorkItem } from "./scavenge-list.ts";
 export * from "./scavenger.ts";
 export * from "./schemas.ts";
+export * from "./sealed-box.ts";
 export * from "./snapshots.ts";
 export type { ListStreamsOptions, ListStreamsResult } from "./stream-list.ts";
 export * from "./subjects.ts";

@@ -8,7 +8,7 @@ import type { AppendTarget, Batch, Head } from "./append.ts";
 import { ATTR, KEYS, LIMITS, SUBJECTS, streamKey, versionKey } from "./constants.ts";
 import { IdempotencyConflictError } from "./errors.ts";
 import { queryPages } from "./query.ts";
-import { sealedSubject } from "./subjects.ts";
+import { sealedText } from "./sealed-box.ts";
 import type { AppendResult } from "./types.ts";
 import type { PreparedEvent } from "./validate.ts";
 
@@ -73,7 +73,7 @@ export async function matchAt(
     TableName: target.tableName,
     ConsistentRead: true,
     KeyConditionExpression: `${KEYS.partition} = :pk AND ${KEYS.sort} BETWEEN :low AND :high`,
-    ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed, #mac",
+    ProjectionExpression: "#id, #count, #type, #data, #meta, #sealed",
     ExpressionAttributeNames: {
       "#id": ATTR.eventId,
       "#count": ATTR.lastAppendCount,
@@ -81,7 +81,6 @@ export async function matchAt(
       "#data": ATTR.data,
       "#meta": ATTR.metadata,
       "#sealed": SUBJECTS.sealedAttr,
-      "#mac": SUBJECTS.sealedMacAttr,
     },
     ExpressionAttributeValues: {
       ":pk": S(streamKey(streamId)),
@@ -112,14 +111,11 @@ export async function matchAt(
 
 /**
  * Whether a stored event holds the data of `event`: the same JSON text, or for personal data the same
- * subject and the same digest (an HMAC under the subject's key, computed when the retry was sealed):
- * the stored data is never decrypted to be compared.
+ * subject and the same JSON inside its box, opened with the key the retry was sealed with.
  */
 function sameData(item: Record<string, AttributeValue>, event: PreparedEvent): boolean {
   if (!event.sealed) return item[SUBJECTS.sealedAttr] === undefined && item[ATTR.data]?.S === event.dataJson;
-  return (
-    sealedSubject(item) === event.sealed.subjectId && item[SUBJECTS.sealedMacAttr]?.S === event.sealed.mac
-  );
+  return sealedText(event.sealed.key, event.sealed.subjectId, item) === event.dataJson;
 }
 
 export const otherContent = (streamId: string, match: { eventId: string; version: number }) =>

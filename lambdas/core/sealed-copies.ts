@@ -2,13 +2,14 @@
  * Copies Cairn derives from subjects' events (aggregate snapshots, projection documents), sealed so
  * that erasing any one of the subjects whose data they may hold leaves them unopenable, in the table
  * and in its backups alike (docs/decisions.md, "Copies derived from a subject's events are sealed
- * too"). The JSON is sealed once under a random copy key (subjects.ts's `seal`); the copy key is the
+ * too"). The JSON is sealed once under a random copy key (sealed-box.ts's `seal`); the copy key is the
  * XOR of one random share per subject, each share sealed under its subject's key. Without any one
  * share the copy key is unknown, and the copy grows by one share per subject, not by a factor.
  */
 import { createSecretKey, randomBytes } from "node:crypto";
 import { KeyMaterialError } from "./errors.ts";
-import { openBox, type SubjectKey, type SubjectKeys, seal } from "./subjects.ts";
+import { openBox, seal } from "./sealed-box.ts";
+import type { SubjectKey, SubjectKeys } from "./subjects.ts";
 
 const KEY_BYTES = 32;
 /** The name the copy's own box carries in place of a subject (its key is the copy key). */
@@ -41,7 +42,8 @@ export function sealCopy(
     parts.push(lengthOf(box.length), box);
   }
   const key = createSecretKey(copyKey);
-  const body = seal({ erased: false, key, macKey: copyKey }, COPY, boxId, json).box;
+  // A copy is one format 1 box: its member key (groups' tags) is never used.
+  const body = seal({ erased: false, key, memberKey: key }, COPY, boxId, json).box;
   return Buffer.concat([...parts, Buffer.from(body)]);
 }
 

@@ -28,7 +28,7 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { getItemsByKey } from "./batch-get.ts";
-import { ATTR, SUBJECTS, subjectKey } from "./constants.ts";
+import { SUBJECTS, subjectKey } from "./constants.ts";
 import { KeyMaterialError, SubjectErasedError } from "./errors.ts";
 
 /** Makes and opens wrapped data keys: KMS in AWS (subjects-kms.ts), a local key under the twin. */
@@ -53,7 +53,12 @@ export interface SubjectKeysOptions {
 
 /** A subject's key, or that it is erased. */
 export type SubjectKey =
-  | { readonly erased: false; readonly key: KeyObject; readonly macKey: Buffer }
+  | {
+      readonly erased: false;
+      readonly key: KeyObject;
+      /** Keys the tag of each member of a sealed group (sealed-box.ts). */
+      readonly memberKey: KeyObject;
+    }
   | { readonly erased: true; readonly erasedAt: string; readonly erasedBy: string };
 
 /** The audit record an erasure leaves (no personal data: who, when, which subject). */
@@ -66,19 +71,10 @@ export interface SubjectErasure {
   readonly erasedBy: string;
 }
 
-/** What an event with a subject stores in place of its data. */
-export interface Sealed {
-  readonly subjectId: string;
-  readonly box: Uint8Array;
-  readonly mac: string;
-}
-
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-const MAC_LABEL = "cairn:retry-digest";
+const MEMBER_LABEL = "cairn:group-member-tag";
 const S = (value: string): AttributeValue => ({ S: value });
-const aadOf = (subjectId: string, eventId: string) =>
-  Buffer.from(`cairn:v1\u0000${subjectId}\u0000${eventId}`);
 
 /** The data keys of subjects: made on first use (one per subject, whoever races), cached, erased. */
 export class SubjectKeys {
@@ -227,7 +223,7 @@ export class SubjectKeys {
       }
       throw error;
     }
-    return withMacKey(key);
+    return openKeyOf(key);
   }
 
   private async stateOf(subjectId: string, item: Record<string, AttributeValue>): Promise<SubjectKey> {
@@ -239,7 +235,7 @@ export class SubjectKeys {
     if (!wrapped) {
       throw new KeyMaterialError(`the key item of subject ${subjectId} in ${this.tableName} holds no key`);
     }
-    return withMacKey(await this.wrapper.unwrap(subjectId, wrapped));
+    return openKeyOf(await this.wrapper.unwrap(subjectId, wrapped));
   }
 
   private cached(subjectId: string): SubjectKey | undefined {
@@ -262,111 +258,15 @@ export class SubjectKeys {
   }
 }
 
-const withMacKey = (key: Buffer): SubjectKey & { erased: false } => {
+const openKeyOf = (key: Buffer): SubjectKey & { erased: false } => {
   if (key.length !== 32) throw new KeyMaterialError(`a data key must be 32 bytes, not ${key.length}`);
   // A KeyObject: the key is imported once, not with every cipher made from it.
   return {
     erased: false,
     key: createSecretKey(key),
-    macKey: createHmac("sha256", key).update(MAC_LABEL).digest(),
+    memberKey: createSecretKey(createHmac("sha256", key).update(MEMBER_LABEL).digest()),
   };
 };
-
-/**
- * Seals an event's data JSON under its subject's key: AES-256-GCM with a random IV, the subject and
- * event id as associated data (a box moved to another event does not open), and beside it an HMAC of
- * the JSON under a key derived from the data key, so a retry is recognised without decrypting and
- * nothing about the data is readable once the key is gone.
- */
-export function seal(
-  key: SubjectKey & { erased: false },
-  subjectId: string,
-  eventId: string,
-  dataJson: string,
-): Sealed {
-  const iv = randomBytes(IV_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", key.key, iv);
-  cipher.setAAD(aadOf(subjectId, eventId));
-  const body = Buffer.concat([cipher.update(dataJson, "utf8"), cipher.final()]);
-  const subject = Buffer.from(subjectId, "latin1");
-  const box = Buffer.concat([
-    Buffer.of(SUBJECTS.boxFormat, subject.length),
-    subject,
-    iv,
-    cipher.getAuthTag(),
-    body,
-  ]);
-  return { subjectId, box, mac: macOf(key, dataJson) };
-}
-
-/** The retry digest of a data JSON under a subject's key (see `seal`). */
-export const macOf = (key: SubjectKey & { erased: false }, dataJson: string): string =>
-  createHmac("sha256", key.macKey).update(dataJson).digest("base64url");
-
-/** The data JSON in a sealed box; a KeyMaterialError when the key does not open it. */
-export function openBox(key: KeyObject, subjectId: string, eventId: string, box: Uint8Array): string {
-  const whole = Buffer.from(box.buffer, box.byteOffset, box.byteLength);
-  const bytes = whole.subarray(2 + (whole[1] ?? 0));
-  if (whole[0] !== SUBJECTS.boxFormat || bytes.length < IV_BYTES + TAG_BYTES) {
-    throw new KeyMaterialError(
-      `event ${eventId} of subject ${subjectId} holds a sealed box of an unknown format`,
-    );
-  }
-  try {
-    const decipher = createDecipheriv("aes-256-gcm", key, bytes.subarray(0, IV_BYTES));
-    decipher.setAAD(aadOf(subjectId, eventId));
-    decipher.setAuthTag(bytes.subarray(IV_BYTES, IV_BYTES + TAG_BYTES));
-    const text = decipher.update(bytes.subarray(IV_BYTES + TAG_BYTES), undefined, "utf8");
-    return text + decipher.final("utf8");
-  } catch (cause) {
-    throw new KeyMaterialError(
-      `the data of event ${eventId} does not open with subject ${subjectId}'s key: another key table or wrapping key, or an altered item`,
-      { cause },
-    );
-  }
-}
-
-/** The subject of a stored event item with sealed data: the id its box begins with. */
-export function sealedSubject(item: Record<string, AttributeValue>): string | undefined {
-  const box = item[SUBJECTS.sealedAttr]?.B;
-  if (!box || box.length < 2) return undefined;
-  return Buffer.from(box.buffer, box.byteOffset + 2, box[1]).toString("latin1");
-}
-
-/**
- * Opens the sealed data of items read back, in place: `data` gets the JSON text, or for an erased
- * subject `null` and the (never stored) `SUBJECTS.erasedMark`. Items without sealed data are left
- * alone; a read of plain events only pays the loop. A KeyMaterialError when a sealed event is read
- * by a store with no key table.
- */
-export async function openItems(
-  keys: SubjectKeys | undefined,
-  items: Iterable<Record<string, AttributeValue>>,
-): Promise<void> {
-  const sealed: Record<string, AttributeValue>[] = [];
-  for (const item of items) {
-    if (item[SUBJECTS.sealedAttr] !== undefined && item[ATTR.data] === undefined) sealed.push(item);
-  }
-  if (sealed.length === 0) return;
-  if (!keys) {
-    throw new KeyMaterialError(
-      "events hold sealed personal data but this store has no key table (EventStoreConfig.keys)",
-    );
-  }
-  const subjectIds = sealed.map((item) => sealedSubject(item) ?? "");
-  const subjects = await keys.keysForRead([...new Set(subjectIds)]);
-  for (const [index, item] of sealed.entries()) {
-    const subjectId = subjectIds[index] as string;
-    const state = subjects.get(subjectId);
-    if (!state || state.erased) {
-      item[ATTR.data] = S("null");
-      item[SUBJECTS.erasedMark] = { BOOL: true };
-      continue;
-    }
-    const eventId = item[ATTR.eventId]?.S ?? "";
-    item[ATTR.data] = S(openBox(state.key, subjectId, eventId, item[SUBJECTS.sealedAttr]?.B as Uint8Array));
-  }
-}
 
 /** The twin's wrapper: data keys wrapped with AES-256-GCM under one local 32-byte key. */
 export function localKeyWrapper(localKey: Buffer): KeyWrapper {

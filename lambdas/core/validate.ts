@@ -9,7 +9,7 @@ import {
   TAG_PATTERN,
 } from "./constants.ts";
 import { PayloadTooLargeError, ValidationError } from "./errors.ts";
-import type { Sealed } from "./subjects.ts";
+import type { Sealed } from "./sealed-box.ts";
 import type { ExpectedVersion, NewEvent } from "./types.ts";
 
 /** An event checked, given an id and serialized: ready to be written. */

@@ -2,7 +2,7 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { DynamoDBStreamsClient } from "@aws-sdk/client-dynamodb-streams";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { ENV, GLOBAL_METRICS, SEQUENCER } from "../core/constants.ts";
-import { requiredEnv, storeFromEnv } from "../http/config.ts";
+import { requiredEnv, tableFromEnv } from "../http/config.ts";
 import { cairnMetrics, logger } from "../observability.ts";
 import { sqsFailureQueue } from "../sequencer/failure-queue.ts";
 import { type ReconcilerConfig, reconcile } from "../sequencer/reconciler.ts";
@@ -24,8 +24,8 @@ let config: ReconcilerConfig | undefined;
  */
 export async function handler(_event: unknown, context?: { getRemainingTimeInMillis(): number }) {
   config ??= {
-    client: storeFromEnv().client,
-    tableName: storeFromEnv().tableName,
+    client: tableFromEnv().client,
+    tableName: tableFromEnv().tableName,
     streams: new DynamoDBStreamsClient({}),
     streamArn,
     ...(queueUrl ? { failureQueue: sqsFailureQueue(new SQSClient({}), queueUrl) } : {}),

@@ -1,8 +1,8 @@
 import { scavenge } from "../core/scavenger.ts";
-import { storeFromEnv } from "../http/config.ts";
+import { tableFromEnv } from "../http/config.ts";
 import { logger } from "../observability.ts";
 
-const { client, tableName } = storeFromEnv();
+const { client, tableName } = tableFromEnv();
 
 /** Time kept back from the invocation's deadline: a run stops taking work items this early. */
 const MARGIN_MS = 30_000;

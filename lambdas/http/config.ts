@@ -14,6 +14,17 @@ export function requiredEnv(name: string): string {
 }
 
 let store: EventStore | undefined;
+let table: { readonly client: DynamoDBClient; readonly tableName: string } | undefined;
+
+/**
+ * The event table alone (its client and name, CAIRN_TABLE_NAME), for functions that never open
+ * personal data (the reconciler, the scavenger): they do not import the store's key configuration,
+ * so the KMS client stays out of their bundles.
+ */
+export function tableFromEnv(): { readonly client: DynamoDBClient; readonly tableName: string } {
+  table ??= { client: new DynamoDBClient({}), tableName: requiredEnv(ENV.tableName) };
+  return table;
+}
 
 /**
  * The store every handler in this Lambda shares, from the environment: the table from

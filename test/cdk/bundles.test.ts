@@ -108,4 +108,18 @@ describe("Lambda bundles", () => {
       expect(bytes).toBeLessThan(CEILING_BYTES);
     },
   );
+
+  it("leave the KMS client out of the functions that never open personal data, and only those", async () => {
+    // WHEN
+    const kmsOf = async (name: keyof typeof CAIRN_LAMBDAS) =>
+      (await bundle(`kms-${name}`, CAIRN_LAMBDAS[name])).byPackage.get("@aws-sdk/client-kms") ?? 0;
+    const [reconciler, scavenger, read] = await Promise.all([
+      kmsOf("reconciler"),
+      kmsOf("scavenger"),
+      kmsOf("api-read"),
+    ]);
+    // THEN
+    expect({ reconciler, scavenger }).toEqual({ reconciler: 0, scavenger: 0 });
+    expect(read).toBeGreaterThan(0);
+  });
 });
