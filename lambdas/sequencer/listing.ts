@@ -14,12 +14,12 @@
 import type { Chunk } from "../core/chunks.ts";
 import { ITEM_KIND } from "../core/constants.ts";
 import { streamListItemKey } from "../core/stream-list.ts";
+import { cursorTargetsOf } from "./chunk-writes.ts";
 import {
   advanceVersion,
   CURSOR_WRITE_CONCURRENCY,
   type Cursor,
   cursorKey,
-  cursorTargetsOf,
   type LogContext,
   mapLimited,
 } from "./log.ts";

@@ -10,20 +10,18 @@ import { randomUUID } from "node:crypto";
 import { toChunks } from "../core/chunks.ts";
 import { SEQUENCER } from "../core/constants.ts";
 import { clearAside, updateAside, writeSetAside } from "./aside.ts";
+import { cursorTargetsOf, readChunks, writeChunks } from "./chunk-writes.ts";
 import { type HoldTally, letGo, type Rounds } from "./handover.ts";
 import { acquireLease, type Lease, releaseLease, renewLeaseIfDue } from "./lease.ts";
 import { newStreamsOf, writeCursors } from "./listing.ts";
 import {
   type Cursor,
-  cursorTargetsOf,
   LeaseLostError,
   type LogContext,
-  readChunks,
   readCursors,
   readEventTypes,
   sleep,
   type TypesByVersion,
-  writeChunks,
 } from "./log.ts";
 import { type HeadChange, missingRanges, planPositions } from "./planner.ts";
 import { readStaged } from "./stage.ts";
