@@ -1,7 +1,7 @@
 /**
  * The sequencer's reads and writes of the table: event types by version (to verify that a head
- * change's events exist and to reference them), the per-stream cursors, the chunks of `$all` and
- * the cursor updates that follow them. Every call retries DynamoDB's throttles inside the
+ * change's events exist and to reference them), the per-stream cursors and their updates (the
+ * chunks of `$all` are in chunk-writes.ts). Every call retries DynamoDB's throttles inside the
  * invocation (`retryThrottled`, bounded by the deadline) and UnprocessedKeys with back-off.
  */
 import {
@@ -10,23 +10,12 @@ import {
   type DynamoDBClient,
   QueryCommand,
   type QueryCommandInput,
-  TransactionCanceledException,
-  type TransactWriteItem,
-  TransactWriteItemsCommand,
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { getItemsByKey, mapLimited } from "../core/batch-get.ts";
-import { type Chunk, chunkFromItem, chunkItem, chunkKey } from "../core/chunks.ts";
-import {
-  ATTR,
-  allCursorKey,
-  GLOBAL_LOG,
-  ITEM_KIND,
-  KEYS,
-  PREFIX,
-  streamKey,
-  versionKey,
-} from "../core/constants.ts";
+import { ATTR, GLOBAL_LOG, KEYS, PREFIX, streamKey, versionKey } from "../core/constants.ts";
+import { cursorItemKey } from "../core/cursor.ts";
+import { streamListItemKey } from "../core/stream-list.ts";
 import type { Projection } from "../core/table.ts";
 import { retryThrottled } from "../core/throttling.ts";
 
@@ -52,10 +41,15 @@ export interface Aside {
   readonly attempts: number;
 }
 
-/** A stream's cursor: the last version with a position, and its set-aside record when it has one. */
+/**
+ * A stream's cursor: the last version with a position (the higher of its cursor item's and its list
+ * item's, lambdas/core/cursor.ts), and its set-aside record when it has one.
+ */
 export interface Cursor {
   readonly version: number;
   readonly aside?: Aside;
+  /** The version on the stream's cursor item; undefined when it has none (0 or 1 round so far). */
+  readonly own?: number;
 }
 
 /** Event types of a stream by version: what a chunk's references need, and proof the events exist. */
@@ -69,9 +63,6 @@ export class LeaseLostError extends Error {
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
 
-/** TransactWriteItems takes 100 items and 4 MB. */
-const MAX_ITEMS_PER_WRITE = 100;
-const MAX_BYTES_PER_WRITE = 3.5 * 1024 * 1024;
 /** BatchGetItem calls in flight at once, and cursor updates. */
 const READ_CONCURRENCY = 16;
 export const CURSOR_WRITE_CONCURRENCY = 64;
@@ -210,10 +201,7 @@ export const queryEvents = (
     },
   });
 
-export const cursorKey = (streamId: string): Record<string, AttributeValue> => ({
-  [KEYS.partition]: S(allCursorKey(streamId)),
-  [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey),
-});
+export const cursorKey = cursorItemKey;
 
 export function asideFrom(value: AttributeValue | undefined): Aside | undefined {
   const map = value?.M;
@@ -237,7 +225,14 @@ export const asideValue = (aside: Aside): AttributeValue => ({
   },
 });
 
-/** The cursors of these streams (version 0 when a stream has none). Consistent reads. */
+const LISTED_PROJECTION = { expression: "#sk, #v", names: { "#sk": KEYS.sort, "#v": ATTR.version } };
+
+/**
+ * The cursors of these streams (version 0 when a stream has none), consistent reads: the cursor
+ * items (one BatchGetItem per 100), then, for the streams with none (or one at version 0: set
+ * aside before any position), their list items, whose `version` is the cursor of a stream
+ * positioned in one round so far.
+ */
 export async function readCursors(
   ctx: LogContext,
   streamIds: readonly string[],
@@ -246,168 +241,46 @@ export async function readCursors(
   for (const item of await batchGet(ctx, streamIds.map(cursorKey))) {
     const streamId = (item[KEYS.partition]?.S ?? "").slice(GLOBAL_LOG.cursorPrefix.length);
     const aside = asideFrom(item[GLOBAL_LOG.asideAttr]);
-    cursors.set(streamId, { version: Number(item[ATTR.version]?.N ?? 0), ...(aside ? { aside } : {}) });
+    const own = Number(item[ATTR.version]?.N ?? 0);
+    cursors.set(streamId, { version: own, own, ...(aside ? { aside } : {}) });
+  }
+  const unpositioned = streamIds.filter((streamId) => cursors.get(streamId)?.version === 0);
+  for (const item of await batchGet(ctx, unpositioned.map(streamListItemKey), LISTED_PROJECTION)) {
+    const streamId = item[KEYS.sort]?.S ?? "";
+    const cursor = cursors.get(streamId);
+    const listed = Number(item[ATTR.version]?.N ?? 0);
+    if (cursor && listed > cursor.version) cursors.set(streamId, { ...cursor, version: listed });
   }
   return cursors;
 }
 
 /**
- * Moves each stream's cursor up to its version, never back: `SET version = :to` only when the
- * cursor is lower (or absent). A writer that lost its lease and writes late does no harm.
+ * Moves the `version` of the item at `key` (a cursor item, or a list item carrying a stream's first
+ * cursor) up to `to`, never back: `SET version = :to` only when it is lower (or absent). A writer
+ * that lost its lease and writes late does no harm.
  */
-export async function advanceCursors(ctx: LogContext, targets: ReadonlyMap<string, number>): Promise<void> {
-  await mapLimited([...targets], CURSOR_WRITE_CONCURRENCY, async ([streamId, to]) => {
-    try {
-      await send(ctx, () =>
-        ctx.client.send(
-          new UpdateItemCommand({
-            TableName: ctx.tableName,
-            Key: cursorKey(streamId),
-            UpdateExpression: "SET #v = :to, #kind = :kind",
-            ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
-            ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
-            ExpressionAttributeValues: { ":to": N(to), ":kind": S(ITEM_KIND.all) },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-  });
-}
-
-/** Chunks by their first positions, consistent reads; throws when one is missing. */
-export async function readChunks(ctx: LogContext, firsts: readonly number[]): Promise<Chunk[]> {
-  const items = await batchGet(ctx, firsts.map(chunkKey));
-  const chunks = items.map(chunkFromItem).sort((a, b) => a.first - b.first);
-  if (chunks.length !== new Set(firsts).size) {
-    throw new Error(`$all chunks ${firsts.join(", ")} are not all in the table`);
-  }
-  return chunks;
-}
-
-/** The highest version each stream reaches in these chunks: the cursors they call for. */
-export function cursorTargetsOf(chunks: readonly Chunk[]): Map<string, number> {
-  const targets = new Map<string, number>();
-  for (const chunk of chunks) {
-    for (const ref of chunk.refs) {
-      targets.set(ref.streamId, Math.max(targets.get(ref.streamId) ?? 0, ref.toVersion));
-    }
-  }
-  return targets;
-}
-
-/**
- * Writes chunks after position `from` in as few transactions as the limits allow. Each transaction
- * moves the counter (only while `owner` holds the lease and the counter is where it was), records
- * its chunks as `pending`, and puts them. After each
- * commit `onCommitted` gets the new head and the chunks, and must write their cursors before the
- * next transaction replaces `pending`. Throws LeaseLostError when the lease or the counter moved.
- */
-export async function writeChunks(
+export async function advanceVersion(
   ctx: LogContext,
-  owner: string,
-  leaseUntil: number,
-  from: number,
-  chunks: readonly Chunk[],
-  onCommitted: (headPosition: number, chunks: readonly Chunk[]) => Promise<void>,
-): Promise<number> {
-  let head = from;
-  let index = 0;
-  while (index < chunks.length) {
-    const batch: Chunk[] = [];
-    const items: TransactWriteItem[] = [];
-    let bytes = 0;
-    while (index < chunks.length) {
-      const chunk = chunks[index] as Chunk;
-      const item = chunkItem(chunk);
-      const size = (item[GLOBAL_LOG.refsAttr]?.S?.length ?? 0) + 200;
-      if (batch.length > 0 && (items.length + 2 > MAX_ITEMS_PER_WRITE || bytes + size > MAX_BYTES_PER_WRITE))
-        break;
-      batch.push(chunk);
-      items.push({
-        Put: {
-          TableName: ctx.tableName,
-          Item: item,
-          ConditionExpression: `attribute_not_exists(${KEYS.partition})`,
-        },
-      });
-      bytes += size;
-      index++;
-    }
-    const to = (batch[batch.length - 1] as Chunk).last;
-    items.unshift(counterUpdate(ctx.tableName, owner, leaseUntil, head, to, batch));
-    try {
-      await send(ctx, () => transactRetryingConflicts(ctx, items));
-    } catch (error) {
-      if (
-        error instanceof TransactionCanceledException &&
-        (error.CancellationReasons ?? []).some((reason) => reason.Code === "ConditionalCheckFailed")
-      ) {
-        const codes = (error.CancellationReasons ?? []).map((reason) => reason.Code ?? "None");
-        throw new LeaseLostError(`the $all counter moved under this writer (${codes.join(", ")})`, {
-          cause: error,
-        });
-      }
-      throw error;
-    }
-    head = to;
-    await onCommitted(head, batch);
-  }
-  return head;
-}
-
-/**
- * One TransactWriteItems, tried again (a few times, shortly) when DynamoDB cancels it for a
- * conflict only (`TransactionConflict`, no failed condition): a single write to the counter in
- * flight at the same moment (a waiter entrusting its plan, an attempt at the lease) cancels it, and
- * nothing of it was written.
- */
-async function transactRetryingConflicts(ctx: LogContext, items: TransactWriteItem[]): Promise<unknown> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await ctx.client.send(new TransactWriteItemsCommand({ TransactItems: items }));
-    } catch (error) {
-      const reasons = error instanceof TransactionCanceledException ? (error.CancellationReasons ?? []) : [];
-      const conflictOnly =
-        reasons.some((reason) => reason.Code === "TransactionConflict") &&
-        reasons.every((reason) => ["TransactionConflict", "None", undefined].includes(reason.Code));
-      if (!conflictOnly || attempt >= 5 || Date.now() >= ctx.deadline) throw error;
-      await sleep(5 * 2 ** attempt * (0.5 + Math.random()));
-    }
-  }
-}
-
-/** The counter's move from `from` to `to`, held to the lease's owner, recording the chunks as pending. */
-function counterUpdate(
-  tableName: string,
-  owner: string,
-  leaseUntil: number,
-  from: number,
+  key: Record<string, AttributeValue>,
+  kind: string,
   to: number,
-  chunks: readonly Chunk[],
-): TransactWriteItem {
-  return {
-    Update: {
-      TableName: tableName,
-      Key: { [KEYS.partition]: S(GLOBAL_LOG.counterKey), [KEYS.sort]: S(GLOBAL_LOG.counterSortKey) },
-      UpdateExpression: "SET #p = :to, #pending = :pending, #until = :until",
-      ConditionExpression: "#owner = :me AND #p = :from",
-      ExpressionAttributeNames: {
-        "#p": GLOBAL_LOG.positionAttr,
-        "#pending": GLOBAL_LOG.pendingAttr,
-        "#until": GLOBAL_LOG.leaseUntilAttr,
-        "#owner": GLOBAL_LOG.ownerAttr,
-      },
-      ExpressionAttributeValues: {
-        ":to": N(to),
-        ":from": N(from),
-        ":me": S(owner),
-        ":until": N(leaseUntil),
-        ":pending": { NS: chunks.map((chunk) => String(chunk.first)) },
-      },
-    },
-  };
+): Promise<void> {
+  try {
+    await send(ctx, () =>
+      ctx.client.send(
+        new UpdateItemCommand({
+          TableName: ctx.tableName,
+          Key: key,
+          UpdateExpression: "SET #v = :to, #kind = :kind",
+          ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
+          ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
+          ExpressionAttributeValues: { ":to": N(to), ":kind": S(kind) },
+        }),
+      ),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
