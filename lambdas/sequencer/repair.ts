@@ -139,8 +139,7 @@ async function readAllChunks(
  * with none missing, none twice and none past the head, each chunk within one page, each stream's
  * versions once each in order (from 1, or after a rebuild from at most its `scavengedBefore`), every
  * reference an event of the table with that type (or a scavenged one), and each cursor at the last
- * version `$all` holds of its stream (or below the stream's `scavengedBefore` when `$all` holds none
- * above it).
+ * version `$all` holds of its stream (just below its `scavengedBefore` when `$all` holds none of it).
  */
 export async function verifyGlobalLog(client: DynamoDBClient, tableName: string): Promise<VerifyReport> {
   const ctx = repairContext(client, tableName);
@@ -196,8 +195,9 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   let pending = 0;
   for (const [streamId, { version }] of heads) {
     const cursor = cursors.get(streamId)?.version ?? 0;
-    // Versions below the floor are gone: a rebuild moved the cursor past them without positions.
-    const positioned = Math.max(lastVersion.get(streamId) ?? 0, floorOf(streamId) - 1);
+    // A stream with no reference in `$all` may be one a rebuild found scavenged: its cursor was moved
+    // up to below its floor (nothing was left below it to position).
+    const positioned = lastVersion.get(streamId) ?? floorOf(streamId) - 1;
     if (cursor !== positioned) {
       problem(
         `${streamId}: cursor says ${cursor}, $all holds versions up to ${lastVersion.get(streamId) ?? 0}`,
