@@ -5,8 +5,9 @@ import { EventStore, PREFIX, type RecordedEvent, streamKey } from "../../lambdas
 import { scavenge } from "../../lambdas/core/scavenger.ts";
 import { advanceCursors, type LogContext } from "../../lambdas/sequencer/log.ts";
 import { catchUpGlobalLog, deleteGlobalLog, verifyGlobalLog } from "../../lambdas/sequencer/repair.ts";
+import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { createTestTable } from "../support/dynamodb.ts";
-import { contiguityProblems, readWholeLog } from "./helpers.ts";
+import { batch, contiguityProblems, headRecord, readWholeLog } from "./helpers.ts";
 
 let client: DynamoDBClient;
 let tableName: string;
@@ -208,5 +209,24 @@ describe("cairn all rebuild after a scavenge", () => {
       expect.stringMatching(new RegExp(`^${skipped}: version 2 at position \\d+ follows 0$`)),
       `${unseeded}: cursor says 2, $all holds versions up to 0`,
     ]);
+  });
+
+  it("clears a scavenged stream that a sequencer left running through the rebuild set aside", async () => {
+    // Prepare: the rebuild deleted $all, then a head record of a scavenged stream reached the sequencer
+    const counted = id("counted");
+    tick();
+    await store.appendToStream(counted, added(1, 11), { expectedVersion: 10 });
+    await deleteGlobalLog(client, tableName);
+    await createSequencerHandler({ client, tableName })(batch(headRecord(counted, 10, 11)));
+    const between = await verifyGlobalLog(client, tableName);
+
+    // Act
+    await catchUpGlobalLog(client, tableName);
+
+    // Assess
+    expect(between.setAside).toBe(1);
+    expect(await verifyGlobalLog(client, tableName)).toMatchObject({ pending: 0, setAside: 0, problems: [] });
+    // maxCount 3 now hides version 8 (positioned: verify counts nothing pending)
+    expect(versionsByStream(await readWholeLog(store)).get(counted)).toEqual([9, 10, 11]);
   });
 });
