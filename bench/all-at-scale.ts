@@ -6,7 +6,10 @@
  *    per event), with combining and with the plain lease; the same with 16-KB events;
  *  - its write and read units per event, from the model's usage by key prefix;
  *  - a 60 s run fed at a fixed rate (pre-written events, head records released at that rate, so the
- *    sequencer alone is measured): the rate reached and the lag, first third against last;
+ *    sequencer alone is measured): the rate reached and the lag, first third against last. The rate
+ *    comes from a 24 s probe's carried rate over its second half (past the start); while a run's lag
+ *    grows, one more 60 s run at 70% of what that run carried (three runs at most), and the last
+ *    run is the one held to "bounded";
  *  - the ceiling in events/s by the model's arithmetic (the per-round costs at its latencies), beside
  *    the old layout's;
  *  - readAll of 10,000 positions against the raw SDK calls doing the same reads (the page Query and
@@ -55,7 +58,9 @@ const TARGET_RATE = 10_000;
 const DRAIN_EVENTS = Number(process.env.CAIRN_BENCH_SCALE_EVENTS ?? 3000);
 const DRAIN_EVENTS_16KB = Math.max(200, Math.round(DRAIN_EVENTS / 4));
 const SUSTAIN_MS = Number(process.env.CAIRN_BENCH_SCALE_SUSTAIN_MS ?? 60_000);
-const PROBE_MS = 15_000;
+const PROBE_MS = 24_000;
+/** Sustained runs at most: the first, and lower rates while the lag grows. */
+const SUSTAINED_RUNS = 3;
 const SAMPLE_EVERY_MS = 500;
 const READ_POSITIONS = 10_000;
 const READ_ROUNDS = 3;
@@ -124,6 +129,8 @@ async function drain(
   };
 }
 
+type Sustained = Awaited<ReturnType<typeof sustain>>;
+
 /** Head records released at `rate`/s for `ms` into 64 shards; lag sampled as fed − head. */
 async function sustain(context: BenchContext, client: DynamoDBClient, rate: number, ms: number) {
   const tableName = await context.newTable("bench-sustain");
@@ -143,7 +150,7 @@ async function sustain(context: BenchContext, client: DynamoDBClient, rate: numb
   };
   const handler = createSequencerHandler({ client, tableName, log });
   const shards = startVirtualShards({ count: SHARDS, batchSize: 1000, handler, log });
-  const samples: { at: number; lag: number }[] = [];
+  const samples: { at: number; lag: number; head: number }[] = [];
   let fed = 0;
   const started = performance.now();
   let sampling = true;
@@ -151,7 +158,7 @@ async function sustain(context: BenchContext, client: DynamoDBClient, rate: numb
     while (sampling) {
       const target = fed;
       const head = await readHeadPosition(context.client, tableName);
-      samples.push({ at: performance.now() - started, lag: target - head });
+      samples.push({ at: performance.now() - started, lag: target - head, head });
       await new Promise((resolve) => setTimeout(resolve, SAMPLE_EVERY_MS));
     }
   })();
@@ -176,9 +183,15 @@ async function sustain(context: BenchContext, client: DynamoDBClient, rate: numb
   };
   const first = p90(samples.filter((s) => s.at < third).map((s) => s.lag));
   const last = p90(samples.filter((s) => s.at >= 2 * third && s.at < ms).map((s) => s.lag));
+  // What the sequencer carried while fed, over the second half of the feed (past the start's ramp).
+  const fedSamples = samples.filter((s) => s.at >= ms / 2 && s.at <= ms);
+  const [from, to] = [fedSamples[0], fedSamples[fedSamples.length - 1]];
+  const lateRate =
+    from && to && to.at > from.at ? (to.head - from.head) / ((to.at - from.at) / 1000) : events / seconds;
   const { invocations, redeliveries } = shards.stats;
   return {
     rate: events / seconds,
+    lateRate,
     offered: events / feedSeconds,
     first,
     last,
@@ -192,14 +205,16 @@ async function sustain(context: BenchContext, client: DynamoDBClient, rate: numb
 /**
  * The ceiling by the model's arithmetic: the lease serializes rounds, and a round of B events (one
  * per stream, the worst case) costs at the model's latencies: the staged plans' Query (8 buckets at
- * once), the cursors' BatchGetItem (100 keys a call, 16 at once), the transaction, the cursor
- * UpdateItems (C at once), the deletes of the staged plans; its per-event part is the cursor writes.
+ * once), the cursors' BatchGetItem (100 keys a call, 16 at once: the cursor items, then the list
+ * items of the new streams, which hold a stream's first cursor), the transaction, the cursor
+ * UpdateItems (C at once: one per stream, on the list item for a new one), the deletes of the
+ * staged plans; its per-event part is the cursor writes.
  */
 function roundMs(events: number): number {
   const L = DEFAULT_LATENCY_MS as Record<string, number>;
   return (
     (L.Query ?? 7) +
-    (L.BatchGetItem ?? 7) * Math.ceil(events / 1600) +
+    (L.BatchGetItem ?? 7) * 2 * Math.ceil(events / 1600) +
     (L.TransactWriteItems ?? 15) +
     (L.UpdateItem ?? 4) * Math.ceil(events / CURSOR_WRITE_CONCURRENCY) +
     (L.BatchWriteItem ?? 8)
@@ -489,29 +504,60 @@ const section: BenchSection = {
         note: `plain lease ${plain.readUnits.toFixed(2)}; 16-KB events ${big.readUnits.toFixed(2)} (the pre-read is billed on the item)`,
       });
 
-      // 2. Sustained: a short probe at half the drain rate (a backlog's batches are large; a steady
-      // flow's are small, and each invocation has its fixed costs), then 60 s at 70% of what the
-      // probe carried, so that the run measures whether the lag stays bounded.
-      const probe = await sustain(context, client, Math.max(5, Math.round(combined.rate * 0.5)), PROBE_MS);
-      const rate = Math.min(TARGET_RATE, Math.max(1, Math.round(probe.rate * 0.7)));
-      const sustained = await sustain(context, client, rate, SUSTAIN_MS);
-      const bounded = sustained.last <= 2 * sustained.first || sustained.last <= rate * 0.5;
-      rows.push({
-        name: `$all sustained, fed at ${rate} events/s for ${SUSTAIN_MS / 1000} s`,
-        unit: "events/s",
-        ours: sustained.rate,
-        baseline: sustained.offered,
-        baselineName: "offered",
-        note: `64 shards; ${sustained.invocations} invocations, ${sustained.redeliveries} redeliveries, ${sustained.warnings} warnings; DynamoDB Local on this machine carried ${probe.rate.toFixed(0)} events/s of a steady flow (offered ${probe.offered.toFixed(0)}) and ${combined.rate.toFixed(0)} of a backlog, not ${TARGET_RATE}`,
-      });
-      rows.push({
-        name: "$all lag, p90 of the last third vs the first",
-        unit: "events",
-        ours: sustained.last,
-        baseline: sustained.first,
-        baselineName: "first third",
-        lowerIsBetter: true,
-        note: `${bounded ? "bounded" : "GROWING"} (last ≤ 2× first, or ≤ 0.5 s of events); ${(sustained.last / rate).toFixed(2)} s at that rate`,
+      // 2. Sustained: a 24 s probe fed at 12% of the drain rate (a backlog's batches are large; a
+      // steady flow's are small, and each invocation has its fixed costs: runs here held 10-15% of
+      // the drain rate) gives the rate carried over its second half; then 60 s at 80% of it, so that
+      // the run measures whether the lag stays bounded. Overfed, the probe misleads both ways: a
+      // backlog's larger batches carry more than a steady flow, and 64 shards of waiting
+      // invocations starve the holder on DynamoDB Local (a probe fed 82/s carried 4.8/s). While a
+      // run's lag grows, one more 60 s run at 70% of what that run carried in all (up to
+      // SUSTAINED_RUNS). The last run's rows come last.
+      const probe = await sustain(context, client, Math.max(5, Math.round(combined.rate * 0.12)), PROBE_MS);
+      const boundedOf = (run: Sustained, rate: number) => run.last <= 2 * run.first || run.last <= rate * 0.5;
+      const runs: { rate: number; run: Sustained }[] = [];
+      let rate = Math.min(TARGET_RATE, Math.max(1, Math.round(probe.lateRate * 0.8)));
+      for (;;) {
+        const run = await sustain(context, client, rate, SUSTAIN_MS);
+        runs.push({ rate, run });
+        const lower = Math.min(rate - 1, Math.round(run.rate * 0.7));
+        if (boundedOf(run, rate) || runs.length >= SUSTAINED_RUNS || lower < 1) break;
+        rate = lower;
+      }
+      runs.forEach(({ rate, run }, index) => {
+        const last = index === runs.length - 1;
+        const bounded = boundedOf(run, rate);
+        const which = last ? "" : ` (try ${index + 1})`;
+        rows.push({
+          name: `$all sustained${which}, fed at ${rate} events/s for ${SUSTAIN_MS / 1000} s`,
+          unit: "events/s",
+          ours: run.rate,
+          baseline: run.offered,
+          baselineName: "offered",
+          note:
+            `64 shards; ${run.invocations} invocations, ${run.redeliveries} redeliveries, ${run.warnings} warnings; ` +
+            `carried ${run.lateRate.toFixed(1)} events/s over the second half; ` +
+            (index === 0
+              ? `fed at 80% of a ${PROBE_MS / 1000} s probe's second half (${probe.lateRate.toFixed(1)} events/s carried, ${probe.offered.toFixed(0)} offered); `
+              : `fed at 70% of what try ${index} carried; `) +
+            `DynamoDB Local on this machine carried ${combined.rate.toFixed(0)} events/s of a backlog, not ${TARGET_RATE}`,
+        });
+        rows.push({
+          name: `$all lag${which}, p90 of the last third vs the first`,
+          unit: "events",
+          ours: run.last,
+          baseline: run.first,
+          baselineName: "first third",
+          lowerIsBetter: true,
+          ...(last
+            ? {
+                criterion: {
+                  text: "bounded: last third ≤ 2× first third, or ≤ 0.5 s of events",
+                  met: bounded,
+                },
+              }
+            : {}),
+          note: `${bounded ? "bounded" : "GROWING"} (last ≤ 2× first, or ≤ 0.5 s of events); ${(run.last / rate).toFixed(2)} s at that rate`,
+        });
       });
 
       // 3. The ceiling by the model's arithmetic, beside the old layout's.

@@ -60,18 +60,20 @@ export function buildScavenger(host: GlobalOrderHost, settings: ScavengerSetting
 }
 
 /**
- * What the scavenger does to the table: reads heads, events and cursors; raises a head's
- * `scavengedBefore` (UpdateItem); deletes event items, snapshots, a hard-deleted stream's listing
- * item and its own work items; moves work items (PutItem on `SCAVENGE#` keys only).
+ * What the scavenger does to the table: reads heads, events and cursors (a stream's cursor item and
+ * its list item, which holds the cursor until the stream's second round); raises a head's
+ * `scavengedBefore` (UpdateItem); copies a hard-deleted stream's cursor from its list item to its
+ * cursor item (UpdateItem on cursor keys) and deletes that list item; deletes event items, snapshots
+ * and its own work items; moves work items (PutItem on `SCAVENGE#` keys only).
  */
 function grantScavenge(host: GlobalOrderHost, grantee: iam.IGrantable): void {
   host.grantKey(grantee, true);
   host.grantTable(
     grantee,
     ["dynamodb:GetItem", "dynamodb:Query"],
-    [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS, SCAVENGE_KEYS, CURSOR_KEYS],
+    [STREAM_KEYS, SNAPSHOT_KEYS, HTTP_SNAPSHOT_KEYS, SCAVENGE_KEYS, CURSOR_KEYS, STREAM_LIST_KEYS],
   );
-  host.grantTable(grantee, ["dynamodb:UpdateItem"], [STREAM_KEYS]);
+  host.grantTable(grantee, ["dynamodb:UpdateItem"], [STREAM_KEYS, CURSOR_KEYS]);
   host.grantTable(grantee, ["dynamodb:PutItem"], [SCAVENGE_KEYS]);
   host.grantTable(
     grantee,

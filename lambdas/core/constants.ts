@@ -403,7 +403,8 @@ export const snapshotVersionFromKey = (sortKey: string): number =>
  * The counter `ALL#HEAD`/`HEAD` holds `position` (the last given out) and the sequencer's lease
  * (`owner`, `leaseUntil`, `pending`); one cursor per stream `ALL#STREAM#<streamId>`/`CURSOR` holds
  * the last version of that stream with a position (and `aside` when the stream is set aside, listed
- * under `ALL#ASIDE`/`<streamId>`).
+ * under `ALL#ASIDE`/`<streamId>`), from the stream's second round on: its first round writes the
+ * cursor on the stream's list item (STREAM_LIST; lambdas/core/cursor.ts).
  */
 export const GLOBAL_LOG = {
   counterKey: "ALL#HEAD",
@@ -459,7 +460,7 @@ export const allCursorKey = (streamId: string): string => `${GLOBAL_LOG.cursorPr
  * The stream listing (`GET /streams?category=`): one item per stream, PK
  * `ALL#LIST#<category>#<shard, 2 digits>`, SK the stream id, `kind` = "stream-list", written by the
  * sequencer when it first gives the stream a position (so once per stream, not per append; see
- * docs/decisions.md). A category spreads over `shards` partition keys by a hash of the stream id,
+ * docs/decisions.md), with `version`: the stream's first `$all` cursor. A category spreads over `shards` partition keys by a hash of the stream id,
  * so no key takes more than 1/16 of a category's new streams; a listing reads them all and merges.
  * Versions and times come from the streams' heads when listed.
  */

@@ -7,8 +7,9 @@
  * version; maxAge by time, of which the scavenger takes the longest run of aged events from the
  * bottom), so what a stream has lost is one number: `scavengedBefore` on the head's rules. For
  * one stream the scavenger:
- * 1. reads the head (consistent) and the stream's `$all` cursor: it removes only events that have
- *    a position, so the sequencer never finds an appended event missing;
+ * 1. reads the head (consistent) and the stream's `$all` cursor (cursor.ts: its cursor item and its
+ *    list item): it removes only events that have a position, so the sequencer never finds an
+ *    appended event missing;
  * 2. raises `scavengedBefore` to the first version it keeps, under a condition that the metadata
  *    version is the one it read (a metadata write that widens the window in between wins, and the
  *    stream is looked at again) and that it only rises. From then on every read treats the
@@ -16,7 +17,9 @@
  * 3. deletes the event items below `scavengedBefore` that are still there (ascending; a run that
  *    dies between deletes leaves the rest to the next run, which finds them by the same Query),
  *    the snapshots of deleted lives (versions up to the last delete's), and after a hard delete the
- *    stream's listing item;
+ *    stream's listing item, once the `$all` cursor it may carry is on the cursor item (a stream
+ *    positioned in one round has no other: without it a redelivered record or a catch-up would
+ *    position its events again);
  * 4. deletes its work item, or moves it to the stream's next due time (maxAge, maxCount, or events
  *    still waiting for a position).
  * The head, the stream's version and its metastream (the system events) stay. `$all` chunks keep
@@ -27,7 +30,6 @@ import {
   ConditionalCheckFailedException,
   DeleteItemCommand,
   type DynamoDBClient,
-  GetItemCommand,
   PutItemCommand,
   QueryCommand,
   UpdateItemCommand,
@@ -35,8 +37,7 @@ import {
 import { readHead } from "./append.ts";
 import {
   ATTR,
-  allCursorKey,
-  GLOBAL_LOG,
+  ITEM_KIND,
   KEYS,
   LIFECYCLE,
   PREFIX,
@@ -48,9 +49,10 @@ import {
   streamKey,
   versionKey,
 } from "./constants.ts";
+import { cursorItemKey, readStoredCursor, type StoredCursor } from "./cursor.ts";
 import { headRulesOf, retentionOf } from "./retention.ts";
 import { dueWork, type ScavengeWork, scavengeWorkItem, scavengeWorkKey } from "./scavenge-list.ts";
-import { streamListItem } from "./stream-list.ts";
+import { streamListItemKey } from "./stream-list.ts";
 
 export interface ScavengerConfig {
   readonly client: DynamoDBClient;
@@ -124,7 +126,8 @@ export async function scavengeStream(
     if (retention.createdAfter !== undefined && !retention.hardDeleted) {
       ({ keepFrom, oldestKept } = await agedPrefix(config, streamId, keepFrom, retention.createdAfter));
     }
-    const positioned = await cursorOf(config, streamId);
+    const cursor = await readStoredCursor(config, streamId);
+    const positioned = cursor.version;
     const target = Math.min(keepFrom, positioned + 1);
     if (target > floor) {
       await config.beforeRaise?.(streamId);
@@ -147,11 +150,8 @@ export async function scavengeStream(
     }
     if (retention.hardDeleted) {
       // Out of `GET /streams` for good (a soft-deleted stream's item stays: it may come back).
-      const item = streamListItem(streamId);
-      await remove(config, {
-        [KEYS.partition]: item[KEYS.partition] as AttributeValue,
-        [KEYS.sort]: item[KEYS.sort] as AttributeValue,
-      });
+      await keepCursor(config, streamId, cursor);
+      await remove(config, streamListItemKey(streamId));
       tally.listItems++;
       return undefined;
     }
@@ -206,18 +206,26 @@ async function agedPrefix(
   return { keepFrom };
 }
 
-/** The last version of the stream with a `$all` position (0: none). */
-async function cursorOf(config: ScavengerConfig, streamId: string): Promise<number> {
-  const { Item } = await config.client.send(
-    new GetItemCommand({
-      TableName: config.tableName,
-      Key: { [KEYS.partition]: S(allCursorKey(streamId)), [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey) },
-      ConsistentRead: true,
-      ProjectionExpression: "#v",
-      ExpressionAttributeNames: { "#v": ATTR.version },
-    }),
-  );
-  return Number(Item?.[ATTR.version]?.N ?? 0);
+/**
+ * Before a list item goes: when it carries the stream's cursor (a higher version than the cursor
+ * item's), copies that version to the cursor item, never moving it back (as the sequencer writes it).
+ */
+async function keepCursor(config: ScavengerConfig, streamId: string, cursor: StoredCursor): Promise<void> {
+  if (cursor.listed === undefined || cursor.listed <= (cursor.own ?? 0)) return;
+  try {
+    await config.client.send(
+      new UpdateItemCommand({
+        TableName: config.tableName,
+        Key: cursorItemKey(streamId),
+        UpdateExpression: "SET #v = :to, #kind = :kind",
+        ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
+        ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
+        ExpressionAttributeValues: { ":to": N(cursor.listed), ":kind": S(ITEM_KIND.all) },
+      }),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /** Raises the head's `scavengedBefore` to `to`; false when the metadata changed since `head` was read. */

@@ -1,6 +1,7 @@
 /**
  * The stream listing: which streams a category holds, by id, paged, with each one's version and
- * times. The sequencer writes one list item per stream (lambdas/sequencer/listing.ts); a listing
+ * times. The sequencer writes one list item per stream, in the round that gives the stream its
+ * first position, as the stream's first `$all` cursor (lambdas/sequencer/listing.ts); a listing
  * Queries the category's shards from `after` on, merges them in id order and reads the heads of
  * the page (BatchGetItem), so a page costs `STREAM_LIST.shards` small Queries and one BatchGetItem,
  * never a Scan.
@@ -50,13 +51,20 @@ interface ListTarget {
 export const streamListShard = (streamId: string): number =>
   (createHash("sha256").update(streamId).digest()[0] as number) % STREAM_LIST.shards;
 
-/** The list item of a stream, as the sequencer puts it. */
-export function streamListItem(streamId: string): Record<string, AttributeValue> {
+/** The key of a stream's list item: a function of its id (its category and shard). */
+export function streamListItemKey(streamId: string): Record<string, AttributeValue> {
   return {
     [KEYS.partition]: { S: streamListKey(categoryOf(streamId), streamListShard(streamId)) },
     [KEYS.sort]: { S: streamId },
-    [ATTR.kind]: { S: ITEM_KIND.streamList },
   };
+}
+
+/**
+ * The list item of a stream, without the `$all` cursor the sequencer writes on it (`version`, the
+ * last version of the stream with a position, until the stream's second round: lambdas/core/cursor.ts).
+ */
+export function streamListItem(streamId: string): Record<string, AttributeValue> {
+  return { ...streamListItemKey(streamId), [ATTR.kind]: { S: ITEM_KIND.streamList } };
 }
 
 const byUtf8 = (a: string, b: string): number => Buffer.compare(Buffer.from(a), Buffer.from(b));

@@ -16,7 +16,7 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import { ATTR, GLOBAL_LOG, ITEM_KIND, KEYS } from "../core/constants.ts";
 import type { Lease } from "./lease.ts";
-import { type Aside, asideValue, cursorKey, type LogContext, mapLimited, send } from "./log.ts";
+import { type Aside, asideValue, type Cursor, cursorKey, type LogContext, mapLimited, send } from "./log.ts";
 
 const S = (value: string): AttributeValue => ({ S: value });
 const N = (value: number): AttributeValue => ({ N: String(value) });
@@ -28,17 +28,18 @@ export const asideIndexKey = (streamId: string): Record<string, AttributeValue> 
 
 /**
  * Sets streams aside: for each, one transaction of a check that `lease` is still held, the
- * cursor's `aside` (only while the cursor is at the version the plan read and has none) and the
- * index item. A stream whose cursor moved is left as it is (another holder dealt with it).
+ * cursor's `aside` (only while the cursor item is as the plan read it and has none; a stream with no
+ * cursor item gets one, with the version its list item holds) and the index item. A stream whose
+ * cursor moved is left as it is (another holder dealt with it).
  */
 export async function writeSetAside(
   ctx: LogContext,
   lease: Lease,
   asides: ReadonlyMap<string, Aside>,
-  cursorVersions: ReadonlyMap<string, number>,
+  cursors: ReadonlyMap<string, Cursor>,
 ): Promise<void> {
   await mapLimited([...asides], 8, async ([streamId, aside]) => {
-    const version = cursorVersions.get(streamId) ?? 0;
+    const { version, own } = cursors.get(streamId) ?? { version: 0 };
     const items: TransactWriteItem[] = [
       {
         ConditionCheck: {
@@ -53,11 +54,9 @@ export async function writeSetAside(
         Update: {
           TableName: ctx.tableName,
           Key: cursorKey(streamId),
-          UpdateExpression: "SET #aside = :aside, #kind = :kind, #v = if_not_exists(#v, :zero)",
+          UpdateExpression: "SET #aside = :aside, #kind = :kind, #v = if_not_exists(#v, :version)",
           ConditionExpression:
-            version === 0
-              ? "attribute_not_exists(#aside) AND (attribute_not_exists(#v) OR #v = :zero)"
-              : "attribute_not_exists(#aside) AND #v = :version",
+            own === undefined ? "attribute_not_exists(#v)" : "attribute_not_exists(#aside) AND #v = :own",
           ExpressionAttributeNames: {
             "#aside": GLOBAL_LOG.asideAttr,
             "#kind": ATTR.kind,
@@ -66,8 +65,8 @@ export async function writeSetAside(
           ExpressionAttributeValues: {
             ":aside": asideValue(aside),
             ":kind": S(ITEM_KIND.all),
-            ":zero": N(0),
-            ...(version === 0 ? {} : { ":version": N(version) }),
+            ":version": N(version),
+            ...(own === undefined ? {} : { ":own": N(own) }),
           },
         },
       },

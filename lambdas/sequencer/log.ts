@@ -17,16 +17,9 @@ import {
   UpdateItemCommand,
 } from "@aws-sdk/client-dynamodb";
 import { type Chunk, chunkFromItem, chunkItem, chunkKey } from "../core/chunks.ts";
-import {
-  ATTR,
-  allCursorKey,
-  GLOBAL_LOG,
-  ITEM_KIND,
-  KEYS,
-  PREFIX,
-  streamKey,
-  versionKey,
-} from "../core/constants.ts";
+import { ATTR, GLOBAL_LOG, KEYS, PREFIX, streamKey, versionKey } from "../core/constants.ts";
+import { cursorItemKey } from "../core/cursor.ts";
+import { streamListItemKey } from "../core/stream-list.ts";
 import { retryThrottled } from "../core/throttling.ts";
 
 /** What every sequencer call needs: the table, a deadline no retry passes, and where warnings go. */
@@ -51,10 +44,15 @@ export interface Aside {
   readonly attempts: number;
 }
 
-/** A stream's cursor: the last version with a position, and its set-aside record when it has one. */
+/**
+ * A stream's cursor: the last version with a position (the higher of its cursor item's and its list
+ * item's, lambdas/core/cursor.ts), and its set-aside record when it has one.
+ */
 export interface Cursor {
   readonly version: number;
   readonly aside?: Aside;
+  /** The version on the stream's cursor item; undefined when it has none (0 or 1 round so far). */
+  readonly own?: number;
 }
 
 /** Event types of a stream by version: what a chunk's references need, and proof the events exist. */
@@ -220,10 +218,7 @@ export async function queryEvents(
   return items;
 }
 
-export const cursorKey = (streamId: string): Record<string, AttributeValue> => ({
-  [KEYS.partition]: S(allCursorKey(streamId)),
-  [KEYS.sort]: S(GLOBAL_LOG.cursorSortKey),
-});
+export const cursorKey = cursorItemKey;
 
 export function asideFrom(value: AttributeValue | undefined): Aside | undefined {
   const map = value?.M;
@@ -247,7 +242,14 @@ export const asideValue = (aside: Aside): AttributeValue => ({
   },
 });
 
-/** The cursors of these streams (version 0 when a stream has none). Consistent reads. */
+const LISTED_PROJECTION = { expression: "#sk, #v", names: { "#sk": KEYS.sort, "#v": ATTR.version } };
+
+/**
+ * The cursors of these streams (version 0 when a stream has none), consistent reads: the cursor
+ * items (one BatchGetItem per 100), then, for the streams with none (or one at version 0: set
+ * aside before any position), their list items, whose `version` is the cursor of a stream
+ * positioned in one round so far.
+ */
 export async function readCursors(
   ctx: LogContext,
   streamIds: readonly string[],
@@ -256,34 +258,46 @@ export async function readCursors(
   for (const item of await batchGet(ctx, streamIds.map(cursorKey))) {
     const streamId = (item[KEYS.partition]?.S ?? "").slice(GLOBAL_LOG.cursorPrefix.length);
     const aside = asideFrom(item[GLOBAL_LOG.asideAttr]);
-    cursors.set(streamId, { version: Number(item[ATTR.version]?.N ?? 0), ...(aside ? { aside } : {}) });
+    const own = Number(item[ATTR.version]?.N ?? 0);
+    cursors.set(streamId, { version: own, own, ...(aside ? { aside } : {}) });
+  }
+  const unpositioned = streamIds.filter((streamId) => cursors.get(streamId)?.version === 0);
+  for (const item of await batchGet(ctx, unpositioned.map(streamListItemKey), LISTED_PROJECTION)) {
+    const streamId = item[KEYS.sort]?.S ?? "";
+    const cursor = cursors.get(streamId);
+    const listed = Number(item[ATTR.version]?.N ?? 0);
+    if (cursor && listed > cursor.version) cursors.set(streamId, { ...cursor, version: listed });
   }
   return cursors;
 }
 
 /**
- * Moves each stream's cursor up to its version, never back: `SET version = :to` only when the
- * cursor is lower (or absent). A writer that lost its lease and writes late does no harm.
+ * Moves the `version` of the item at `key` (a cursor item, or a list item carrying a stream's first
+ * cursor) up to `to`, never back: `SET version = :to` only when it is lower (or absent). A writer
+ * that lost its lease and writes late does no harm.
  */
-export async function advanceCursors(ctx: LogContext, targets: ReadonlyMap<string, number>): Promise<void> {
-  await mapLimited([...targets], CURSOR_WRITE_CONCURRENCY, async ([streamId, to]) => {
-    try {
-      await send(ctx, () =>
-        ctx.client.send(
-          new UpdateItemCommand({
-            TableName: ctx.tableName,
-            Key: cursorKey(streamId),
-            UpdateExpression: "SET #v = :to, #kind = :kind",
-            ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
-            ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
-            ExpressionAttributeValues: { ":to": N(to), ":kind": S(ITEM_KIND.all) },
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
-  });
+export async function advanceVersion(
+  ctx: LogContext,
+  key: Record<string, AttributeValue>,
+  kind: string,
+  to: number,
+): Promise<void> {
+  try {
+    await send(ctx, () =>
+      ctx.client.send(
+        new UpdateItemCommand({
+          TableName: ctx.tableName,
+          Key: key,
+          UpdateExpression: "SET #v = :to, #kind = :kind",
+          ConditionExpression: "attribute_not_exists(#v) OR #v < :to",
+          ExpressionAttributeNames: { "#v": ATTR.version, "#kind": ATTR.kind },
+          ExpressionAttributeValues: { ":to": N(to), ":kind": S(kind) },
+        }),
+      ),
+    );
+  } catch (error) {
+    if (!(error instanceof ConditionalCheckFailedException)) throw error;
+  }
 }
 
 /** Chunks by their first positions, consistent reads; throws when one is missing. */

@@ -3,7 +3,8 @@
  * the reconciler and catch-up. Under the lease on the counter it finishes what a crashed holder left
  * `pending`, reads the cursors, reads the versions a gap calls for, plans, sets bad streams aside,
  * writes one transaction of { counter IF owner = me AND position = P, chunk(s) } and then the cursors
- * (never moved back), and lets go without leaving a staged plan behind (handover.ts).
+ * (never moved back; a new stream's first one on its list item: listing.ts), and lets go without
+ * leaving a staged plan behind (handover.ts).
  */
 import { randomUUID } from "node:crypto";
 import { toChunks } from "../core/chunks.ts";
@@ -11,9 +12,8 @@ import { SEQUENCER } from "../core/constants.ts";
 import { clearAside, updateAside, writeSetAside } from "./aside.ts";
 import { type HoldTally, letGo, type Rounds } from "./handover.ts";
 import { acquireLease, type Lease, releaseLease, renewLeaseIfDue } from "./lease.ts";
-import { listNewStreams } from "./listing.ts";
+import { newStreamsOf, writeCursors } from "./listing.ts";
 import {
-  advanceCursors,
   type Cursor,
   cursorTargetsOf,
   LeaseLostError,
@@ -105,8 +105,7 @@ export async function holding<T>(
     if (lease.pending.length > 0) {
       held.cursorsWritten = false;
       const chunks = await readChunks(ctx, lease.pending);
-      await listNewStreams(ctx, chunks);
-      await advanceCursors(ctx, cursorTargetsOf(chunks));
+      await writeCursors(ctx, chunks, await readCursors(ctx, newStreamsOf(chunks)));
       held.cursorsWritten = true;
       held.finishedPending = chunks.length;
       ctx.log(`sequencer: finished the cursors of ${chunks.length} chunks a crashed holder left pending`);
@@ -166,7 +165,7 @@ export async function positionUnderLease(
   const plan = planPositions(changes, cursors, known, { retrying });
 
   const versions = new Map([...cursors].map(([streamId, cursor]) => [streamId, cursor.version]));
-  if (plan.setAside.size > 0) await writeSetAside(ctx, lease, plan.setAside, versions);
+  if (plan.setAside.size > 0) await writeSetAside(ctx, lease, plan.setAside, cursors);
   const grown = new Map([...plan.extendAside, ...plan.stillAside]);
   if (grown.size > 0) await updateAside(ctx, grown);
   for (const streamId of [...plan.setAside.keys(), ...plan.stillAside.keys()]) {
@@ -184,8 +183,7 @@ export async function positionUnderLease(
       for (const [streamId, version] of targets) {
         progress.set(streamId, Math.max(progress.get(streamId) ?? 0, version));
       }
-      await listNewStreams(ctx, batch);
-      await advanceCursors(ctx, targets);
+      await writeCursors(ctx, batch, cursors);
       await renewLeaseIfDue(ctx, lease);
     });
     held.cursorsWritten = true;

@@ -439,7 +439,7 @@ describe("the scavenger", () => {
     ).toBe(true);
   });
 
-  it("alone may delete event items: reads heads, events and cursors, raises the head's floor, deletes events, snapshots, listing and work items", () => {
+  it("alone may delete event items: reads heads, events and cursors, raises the head's floor, keeps a listed cursor, deletes events, snapshots, listing and work items", () => {
     // WHEN
     const permissions = permissionsOfFunction(template, "Cairn scavenger");
     const deletersOfEvents = Object.keys(template.findResources("AWS::Lambda::Function")).filter((id) => {
@@ -460,8 +460,9 @@ describe("the scavenger", () => {
           httpSnapshotKeys,
           scavengeKeys,
           `${GLOBAL_LOG.cursorPrefix}*`,
+          `${STREAM_LIST.prefix}*`,
         ]),
-        ...lines(["dynamodb:UpdateItem"], TABLE, [streamKeys]),
+        ...lines(["dynamodb:UpdateItem"], TABLE, [streamKeys, `${GLOBAL_LOG.cursorPrefix}*`]),
         ...lines(["dynamodb:PutItem"], TABLE, [scavengeKeys]),
         ...lines(["dynamodb:DeleteItem"], TABLE, [
           streamKeys,

@@ -4,13 +4,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
-import { GetItemCommand, QueryCommand } from "@aws-sdk/client-dynamodb";
+import { QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { stackOutputsOf } from "../../bin/cli/target.ts";
 import { writeState } from "../../bin/local/state.ts";
 import { type LocalCairn, startLocal } from "../../bin/local/twin.ts";
 import { orderSummary } from "../../examples/orders/src/projections/order-summary.ts";
-import { allCursorKey, GLOBAL_LOG } from "../../lambdas/core/constants.ts";
+import { readStoredCursor } from "../../lambdas/core/cursor.ts";
 import { defineProjection } from "../../lambdas/projections/runtime.ts";
 
 const root = new URL("../../", import.meta.url).pathname;
@@ -271,16 +271,11 @@ describe("the cairn CLI against a local twin", () => {
     const events = ["A", "B", "C"].map((type) => ({ type, data: {} }));
     await local.store.appendToStream(streamId, events, { expectedVersion: "no_stream" });
     // The sequencer has positioned all three (the stream's $all cursor says so).
-    await until(async () => {
-      const { Item } = await local.store.client.send(
-        new GetItemCommand({
-          TableName: local.tableName,
-          Key: { PK: { S: allCursorKey(streamId) }, SK: { S: GLOBAL_LOG.cursorSortKey } },
-          ConsistentRead: true,
-        }),
-      );
-      return Item?.version?.N === "3";
-    });
+    await until(
+      async () =>
+        (await readStoredCursor({ client: local.store.client, tableName: local.tableName }, streamId))
+          .version === 3,
+    );
     await local.store.setStreamMetadata(streamId, { truncateBefore: 3 });
 
     // Act
