@@ -9,7 +9,6 @@ import {
   type AttributeValue,
   BatchWriteItemCommand,
   type DynamoDBClient,
-  PutItemCommand,
   QueryCommand,
   ScanCommand,
 } from "@aws-sdk/client-dynamodb";
@@ -18,17 +17,18 @@ import { readHeadPosition } from "../core/all.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
 import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, LIFECYCLE, PREFIX } from "../core/constants.ts";
 import { headRulesOf } from "../core/retention.ts";
-import { streamListItem } from "../core/stream-list.ts";
+import { streamListItemKey } from "../core/stream-list.ts";
 import { listSetAside } from "./aside.ts";
 import {
-  advanceCursors,
+  advanceVersion,
+  CURSOR_WRITE_CONCURRENCY,
   type Cursor,
+  cursorKey,
   type LogContext,
   mapLimited,
   queryEvents,
   readCursors,
   readEventTypes,
-  send,
 } from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { drainStaged, positionRetrying } from "./positioner.ts";
@@ -296,10 +296,12 @@ export async function catchUpGlobalLog(
  * Moves the cursor of each scavenged stream that has none up to its floor (`scavengedBefore` - 1),
  * as after a rebuild: the versions below are gone from the table, so positioning starts at the
  * floor, and a multi-stream append whose part in this stream was removed goes in with its other
- * parts only. Such a stream's first position is above version 1, where the sequencer lists a
- * stream (listing.ts), so its listing item is put first (unless it was hard-deleted: the scavenger
- * took that item out). A stream whose cursor is at its floor or past it (every stream the
- * scavenger visited since `$all` was built) needs nothing. Answers the floors it moved cursors to.
+ * parts only. The sequencer writes a stream's list item, its first cursor, when it positions
+ * version 1, which such a stream no longer has; so this writes that cursor on the list item
+ * (lambdas/core/cursor.ts), which lists the stream again, or, for a hard-deleted stream (the
+ * scavenger took its list item out), on its cursor item. A stream whose cursor is at its floor or
+ * past it (every stream the scavenger visited since `$all` was built) needs nothing. Answers the
+ * floors it moved cursors to.
  */
 async function startAtFloors(
   ctx: LogContext,
@@ -313,13 +315,11 @@ async function startAtFloors(
     }
   }
   if (floors.size === 0) return floors;
-  const listed = [...floors.keys()].filter((streamId) => !heads.get(streamId)?.hardDeleted);
-  await mapLimited(listed, 16, async (streamId) => {
-    await send(ctx, () =>
-      ctx.client.send(new PutItemCommand({ TableName: ctx.tableName, Item: streamListItem(streamId) })),
-    );
-  });
-  await advanceCursors(ctx, floors);
+  await mapLimited([...floors], CURSOR_WRITE_CONCURRENCY, ([streamId, floor]) =>
+    heads.get(streamId)?.hardDeleted
+      ? advanceVersion(ctx, cursorKey(streamId), ITEM_KIND.all, floor)
+      : advanceVersion(ctx, streamListItemKey(streamId), ITEM_KIND.streamList, floor),
+  );
   ctx.log(`${floors.size} scavenged streams start at their floors (their cursors moved up to them)`);
   return floors;
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { type AttributeValue, type DynamoDBClient, QueryCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { EventStore, PREFIX, type RecordedEvent, streamKey } from "../../lambdas/core/index.ts";
+import { EventStore, ITEM_KIND, PREFIX, type RecordedEvent, streamKey } from "../../lambdas/core/index.ts";
 import { scavenge } from "../../lambdas/core/scavenger.ts";
-import { advanceCursors, type LogContext } from "../../lambdas/sequencer/log.ts";
+import { advanceVersion, cursorKey, type LogContext } from "../../lambdas/sequencer/log.ts";
 import { catchUpGlobalLog, deleteGlobalLog, verifyGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { createTestTable } from "../support/dynamodb.ts";
@@ -196,10 +196,10 @@ describe("cairn all rebuild after a scavenge", () => {
     const skipped = await seed("skipped", 3);
     await catchUpGlobalLog(client, tableName);
     await deleteGlobalLog(client, tableName);
-    await advanceCursors(repairContext(), new Map([[skipped, 1]]));
+    await advanceVersion(repairContext(), cursorKey(skipped), ITEM_KIND.all, 1);
     await catchUpGlobalLog(client, tableName);
     const unseeded = await seed("unseeded", 2);
-    await advanceCursors(repairContext(), new Map([[unseeded, 2]]));
+    await advanceVersion(repairContext(), cursorKey(unseeded), ITEM_KIND.all, 2);
 
     // Act
     const report = await verifyGlobalLog(client, tableName);
