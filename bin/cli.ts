@@ -3,7 +3,7 @@
  * The `cairn` command (package.json `bin`). `cairn dev`: the local twin for `npm start`; `append`,
  * `read`, `tail`, `streams`, `projections`, `snapshot` through the HTTP API of the running
  * `npm start` (found by its state file) or of `--stack NAME`; `all`: check or repair `$all`;
- * `scavenge`: reclaim storage now.
+ * `scavenge`: reclaim storage now; `subjects erase`: crypto-shredding (over HTTP).
  * `cairn <command> --help` says more.
  * Env: PORT, CAIRN_DATA_DIR, CAIRN_TABLE_NAME, DYNAMODB_ENDPOINT (use a running DynamoDB Local),
  * CAIRN_STATE_FILE (where `cairn dev` says where it runs), CAIRN_DEBUG (stacks with errors).
@@ -14,6 +14,7 @@ import { addAllCommand } from "./cli/all.ts";
 import { addProjectionCommands } from "./cli/projections.ts";
 import { addScavengeCommand } from "./cli/scavenge.ts";
 import { addStreamCommands } from "./cli/streams.ts";
+import { addSubjectCommands } from "./cli/subjects.ts";
 import { dev } from "./local/dev.ts";
 import { withNpmConfig } from "./local/npm-args.ts";
 
@@ -50,6 +51,7 @@ addStreamCommands(program);
 addProjectionCommands(program);
 addAllCommand(program);
 addScavengeCommand(program);
+addSubjectCommands(program);
 
 const [, , ...args] = process.argv;
 if (process.env.npm_lifecycle_event === "start" && args[0] === "dev") {

@@ -40,14 +40,16 @@ export function withTarget(command: Command): Command {
     .option("--url <url>", "the API's base URL (default: the running npm start's)");
 }
 
-/** One event as a line: version or position, type, time, data. */
+/** One event as a line: version or position, type, time, data (`[erased]` for an erased subject's), metadata. */
 export function eventLine(event: RecordedEvent & { globalPosition?: number }): string {
   const where =
     event.globalPosition === undefined
       ? `${event.streamId}@${event.version}`
       : `#${event.globalPosition} ${event.streamId}@${event.version}`;
   const metadata = Object.keys(event.metadata ?? {}).length > 0 ? ` ${JSON.stringify(event.metadata)}` : "";
-  return `${where} ${event.type} ${event.createdAt} ${JSON.stringify(event.data)}${metadata}`;
+  // An erased subject's event (crypto-shredding) has data null: say why.
+  const data = event.erased ? "[erased]" : JSON.stringify(event.data);
+  return `${where} ${event.type} ${event.createdAt} ${data}${metadata}`;
 }
 
 interface AppendOptions extends TargetOptions {

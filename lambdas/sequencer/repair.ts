@@ -14,12 +14,22 @@ import {
 } from "@aws-sdk/client-dynamodb";
 import type { AttributeValue as LambdaAttributeValue } from "aws-lambda";
 import { readHeadPosition } from "../core/all.ts";
-import { readHead } from "../core/append.ts";
 import { type Chunk, chunkFromItem, pageOf } from "../core/chunks.ts";
-import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, PREFIX } from "../core/constants.ts";
+import { ATTR, allPageKey, GLOBAL_LOG, ITEM_KIND, KEYS, LIFECYCLE, PREFIX } from "../core/constants.ts";
 import { headRulesOf } from "../core/retention.ts";
+import { streamListItemKey } from "../core/stream-list.ts";
 import { listSetAside } from "./aside.ts";
-import { type LogContext, queryEvents, readCursors, readEventTypes } from "./log.ts";
+import {
+  advanceVersion,
+  CURSOR_WRITE_CONCURRENCY,
+  type Cursor,
+  cursorKey,
+  type LogContext,
+  mapLimited,
+  queryEvents,
+  readCursors,
+  readEventTypes,
+} from "./log.ts";
 import type { HeadChange } from "./planner.ts";
 import { drainStaged, positionRetrying } from "./positioner.ts";
 import { type BatchRef, batchRefOf, withUnits } from "./units.ts";
@@ -48,12 +58,24 @@ const repairContext = (
   log: (message: string) => void = () => {},
 ) => ({ client, tableName, deadline: Date.now() + 3_600_000, log }) satisfies LogContext;
 
-/** Stream heads: every stream's id and version, by a Scan of the table (its whole cost). */
+/** What a repair needs of a stream's head. */
+export interface HeadSummary {
+  readonly version: number;
+  /**
+   * The head's `scavengedBefore` (1 when the scavenger never removed anything): the versions below
+   * it are gone from the table, and `$all` may hold references to them or, after a rebuild, not.
+   */
+  readonly scavengedBefore: number;
+  /** Hard-deleted: the scavenger removed (or will remove) the stream's listing item. */
+  readonly hardDeleted: boolean;
+}
+
+/** Stream heads: every stream's version and scavenged floor, by a Scan of the table (its whole cost). */
 export async function scanStreamHeads(
   client: DynamoDBClient,
   tableName: string,
-): Promise<Map<string, number>> {
-  const heads = new Map<string, number>();
+): Promise<Map<string, HeadSummary>> {
+  const heads = new Map<string, HeadSummary>();
   let startKey: Record<string, AttributeValue> | undefined;
   do {
     const page = await client.send(
@@ -61,17 +83,25 @@ export async function scanStreamHeads(
         TableName: tableName,
         ConsistentRead: true,
         FilterExpression: "#kind = :head AND begins_with(#pk, :stream)",
-        ProjectionExpression: "#pk, #v",
-        ExpressionAttributeNames: { "#kind": ATTR.kind, "#pk": KEYS.partition, "#v": ATTR.version },
+        ProjectionExpression: "#pk, #v, #rules, #tomb",
+        ExpressionAttributeNames: {
+          "#kind": ATTR.kind,
+          "#pk": KEYS.partition,
+          "#v": ATTR.version,
+          "#rules": LIFECYCLE.rulesAttr,
+          "#tomb": LIFECYCLE.tombstoneAttr,
+        },
         ExpressionAttributeValues: { ":head": { S: ITEM_KIND.head }, ":stream": { S: PREFIX.stream } },
         ExclusiveStartKey: startKey,
       }),
     );
     for (const item of page.Items ?? []) {
-      heads.set(
-        (item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length),
-        Number(item[ATTR.version]?.N ?? 0),
-      );
+      const rules = headRulesOf(item);
+      heads.set((item[KEYS.partition]?.S ?? "").slice(PREFIX.stream.length), {
+        version: Number(item[ATTR.version]?.N ?? 0),
+        scavengedBefore: rules.scavengedBefore ?? 1,
+        hardDeleted: rules.hard === true || item[LIFECYCLE.tombstoneAttr]?.BOOL === true,
+      });
     }
     startKey = page.LastEvaluatedKey;
   } while (startKey);
@@ -107,8 +137,9 @@ async function readAllChunks(
 /**
  * Reads all of `$all` and the stream heads and reports what is wrong: positions must run 1..head
  * with none missing, none twice and none past the head, each chunk within one page, each stream's
- * versions once each in order from 1, every reference an event of the table with that type, and each
- * cursor at the last version `$all` holds of its stream.
+ * versions once each in order (from 1, or after a rebuild from at most its `scavengedBefore`), every
+ * reference an event of the table with that type (or a scavenged one), and each cursor at the last
+ * version `$all` holds of its stream (just below its `scavengedBefore` when `$all` holds none of it).
  */
 export async function verifyGlobalLog(client: DynamoDBClient, tableName: string): Promise<VerifyReport> {
   const ctx = repairContext(client, tableName);
@@ -119,6 +150,8 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   const headPosition = await readHeadPosition(client, tableName);
   const chunks = await readAllChunks(client, tableName, headPosition);
   const lastVersion = new Map<string, number>();
+  /** Where each stream begins in `$all`, when not at version 1 (checked against its floor below). */
+  const firstVersion = new Map<string, { version: number; position: number }>();
   const typesByStream = new Map<string, Map<number, string>>();
   let entries = 0;
   let expected = 1;
@@ -132,11 +165,13 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
     expected = Math.max(expected, chunk.last + 1);
     let position = chunk.first;
     for (const ref of chunk.refs) {
-      const last = lastVersion.get(ref.streamId) ?? 0;
-      if (ref.fromVersion !== last + 1) {
-        problem(`${ref.streamId}: version ${ref.fromVersion} at position ${position} follows ${last}`);
+      const last = lastVersion.get(ref.streamId);
+      if (last === undefined && ref.fromVersion > 1) {
+        firstVersion.set(ref.streamId, { version: ref.fromVersion, position });
+      } else if (ref.fromVersion !== (last ?? 0) + 1) {
+        problem(`${ref.streamId}: version ${ref.fromVersion} at position ${position} follows ${last ?? 0}`);
       }
-      lastVersion.set(ref.streamId, Math.max(last, ref.toVersion));
+      lastVersion.set(ref.streamId, Math.max(last ?? 0, ref.toVersion));
       const types = typesByStream.get(ref.streamId) ?? new Map<number, string>();
       ref.types.forEach((type, offset) => {
         types.set(ref.fromVersion + offset, type);
@@ -149,13 +184,26 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   if (expected <= headPosition) problem(`positions ${expected}..${headPosition} are missing`);
 
   const heads = await scanStreamHeads(client, tableName);
+  const floorOf = (streamId: string) => heads.get(streamId)?.scavengedBefore ?? 1;
+  // A rebuild starts a scavenged stream at its floor; the floor only rises afterwards.
+  for (const [streamId, { version, position }] of firstVersion) {
+    if (version > floorOf(streamId)) {
+      problem(`${streamId}: version ${version} at position ${position} follows 0`);
+    }
+  }
   const cursors = await readCursors(ctx, [...heads.keys()]);
   let pending = 0;
-  for (const [streamId, version] of heads) {
+  for (const [streamId, { version }] of heads) {
     const cursor = cursors.get(streamId)?.version ?? 0;
-    const logged = lastVersion.get(streamId) ?? 0;
-    if (cursor !== logged) problem(`${streamId}: cursor says ${cursor}, $all holds versions up to ${logged}`);
-    pending += Math.max(0, version - logged);
+    // A stream with no reference in `$all` may be one a rebuild found scavenged: its cursor was moved
+    // up to below its floor (nothing was left below it to position).
+    const positioned = lastVersion.get(streamId) ?? floorOf(streamId) - 1;
+    if (cursor !== positioned) {
+      problem(
+        `${streamId}: cursor says ${cursor}, $all holds versions up to ${lastVersion.get(streamId) ?? 0}`,
+      );
+    }
+    pending += Math.max(0, version - positioned);
   }
   const referenced = [...lastVersion].map(([streamId, toVersion]) => ({
     streamId,
@@ -163,13 +211,12 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
     toVersion,
   }));
   const stored = await readEventTypes(ctx, referenced);
-  // The scavenger removes events and leaves their references (readers skip them): not a problem.
-  const scavenged = await scavengedBeforeOf(client, tableName, typesByStream, stored);
   for (const [streamId, types] of typesByStream) {
     if (!heads.has(streamId)) problem(`${streamId}: in $all but has no head`);
     for (const [version, type] of types) {
       const actual = stored.get(streamId)?.get(version);
-      if (actual === undefined && version < (scavenged.get(streamId) ?? 1)) continue;
+      // The scavenger removes events and leaves their references (readers skip them): not a problem.
+      if (actual === undefined && version < floorOf(streamId)) continue;
       if (actual === undefined)
         problem(`${streamId}: $all references version ${version}, which is not in the table`);
       else if (actual !== type)
@@ -178,22 +225,6 @@ export async function verifyGlobalLog(client: DynamoDBClient, tableName: string)
   }
   const setAside = (await listSetAside(ctx)).length;
   return { headPosition, entries, chunks: chunks.length, streams: heads.size, pending, setAside, problems };
-}
-
-/** `scavengedBefore` of the streams with referenced versions missing from the table (their heads, read one by one). */
-async function scavengedBeforeOf(
-  client: DynamoDBClient,
-  tableName: string,
-  typesByStream: ReadonlyMap<string, ReadonlyMap<number, string>>,
-  stored: ReadonlyMap<string, ReadonlyMap<number, string>>,
-): Promise<Map<string, number>> {
-  const floors = new Map<string, number>();
-  for (const [streamId, types] of typesByStream) {
-    if ([...types.keys()].every((version) => stored.get(streamId)?.has(version))) continue;
-    const head = await readHead({ client, tableName }, streamId);
-    if (head) floors.set(streamId, headRulesOf(head.item).scavengedBefore ?? 1);
-  }
-  return floors;
 }
 
 /**
@@ -210,9 +241,10 @@ export async function catchUpGlobalLog(
   const ctx = repairContext(client, tableName, log);
   const heads = await scanStreamHeads(client, tableName);
   const cursors = await readCursors(ctx, [...heads.keys()]);
+  const floors = await startAtFloors(ctx, heads, cursors);
   const events: CatchUpEvent[] = [];
-  for (const [streamId, version] of heads) {
-    const cursor = cursors.get(streamId)?.version ?? 0;
+  for (const [streamId, { version }] of heads) {
+    const cursor = Math.max(cursors.get(streamId)?.version ?? 0, floors.get(streamId) ?? 0);
     if (cursor >= version) continue;
     for (const item of await queryEvents(ctx, streamId, cursor, version)) {
       const batch = batchRefOf(item as Record<string, LambdaAttributeValue>);
@@ -258,6 +290,38 @@ export async function catchUpGlobalLog(
   }
   await drainStaged(ctx);
   return written;
+}
+
+/**
+ * Moves the cursor of each scavenged stream that has none up to its floor (`scavengedBefore` - 1),
+ * as after a rebuild: the versions below are gone from the table, so positioning starts at the
+ * floor, and a multi-stream append whose part in this stream was removed goes in with its other
+ * parts only. The sequencer writes a stream's list item, its first cursor, when it positions
+ * version 1, which such a stream no longer has; so this writes that cursor on the list item
+ * (lambdas/core/cursor.ts), which lists the stream again, or, for a hard-deleted stream (the
+ * scavenger took its list item out), on its cursor item. A stream whose cursor is at its floor or
+ * past it (every stream the scavenger visited since `$all` was built) needs nothing. Answers the
+ * floors it moved cursors to.
+ */
+async function startAtFloors(
+  ctx: LogContext,
+  heads: ReadonlyMap<string, HeadSummary>,
+  cursors: ReadonlyMap<string, Cursor>,
+): Promise<Map<string, number>> {
+  const floors = new Map<string, number>();
+  for (const [streamId, head] of heads) {
+    if ((cursors.get(streamId)?.version ?? 0) < head.scavengedBefore - 1) {
+      floors.set(streamId, head.scavengedBefore - 1);
+    }
+  }
+  if (floors.size === 0) return floors;
+  await mapLimited([...floors], CURSOR_WRITE_CONCURRENCY, ([streamId, floor]) =>
+    heads.get(streamId)?.hardDeleted
+      ? advanceVersion(ctx, cursorKey(streamId), ITEM_KIND.all, floor)
+      : advanceVersion(ctx, streamListItemKey(streamId), ITEM_KIND.streamList, floor),
+  );
+  ctx.log(`${floors.size} scavenged streams start at their floors (their cursors moved up to them)`);
+  return floors;
 }
 
 /** An event waiting for a position in a catch-up. */

@@ -98,6 +98,7 @@ const LEAF_COMMANDS = [
   ["all", "catch-up"],
   ["all", "rebuild"],
   ["scavenge"],
+  ["subjects", "erase"],
 ];
 
 describe("the cairn CLI against a local twin", () => {
@@ -291,6 +292,67 @@ describe("the cairn CLI against a local twin", () => {
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/removed 2 events, 0 snapshots, 0 listing items; 0 wait for \$all positions/);
     expect(stored.Items?.map((item) => item.SK?.S)).toEqual(["VERSION#0000000003"]);
+  });
+
+  it("erases a subject with --yes only: its events read back erased, and erasing again answers the first record", async () => {
+    // Prepare
+    const subjectId = `ada-${randomUUID().slice(0, 8)}@example.com`;
+    const streamId = `Customer-${randomUUID().slice(0, 8)}`;
+    const metadata = JSON.stringify({ subjectId });
+    await cairn(["append", streamId, "Registered", '{"name":"Ada"}', "--metadata", metadata]);
+    await cairn(["append", streamId, "Moved", '{"city":"Paris"}', "--metadata", metadata]);
+
+    // Act
+    const refused = await cairn(["subjects", "erase", subjectId]);
+    const beforeErase = await cairn(["read", streamId, "--json"]);
+    const erased = await cairn(["subjects", "erase", subjectId, "--yes"]);
+    const lines = await cairn(["read", streamId]);
+    const json = await cairn(["read", streamId, "--json"]);
+    const again = await cairn(["subjects", "erase", subjectId, "--yes", "--json"]);
+    const bad = await cairn(["subjects", "erase", "no spaces", "--yes"]);
+
+    // Assess
+    expect([refused.code, refused.stderr.trim()]).toEqual([
+      1,
+      `cairn: erase destroys ${subjectId}'s key: its events read back with data: null for good and its appends are refused; pass --yes to do it`,
+    ]);
+    expect(
+      beforeErase.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line).data),
+    ).toEqual([{ name: "Ada" }, { city: "Paris" }]);
+    expect(erased.code).toBe(0);
+    const [, erasedAt] =
+      erased.stdout.match(
+        new RegExp(
+          `^erased ${subjectId} at (\\S+) by local:\\S+ \\(erasing again answers this same record\\)$`,
+          "m",
+        ),
+      ) ?? [];
+    expect(erasedAt).toBeDefined();
+    expect(lines.stdout.trim().split("\n")).toEqual([
+      expect.stringMatching(new RegExp(`^${streamId}@1 Registered \\S+ \\[erased\\] `)),
+      expect.stringMatching(new RegExp(`^${streamId}@2 Moved \\S+ \\[erased\\] `)),
+    ]);
+    expect(
+      json.stdout
+        .trim()
+        .split("\n")
+        .map((line) => JSON.parse(line)),
+    ).toEqual([
+      expect.objectContaining({ version: 1, type: "Registered", data: null, erased: true }),
+      expect.objectContaining({ version: 2, type: "Moved", data: null, erased: true }),
+    ]);
+    expect(again.code).toBe(0);
+    expect(JSON.parse(again.stdout)).toEqual({
+      subjectId,
+      erased: true,
+      erasedAt,
+      erasedBy: expect.stringMatching(/^local:/),
+    });
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toMatch(/^cairn: subjectId: must be 1 to \d+ letters, digits/);
   });
 
   it("says what to do in one line: a missing stream, bad JSON, nothing running", async () => {
