@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   DeleteTableCommand,
   type DynamoDBClient,
@@ -26,7 +26,7 @@ import {
   resetProjection,
 } from "../../lambdas/projections/state.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createKeyedTestTable, type KeyedTestTable } from "../support/dynamodb.ts";
 import { tableText } from "../support/table-text.ts";
 
 /*
@@ -39,25 +39,17 @@ let tableName: string;
 let keyTable: string;
 let localKey: Buffer;
 let store: EventStore;
-let drop: () => Promise<void>;
+let tables: KeyedTestTable;
 
 /** Another process on the same tables: its own key cache, cold. */
-const otherStore = () =>
-  new EventStore({ client, tableName, keys: { tableName: keyTable, wrapper: localKeyWrapper(localKey) } });
+const otherStore = () => tables.storeOf();
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-erasure-derived");
-  ({ client, tableName } = table);
-  keyTable = `${tableName}-keys`;
-  await ensureKeyTable(client, keyTable);
-  localKey = randomBytes(32);
+  tables = await createKeyedTestTable("cairn-erasure-derived");
+  ({ client, tableName, keyTable, localKey } = tables);
   store = otherStore();
-  drop = async () => {
-    await client.send(new DeleteTableCommand({ TableName: keyTable }));
-    await table.drop();
-  };
 });
-afterAll(() => drop());
+afterAll(() => tables.drop());
 
 type Named = { readonly type: "Named"; readonly data: { readonly name: string } | null };
 

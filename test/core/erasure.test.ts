@@ -28,7 +28,7 @@ import {
 import { defineProjection } from "../../lambdas/projections/runtime.ts";
 import { readProjectionDocument, resetProjection } from "../../lambdas/projections/state.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createKeyedTestTable, type KeyedTestTable } from "../support/dynamodb.ts";
 import { tableText as tableTextOf, valueText } from "../support/table-text.ts";
 
 let client: DynamoDBClient;
@@ -36,25 +36,17 @@ let tableName: string;
 let keyTable: string;
 let localKey: Buffer;
 let store: EventStore;
-let drop: () => Promise<void>;
+let tables: KeyedTestTable;
 
 /** Another process on the same tables: its own key cache, cold. */
-const otherStore = (key = localKey, keys = keyTable) =>
-  new EventStore({ client, tableName, keys: { tableName: keys, wrapper: localKeyWrapper(key) } });
+const otherStore = (key?: Buffer, keys?: string) => tables.storeOf(key, keys);
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-erasure");
-  ({ client, tableName } = table);
-  keyTable = `${tableName}-keys`;
-  await ensureKeyTable(client, keyTable);
-  localKey = randomBytes(32);
+  tables = await createKeyedTestTable("cairn-erasure");
+  ({ client, tableName, keyTable, localKey } = tables);
   store = otherStore();
-  drop = async () => {
-    await client.send(new DeleteTableCommand({ TableName: keyTable }));
-    await table.drop();
-  };
 });
-afterAll(() => drop());
+afterAll(() => tables.drop());
 
 const tableText = (name: string) => tableTextOf(client, name);
 

@@ -1,7 +1,6 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import {
   type AttributeValue,
-  DeleteTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -11,11 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type Aggregate,
   AggregateRepository,
-  EventStore,
-  ensureKeyTable,
+  type EventStore,
   IdempotencyConflictError,
   KeyMaterialError,
-  localKeyWrapper,
   type RecordedEvent,
   readHeadPosition,
   SUBJECTS,
@@ -24,32 +21,22 @@ import {
   versionKey,
 } from "../../lambdas/core/index.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createKeyedTestTable, type KeyedTestTable } from "../support/dynamodb.ts";
 
 let client: DynamoDBClient;
 let tableName: string;
-let keyTable: string;
-let localKey: Buffer;
 let store: EventStore;
-let drop: () => Promise<void>;
+let tables: KeyedTestTable;
 
 /** Another process on the same tables: its own key cache, cold. */
-const otherStore = () =>
-  new EventStore({ client, tableName, keys: { tableName: keyTable, wrapper: localKeyWrapper(localKey) } });
+const otherStore = () => tables.storeOf();
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-sealed-groups");
-  ({ client, tableName } = table);
-  keyTable = `${tableName}-keys`;
-  await ensureKeyTable(client, keyTable);
-  localKey = randomBytes(32);
+  tables = await createKeyedTestTable("cairn-sealed-groups");
+  ({ client, tableName } = tables);
   store = otherStore();
-  drop = async () => {
-    await client.send(new DeleteTableCommand({ TableName: keyTable }));
-    await table.drop();
-  };
 });
-afterAll(() => drop());
+afterAll(() => tables.drop());
 
 /** The stream's event items as stored, in version order. */
 async function storedItems(streamId: string): Promise<Record<string, AttributeValue>[]> {

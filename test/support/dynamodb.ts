@@ -1,8 +1,9 @@
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { DeleteTableCommand, DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { inject } from "vitest";
 import { EventStore } from "../../lambdas/core/event-store.ts";
-import { ensureTable } from "../../lambdas/core/table.ts";
+import { localKeyWrapper } from "../../lambdas/core/subjects.ts";
+import { ensureKeyTable, ensureTable } from "../../lambdas/core/table.ts";
 
 /** A client for the run's DynamoDB Local (the credentials are placeholders DynamoDB Local accepts). */
 export function localClient(endpoint = inject("dynamodbEndpoint")): DynamoDBClient {
@@ -38,4 +39,38 @@ export async function createTestStore(
 ): Promise<{ store: EventStore; drop: () => Promise<void> }> {
   const table = await createTestTable(prefix);
   return { store: new EventStore({ client: table.client, tableName: table.tableName }), drop: table.drop };
+}
+
+/** A fresh table with a key table beside it (crypto-shredding), and a local wrapping key. */
+export interface KeyedTestTable {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  readonly keyTable: string;
+  readonly localKey: Buffer;
+  /** A store on these tables with its own key cache, cold: another process (another key or key table, when given). */
+  storeOf(key?: Buffer, keyTable?: string): EventStore;
+  drop(): Promise<void>;
+}
+
+export async function createKeyedTestTable(prefix: string): Promise<KeyedTestTable> {
+  const table = await createTestTable(prefix);
+  const keyTable = `${table.tableName}-keys`;
+  await ensureKeyTable(table.client, keyTable);
+  const localKey = randomBytes(32);
+  return {
+    client: table.client,
+    tableName: table.tableName,
+    keyTable,
+    localKey,
+    storeOf: (key = localKey, keys = keyTable) =>
+      new EventStore({
+        client: table.client,
+        tableName: table.tableName,
+        keys: { tableName: keys, wrapper: localKeyWrapper(key) },
+      }),
+    drop: async () => {
+      await table.client.send(new DeleteTableCommand({ TableName: keyTable }));
+      await table.drop();
+    },
+  };
 }
