@@ -117,7 +117,13 @@ export async function listStreams(
   const merged = shards.flatMap((shard) => shard.ids).sort(byUtf8);
   const page = merged.slice(0, limit);
   const more = merged.length > limit || shards.some((shard) => shard.more);
-  const heads = await readHeads(target, page);
+  // A metastream (`$$<id>`, in its stream's category) has a list item too, written with its first
+  // `$all` position (it carries its first cursor, lambdas/sequencer/listing.ts): it is not a stream
+  // of the category, and a page can so hold fewer than `limit` streams.
+  const heads = await readHeads(
+    target,
+    page.filter((streamId) => !streamId.startsWith(LIFECYCLE.metastreamPrefix)),
+  );
   const streams = page.flatMap((streamId): StreamInfo[] => {
     const head = heads.get(streamId);
     // A deleted stream is not listed: hard deleted for good (the scavenger then removes its item),

@@ -147,6 +147,23 @@ describe("the stream listing", () => {
     expect(listItems.Items?.map((item) => item.SK?.S)).not.toContain(hard);
   });
 
+  it("leaves out metastreams: a stream's metadata writes and deletes do not list `$$<id>` in its category", async () => {
+    // Prepare
+    const category = `Meta${randomUUID().slice(0, 8)}`;
+    const [kept, deleted] = [`${category}-kept`, `${category}-deleted`];
+    await appendAndSequence([kept, deleted]);
+    await store.setStreamMetadata(kept, { custom: { owner: "ops" } });
+    await store.deleteStream(deleted);
+
+    // Act: the system events get their positions (their metastreams their first cursors)
+    await catchUpGlobalLog(store.client, store.tableName);
+    const listed = await listAll(category, 100);
+
+    // Assess
+    expect((await store.readAll({ category })).events.map((event) => event.streamId)).toContain(`$$${kept}`);
+    expect(listed.ids).toEqual([kept]);
+  });
+
   it.each([
     [{ category: "" }, "category"],
     [{ category: "Order-1" }, "category"],
