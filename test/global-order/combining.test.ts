@@ -1,34 +1,25 @@
 import { randomUUID } from "node:crypto";
-import { DeleteTableCommand, type DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
+import { type DynamoDBClient, GetItemCommand } from "@aws-sdk/client-dynamodb";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { EventStore, GLOBAL_LOG, readHeadPosition } from "../../lambdas/core/index.ts";
-import { ensureTable } from "../../lambdas/core/table.ts";
 import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { readStaged } from "../../lambdas/sequencer/stage.ts";
-import { createTestTable, localClient } from "../support/dynamodb.ts";
+import { createFreshTables, type FreshTables, localClient } from "../support/dynamodb.ts";
 import { batch, headRecord, logProblems, readWholeLog } from "./helpers.ts";
 
 let client: DynamoDBClient;
 let tableName: string;
-let drop: () => Promise<void>;
+let tables: FreshTables;
 
 beforeAll(async () => {
-  ({ client, tableName, drop } = await createTestTable("cairn-combining"));
+  tables = await createFreshTables("cairn-combining");
+  ({ client, tableName } = tables);
 });
-const extraTables: string[] = [];
-afterAll(async () => {
-  for (const name of extraTables) await client.send(new DeleteTableCommand({ TableName: name }));
-  await drop();
-});
+afterAll(() => tables.drop());
 
-/** Each test of the hand-over gets its own table (a fresh `$all`). */
-async function freshStore(): Promise<EventStore> {
-  const name = `${tableName}-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, name);
-  extraTables.push(name);
-  return new EventStore({ client, tableName: name });
-}
+/** Each test gets its own table (a fresh `$all`), sharing the file's DynamoDB Local client. */
+const freshStore = () => tables.freshStore();
 
 /** What a request to DynamoDB is, as the hooks below see it. */
 interface Request {

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import {
   DeleteItemCommand,
-  DeleteTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   PutItemCommand,
@@ -10,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cursorItemKey, readStoredCursor } from "../../lambdas/core/cursor.ts";
 import {
   ATTR,
-  EventStore,
+  type EventStore,
   GLOBAL_LOG,
   ITEM_KIND,
   KEYS,
@@ -24,31 +23,21 @@ import { readCursors } from "../../lambdas/sequencer/log.ts";
 import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
 import { catchUpGlobalLog, verifyGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createFreshTables, type FreshTables } from "../support/dynamodb.ts";
 import { requestsOf } from "../support/requests.ts";
 import { batch, headRecord, readWholeLog } from "./helpers.ts";
 
 let client: DynamoDBClient;
-let tableName: string;
-let drop: () => Promise<void>;
-const extraTables: string[] = [];
+let tables: FreshTables;
 
 beforeAll(async () => {
-  ({ client, tableName, drop } = await createTestTable("cairn-cursors"));
+  tables = await createFreshTables("cairn-cursors");
+  client = tables.client;
 });
-afterAll(async () => {
-  for (const name of extraTables) await client.send(new DeleteTableCommand({ TableName: name }));
-  await drop();
-});
+afterAll(() => tables.drop());
 
-/** Each test gets its own table (a fresh `$all`). */
-async function freshStore(): Promise<EventStore> {
-  const { ensureTable } = await import("../../lambdas/core/table.ts");
-  const name = `${tableName}-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, name);
-  extraTables.push(name);
-  return new EventStore({ client, tableName: name });
-}
+/** Each test gets its own table (a fresh `$all`), sharing the file's DynamoDB Local client. */
+const freshStore = () => tables.freshStore();
 
 const events = (count: number): NewEvent[] =>
   Array.from({ length: count }, (_, n) => ({ type: "Happened", data: { n } }));

@@ -17,33 +17,20 @@ import {
 import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
 import { catchUpGlobalLog } from "../../lambdas/sequencer/repair.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createFreshTables, type FreshTables } from "../support/dynamodb.ts";
 import { batch, contiguityProblems, headRecord, logProblems, readWholeLog } from "./helpers.ts";
 
-let store: EventStore;
-let tableName: string;
-let drop: () => Promise<void>;
-const extraTables: string[] = [];
+let _store: EventStore;
+let tables: FreshTables;
 
 beforeAll(async () => {
-  const table = await createTestTable("cairn-multi");
-  ({ tableName, drop } = table);
-  store = new EventStore({ client: table.client, tableName });
+  tables = await createFreshTables("cairn-multi");
+  _store = new EventStore({ client: tables.client, tableName: tables.tableName });
 });
-afterAll(async () => {
-  const { DeleteTableCommand } = await import("@aws-sdk/client-dynamodb");
-  for (const name of extraTables) await store.client.send(new DeleteTableCommand({ TableName: name }));
-  await drop();
-});
+afterAll(() => tables.drop());
 
 /** Each test gets its own table (a fresh `$all`). */
-async function freshStore(): Promise<EventStore> {
-  const { ensureTable } = await import("../../lambdas/core/table.ts");
-  const name = `${tableName}-${randomUUID().slice(0, 8)}`;
-  await ensureTable(store.client, name);
-  extraTables.push(name);
-  return new EventStore({ client: store.client, tableName: name });
-}
+const freshStore = () => tables.freshStore();
 
 const events = (count: number, type = "Happened"): NewEvent[] =>
   Array.from({ length: count }, (_, n) => ({ eventId: randomUUID(), type, data: { n } }));

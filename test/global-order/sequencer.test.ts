@@ -1,6 +1,5 @@
 import { randomUUID } from "node:crypto";
 import {
-  DeleteTableCommand,
   type DynamoDBClient,
   GetItemCommand,
   QueryCommand,
@@ -11,7 +10,7 @@ import {
   ATTR,
   allPageKey,
   chunkFromItem,
-  EventStore,
+  type EventStore,
   entriesOf,
   GLOBAL_LOG,
   ITEM_KIND,
@@ -25,30 +24,20 @@ import { releaseLease, tryAcquireLease } from "../../lambdas/sequencer/lease.ts"
 import { reconcile } from "../../lambdas/sequencer/reconciler.ts";
 import { createSequencerHandler } from "../../lambdas/sequencer/sequencer.ts";
 import { readStaged } from "../../lambdas/sequencer/stage.ts";
-import { createTestTable } from "../support/dynamodb.ts";
+import { createFreshTables, type FreshTables } from "../support/dynamodb.ts";
 import { batch, headRecord, logProblems, readWholeLog, record } from "./helpers.ts";
 
 let client: DynamoDBClient;
-let tableName: string;
-let drop: () => Promise<void>;
+let tables: FreshTables;
 
 beforeAll(async () => {
-  ({ client, tableName, drop } = await createTestTable("cairn-sequencer"));
+  tables = await createFreshTables("cairn-sequencer");
+  client = tables.client;
 });
-const extraTables: string[] = [];
-afterAll(async () => {
-  for (const name of extraTables) await client.send(new DeleteTableCommand({ TableName: name }));
-  await drop();
-});
+afterAll(() => tables.drop());
 
 /** Each test gets its own table (a fresh `$all`), sharing the file's DynamoDB Local client. */
-async function freshStore(): Promise<EventStore> {
-  const { ensureTable } = await import("../../lambdas/core/table.ts");
-  const name = `${tableName}-${randomUUID().slice(0, 8)}`;
-  await ensureTable(client, name);
-  extraTables.push(name);
-  return new EventStore({ client, tableName: name });
-}
+const freshStore = () => tables.freshStore();
 
 const events = (count: number, type = "Happened"): NewEvent[] =>
   Array.from({ length: count }, (_, n) => ({ type, data: { n } }));

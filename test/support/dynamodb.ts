@@ -33,6 +33,34 @@ export async function createTestTable(prefix = "cairn-test"): Promise<{
   };
 }
 
+/** A file's table, and fresh tables beside it for tests that each need a `$all` of their own. */
+export interface FreshTables {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /** A store on a new table (named after the file's), dropped with the rest by `drop`. */
+  freshStore(): Promise<EventStore>;
+  drop(): Promise<void>;
+}
+
+export async function createFreshTables(prefix: string): Promise<FreshTables> {
+  const table = await createTestTable(prefix);
+  const made: string[] = [];
+  return {
+    client: table.client,
+    tableName: table.tableName,
+    async freshStore() {
+      const name = `${table.tableName}-${randomUUID().slice(0, 8)}`;
+      await ensureTable(table.client, name);
+      made.push(name);
+      return new EventStore({ client: table.client, tableName: name });
+    },
+    async drop() {
+      for (const name of made) await table.client.send(new DeleteTableCommand({ TableName: name }));
+      await table.drop();
+    },
+  };
+}
+
 /** A store on a fresh table of its own, and the way to drop that table afterwards. */
 export async function createTestStore(
   prefix?: string,
