@@ -14,7 +14,12 @@ import {
   streamKey,
   versionKey,
 } from "../../lambdas/core/index.ts";
-import { type FailureMessage, type FailureQueue, reconcile } from "../../lambdas/sequencer/reconciler.ts";
+import {
+  type FailureMessage,
+  type FailureQueue,
+  type ReconcilerConfig,
+  reconcile,
+} from "../../lambdas/sequencer/reconciler.ts";
 import { createSequencerHandler, headChangesOf } from "../../lambdas/sequencer/sequencer.ts";
 import { listShards } from "../../lambdas/sequencer/stream-reader.ts";
 import { createTestStore } from "../support/dynamodb.ts";
@@ -45,6 +50,15 @@ async function streamArn(): Promise<string> {
   const { Table } = await store.client.send(new DescribeTableCommand({ TableName: store.tableName }));
   return Table?.LatestStreamArn as string;
 }
+/** The reconciler as a second reader of the table's stream, taking every record (no grace period). */
+const streamReader = async (): Promise<ReconcilerConfig> => ({
+  client: store.client,
+  tableName: store.tableName,
+  streams,
+  streamArn: await streamArn(),
+  graceSeconds: 0,
+  log: quiet,
+});
 
 /** A head item that claims `version` events, written without them (what the issue reproduced). */
 async function writeBareHead(streamId: string, version: number): Promise<void> {
@@ -236,17 +250,7 @@ describe("the reconciler", () => {
     const withoutLost = (await readWholeLog(store)).some((event) => event.streamId === lost);
 
     // Act
-    const report = await reconcile(
-      {
-        client: store.client,
-        tableName: store.tableName,
-        streams,
-        streamArn: await streamArn(),
-        graceSeconds: 0,
-        log: quiet,
-      },
-      Date.now() + 30_000,
-    );
+    const report = await reconcile(await streamReader(), Date.now() + 30_000);
 
     // Assess
     expect(dropped, JSON.stringify(state)).toBe(true);
@@ -254,17 +258,7 @@ describe("the reconciler", () => {
     expect(droppedEvents).toBeGreaterThanOrEqual(2);
     expect(report.eventsWithoutPosition).toBe(droppedEvents);
     expect(logProblems(await readWholeLog(store), expected)).toEqual([]);
-    const again = await reconcile(
-      {
-        client: store.client,
-        tableName: store.tableName,
-        streams,
-        streamArn: await streamArn(),
-        graceSeconds: 0,
-        log: quiet,
-      },
-      Date.now() + 30_000,
-    );
+    const again = await reconcile(await streamReader(), Date.now() + 30_000);
     expect(again.eventsWithoutPosition).toBe(0);
   });
 
@@ -273,14 +267,7 @@ describe("the reconciler", () => {
     const missed = `Missed-${randomUUID()}`;
     const result = await store.appendToStream(missed, [{ type: "Happened", data: {} }]);
     expected.set(missed, result.toVersion);
-    const config = {
-      client: store.client,
-      tableName: store.tableName,
-      streams,
-      streamArn: await streamArn(),
-      graceSeconds: 0,
-      log: quiet,
-    };
+    const config = await streamReader();
 
     // Act: a run whose time is up before it reaches a shard, then one with time
     const late = await reconcile(config, Date.now());
